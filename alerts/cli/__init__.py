@@ -1,0 +1,5 @@
+"""The ``alimcast`` command line."""
+
+from alerts.cli.app import main
+
+__all__ = ["main"]

@@ -1,0 +1,193 @@
+"""``alimcast subscribers …``: add, import, list, export, pause, resume, remove, prefs.
+
+Phones are masked in every line printed unless ``--show-phone`` is given (screens get photographed and
+terminal logs get pasted into tickets). Bad input is one ``error:`` line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from alerts.cli.common import ConfigOption, fail, open_context
+from subscribers import store
+from subscribers.csv_import import CsvImportError, import_csv
+from subscribers.phone import PhoneError, mask
+from subscribers.preferences import PreferenceError, format_quiet_hours
+from subscribers.zones import ZoneError
+
+app = typer.Typer(help="Manage subscribers (people, their zones and preferences).", no_args_is_help=True)
+
+PhoneOption = Annotated[str, typer.Option("--phone", help="Korean mobile number, e.g. 010-1234-5678")]
+_INPUT_ERRORS = (PhoneError, ZoneError, PreferenceError, store.SubscriberNotFound, ValueError)
+
+
+@app.command()
+def add(
+    phone: PhoneOption,
+    zone: Annotated[list[str], typer.Option("--zone", help="zone code or name; repeat for several")],
+    min_severity: Annotated[str | None, typer.Option("--min-severity", help="Minor, Moderate, Severe, Extreme")] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    language: Annotated[str | None, typer.Option("--language", help="ko or en")] = None,
+    categories: Annotated[str | None, typer.Option("--categories", help="CAP categories, e.g. 'Met Geo'")] = None,
+    quiet_hours: Annotated[str | None, typer.Option("--quiet-hours", help="KST, e.g. 22:00-06:00")] = None,
+    consent_text: Annotated[str, typer.Option("--consent-text", help="what the person agreed to")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Add a person (or add zones to them: the same phone is always the same person)."""
+    ctx = open_context(config)
+    try:
+        with ctx.session() as session:
+            subscriber = store.add_subscriber(
+                session, phone, zone, name=name, min_severity=min_severity, language=language,
+                consent_source="cli", consent_text=consent_text, categories=categories, quiet_hours=quiet_hours,
+            )
+            codes = store.zone_codes_of(session, subscriber.id or 0)
+            line = f"{mask(subscriber.phone)} id={subscriber.id} status={subscriber.status} zones={len(codes)}"
+    except _INPUT_ERRORS as exc:
+        fail(str(exc))
+    typer.echo(f"added {line}")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV with header phone,name,zones,min_severity")],
+    config: ConfigOption = None,
+) -> None:
+    """Import a CSV (idempotent: importing the same file twice changes nothing)."""
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    ctx = open_context(config)
+    console = Console(stderr=True)
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("import", total=None)
+
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = import_csv(ctx.engine, file, progress=update, consent_source="csv",
+                                consent_text=f"imported from {file.name}")
+    except CsvImportError as exc:
+        fail(str(exc))
+    for message in report.errors:
+        print(message, file=sys.stderr)
+    if report.skipped > len(report.errors):
+        print(f"… and {report.skipped - len(report.errors)} more bad lines", file=sys.stderr)
+    typer.echo(
+        f"rows {report.rows}: inserted {report.inserted}, updated {report.updated}, "
+        f"unchanged {report.unchanged}, merged {report.merged}, skipped {report.skipped}"
+    )
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array")] = False,
+    show_phone: Annotated[bool, typer.Option("--show-phone", help="print full numbers (not masked)")] = False,
+    status: Annotated[str | None, typer.Option("--status", help="active, paused or unsubscribed")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """List subscribers (phones masked unless --show-phone)."""
+    ctx = open_context(config)
+    with ctx.session() as session:
+        people = store.list_subscribers(session, status=status)
+        zones = store.zones_by_subscriber(session)
+    records = [
+        {
+            "id": p.id,
+            "phone": p.phone if show_phone else mask(p.phone),
+            "name": p.name,
+            "status": p.status,
+            "min_severity": p.min_severity,
+            "language": p.language,
+            "categories": p.categories or [],
+            "quiet_hours": format_quiet_hours(p.quiet_start_min, p.quiet_end_min),
+            "zones": zones.get(p.id or 0, []),
+        }
+        for p in people
+    ]
+    if as_json:
+        typer.echo(json.dumps(records, ensure_ascii=False, indent=1))
+        return
+    for r in records:
+        zone_text = " ".join(r["zones"][:6]) + (f" (+{len(r['zones']) - 6})" if len(r["zones"]) > 6 else "")
+        typer.echo(f"{r['id']:>6} {r['phone']} {r['status']:<12} {r['min_severity']:<8} {r['name']} {zone_text}")
+    typer.echo(f"{len(records)} subscriber(s)")
+
+
+@app.command()
+def export(
+    file: Annotated[Path, typer.Argument(help="CSV to write (full phone numbers: handle with care)")],
+    config: ConfigOption = None,
+) -> None:
+    """Export active and paused subscribers as an importable CSV."""
+    ctx = open_context(config)
+    try:
+        with ctx.session() as session:
+            written = store.export(session, file)
+    except OSError as exc:
+        fail(f"{file}: cannot write: {exc.strerror or exc}")
+    typer.echo(f"exported {written} subscriber(s) to {file}")
+
+
+@app.command()
+def remove(phone: PhoneOption, config: ConfigOption = None) -> None:
+    """Unsubscribe a person (the row and its consent record are kept, marked unsubscribed)."""
+    _change(config, phone, "unsubscribed")
+
+
+@app.command()
+def pause(phone: PhoneOption, config: ConfigOption = None) -> None:
+    """Stop messages to a person until resumed."""
+    _change(config, phone, "paused")
+
+
+@app.command()
+def resume(phone: PhoneOption, config: ConfigOption = None) -> None:
+    """Resume messages to a paused person."""
+    _change(config, phone, "active")
+
+
+@app.command()
+def prefs(
+    phone: PhoneOption,
+    min_severity: Annotated[str | None, typer.Option("--min-severity")] = None,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    language: Annotated[str | None, typer.Option("--language")] = None,
+    categories: Annotated[str | None, typer.Option("--categories", help="'' for all")] = None,
+    quiet_hours: Annotated[str | None, typer.Option("--quiet-hours", help="'' to clear")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Change a person's preferences (only the options given)."""
+    ctx = open_context(config)
+    try:
+        with ctx.session() as session:
+            p = store.set_preferences(session, phone, name=name, min_severity=min_severity, language=language,
+                                      categories=categories, quiet_hours=quiet_hours)
+            line = (f"{mask(p.phone)} min_severity={p.min_severity} language={p.language} "
+                    f"categories={' '.join(p.categories or []) or 'all'} "
+                    f"quiet_hours={format_quiet_hours(p.quiet_start_min, p.quiet_end_min) or 'none'}")
+    except _INPUT_ERRORS as exc:
+        fail(str(exc))
+    typer.echo(f"updated {line}")
+
+
+def _change(config: Path | None, phone: str, status: str) -> None:
+    ctx = open_context(config)
+    try:
+        with ctx.session() as session:
+            if status == "unsubscribed":
+                subscriber = store.remove(session, phone)
+            else:
+                subscriber = store.set_status(session, phone, status)
+            line = f"{mask(subscriber.phone)} status={subscriber.status}"
+    except _INPUT_ERRORS as exc:
+        fail(str(exc))
+    typer.echo(line)

@@ -1,0 +1,296 @@
+"""config.toml -> typed settings, with one clear error naming the bad key.
+
+Operators edit this file by hand under pressure; a typo must produce ``[provider] kind: must be one of
+nhn, dryrun`` and exit code 2, never a traceback. Secrets are never written in the file: a value of the
+form ``env:NAME`` is read from the environment, and the secret keys accept nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from feeds.model import SEVERITY_RANK
+from feeds.registry import PARSERS
+
+CONFIG_ENV = "ALIMCAST_CONFIG"
+PROVIDER_KINDS = ("nhn", "dryrun")
+SECRET_KEYS = ("app_key", "secret_key", "sender_key")
+TEMPLATE_KINDS = ("alert", "update", "cancel")
+
+
+class ConfigError(Exception):
+    """A bad or missing setting. ``key`` is the dotted TOML key shown to the operator."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass(slots=True)
+class FeedConfig:
+    name: str
+    kind: str
+    url: str
+    interval_seconds: float
+    options: dict[str, Any] = field(default_factory=dict)
+    max_links: int = 50
+    enabled: bool = True
+
+
+@dataclass(slots=True)
+class TemplateConfig:
+    code: str
+    text: str
+
+
+@dataclass(slots=True)
+class ProviderConfig:
+    kind: str
+    rate_per_second: float
+    batch_size: int
+    settings: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Prices:
+    """KRW per message, VAT excluded. Configuration, not constants: contracts differ by customer."""
+
+    alimtalk: float
+    sms: float
+    lms: float
+
+    def of(self, channel: str) -> float:
+        return float(getattr(self, channel))
+
+
+@dataclass(slots=True)
+class DemoSubscriber:
+    phone: str
+    name: str
+    zones: list[str]
+    min_severity: str = "Unknown"
+
+
+@dataclass(slots=True)
+class Config:
+    path: Path | None
+    database_url: str
+    provider: ProviderConfig
+    feeds: list[FeedConfig]
+    templates: dict[str, TemplateConfig]
+    prices: Prices
+    zone_value_names: tuple[str, ...]
+    sender_name: str
+    user_agent: str
+    fetch_timeout_seconds: float
+    fetch_max_bytes: int
+    dispatch_interval_seconds: float
+    max_attempts: int
+    demo_subscribers: list[DemoSubscriber]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """--config, then $ALIMCAST_CONFIG, then ./config.toml; None means built-in defaults."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    path = resolve_config_path(explicit)
+    if path is None:
+        raise ConfigError("config", f"no config file: pass --config, set ${CONFIG_ENV}, or run where config.toml is")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("config", f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("config", f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
+    base_dir = path.resolve().parent if path else Path.cwd()
+    db = _table(raw, "database")
+    provider = _table(raw, "provider")
+    matching = _table(raw, "matching")
+    fetch = _table(raw, "fetch")
+    dispatch = _table(raw, "dispatch")
+    prices = _table(raw, "prices")
+
+    kind = _str(provider, "provider", "kind", "dryrun")
+    if kind not in PROVIDER_KINDS:
+        raise ConfigError("[provider] kind", f"must be one of {', '.join(PROVIDER_KINDS)}, not {kind!r}")
+    settings: dict[str, Any] = {k: v for k, v in provider.items() if k not in ("kind", "rate_per_second")}
+    for key in SECRET_KEYS:
+        if key in settings:
+            settings[key] = _secret(settings[key], f"[provider] {key}", required=kind == "nhn")
+        elif kind == "nhn":
+            raise ConfigError(f"[provider] {key}", "required for kind nhn (as env:VARIABLE)")
+    if kind == "nhn" and not isinstance(settings.get("base_url"), str):
+        raise ConfigError("[provider] base_url", "required for kind nhn")
+    if isinstance(settings.get("resend_send_no"), str) and settings["resend_send_no"].startswith("env:"):
+        settings["resend_send_no"] = _secret(settings["resend_send_no"], "[provider] resend_send_no", required=False)
+
+    feeds = [_feed(i, f) for i, f in enumerate(_list(raw, "feeds"))]
+    names = [f.name for f in feeds]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError("[[feeds]] name", f"duplicate feed name {name!r}")
+    feeds = [_resolve_feed_path(f, base_dir) for f in feeds]
+
+    templates_raw = _table(raw, "templates")
+    templates: dict[str, TemplateConfig] = {}
+    for tkind in TEMPLATE_KINDS:
+        t = templates_raw.get(tkind)
+        if t is None:
+            raise ConfigError(f"[templates.{tkind}]", "missing (alert, update and cancel templates are required)")
+        if not isinstance(t, dict):
+            raise ConfigError(f"[templates.{tkind}]", "must be a table with code and text")
+        code = _str(t, f"templates.{tkind}", "code")
+        if len(code) > 20:
+            raise ConfigError(f"[templates.{tkind}] code", "at most 20 characters (provider limit)")
+        text = _str(t, f"templates.{tkind}", "text")
+        if len(text) > 1000:
+            raise ConfigError(f"[templates.{tkind}] text", "at most 1,000 characters (AlimTalk limit)")
+        templates[tkind] = TemplateConfig(code=code, text=text)
+
+    value_names = matching.get("zone_value_names", ["KMA_ZONE"])
+    if not (isinstance(value_names, list) and value_names and all(isinstance(v, str) for v in value_names)):
+        raise ConfigError("[matching] zone_value_names", "must be a non-empty list of strings")
+
+    demo = [_demo(i, d) for i, d in enumerate(_list(_table(raw, "demo"), "subscribers"))]
+
+    return Config(
+        path=path,
+        database_url=_database_url(_str(db, "database", "url", "sqlite:///alimcast-data/alimcast.db"), base_dir),
+        provider=ProviderConfig(
+            kind=kind,
+            rate_per_second=_number(provider, "provider", "rate_per_second", 50.0, minimum=0.1),
+            batch_size=int(_number(provider, "provider", "batch_size", 1000, minimum=1, maximum=1000)),
+            settings=settings,
+        ),
+        feeds=feeds,
+        templates=templates,
+        prices=Prices(
+            alimtalk=_number(prices, "prices", "alimtalk", 8.0, minimum=0),
+            sms=_number(prices, "prices", "sms", 12.0, minimum=0),
+            lms=_number(prices, "prices", "lms", 39.0, minimum=0),
+        ),
+        zone_value_names=tuple(value_names),
+        sender_name=_str(_table(raw, "alimcast"), "alimcast", "sender_name", "alimcast"),
+        user_agent=_str(fetch, "fetch", "user_agent", "alimcast/0.1 (+https://github.com/alimcast)"),
+        fetch_timeout_seconds=_number(fetch, "fetch", "timeout_seconds", 20.0, minimum=0.1),
+        fetch_max_bytes=int(_number(fetch, "fetch", "max_bytes", 10_000_000, minimum=1024)),
+        dispatch_interval_seconds=_number(dispatch, "dispatch", "interval_seconds", 5.0, minimum=0.1),
+        max_attempts=int(_number(dispatch, "dispatch", "max_attempts", 8, minimum=1)),
+        demo_subscribers=demo,
+        raw=raw,
+    )
+
+
+def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}]", "must be a table")
+    return value
+
+
+def _list(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"[[{key}]]", "must be an array of tables")
+    return value
+
+
+def _str(table: dict[str, Any], section: str, key: str, default: str | None = None) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"[{section}] {key}", "required, a non-empty string")
+    return value
+
+
+def _number(table: dict[str, Any], section: str, key: str, default: float, *, minimum: float | None = None,
+            maximum: float | None = None) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"[{section}] {key}", f"must be a number, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"[{section}] {key}", f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"[{section}] {key}", f"must be at most {maximum}")
+    return float(value)
+
+
+def _secret(value: Any, key: str, *, required: bool) -> str | None:
+    if not isinstance(value, str) or not value.startswith("env:"):
+        raise ConfigError(key, "secrets come from the environment: write env:VARIABLE_NAME")
+    name = value[4:]
+    found = os.environ.get(name)
+    if not found:
+        if required:
+            raise ConfigError(key, f"environment variable {name} is not set")
+        return None
+    return found
+
+
+def _feed(index: int, f: dict[str, Any]) -> FeedConfig:
+    where = f"[[feeds]] #{index + 1}"
+    name = _str(f, where, "name")
+    kind = _str(f, f"feeds {name}", "kind")
+    if kind not in PARSERS:
+        raise ConfigError(f"[[feeds]] {name} kind", f"unknown kind {kind!r} (known: {', '.join(PARSERS)})")
+    options = f.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"[[feeds]] {name} options", "must be a table")
+    enabled = f.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"[[feeds]] {name} enabled", "must be true or false")
+    return FeedConfig(
+        name=name,
+        kind=kind,
+        url=_str(f, f"feeds {name}", "url"),
+        interval_seconds=_number(f, f"feeds {name}", "interval_seconds", 300, minimum=1),
+        options=options,
+        max_links=int(_number(f, f"feeds {name}", "max_links", 50, minimum=0)),
+        enabled=enabled,
+    )
+
+
+def _resolve_feed_path(feed: FeedConfig, base_dir: Path) -> FeedConfig:
+    """Relative local paths are relative to the config file, so the config works from any folder."""
+    url = feed.url
+    if "://" in url or url.startswith("bundled:") or Path(url).is_absolute():
+        return feed
+    feed.url = str((base_dir / url).resolve())
+    return feed
+
+
+def _database_url(url: str, base_dir: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        relative = url[len(prefix):]
+        return prefix + str((base_dir / relative).resolve())
+    return url
+
+
+def _demo(index: int, d: dict[str, Any]) -> DemoSubscriber:
+    where = f"demo.subscribers #{index + 1}"
+    zones = d.get("zones", [])
+    if not isinstance(zones, list) or not zones or not all(isinstance(z, str) for z in zones):
+        raise ConfigError(f"[[{where}]] zones", "must be a non-empty list of zone codes")
+    severity = d.get("min_severity", "Unknown")
+    if severity not in SEVERITY_RANK:
+        raise ConfigError(f"[[{where}]] min_severity", f"must be one of {', '.join(SEVERITY_RANK)}")
+    return DemoSubscriber(phone=_str(d, where, "phone"), name=d.get("name", ""), zones=zones, min_severity=severity)

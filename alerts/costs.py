@@ -1,0 +1,92 @@
+"""The cost ledger and the monthly summary managers read.
+
+Each finished message is priced once, by the channel that really carried it, next to what the same
+text would have cost on the old route (SMS when it fits 90 EUC-KR bytes, else LMS). Prices come from
+config.toml: contracts differ, and the government rate is not the reseller's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from alerts.config import Prices
+from alerts.models import CostEntry, Delivery
+from alerts.render import KST
+from alerts.sqlutil import insert_ignore
+
+BILLED_STATUSES = {"delivered": None, "fallback_sent": None, "uncertain": "alimtalk"}
+
+
+def month_of(value: datetime) -> str:
+    return value.astimezone(KST).strftime("%Y-%m")
+
+
+def baseline_channel(delivery: Delivery) -> str:
+    return "lms" if (delivery.fallback_kind or "SMS").upper() == "LMS" else "sms"
+
+
+def ledger_row(delivery: Delivery, prices: Prices, *, dry_run: bool, now: datetime) -> dict[str, Any] | None:
+    """The ledger row for a finished delivery, or None when nothing is billed (failed, suppressed)."""
+    if delivery.status not in BILLED_STATUSES:
+        return None
+    channel = (delivery.channel or BILLED_STATUSES[delivery.status] or "alimtalk").lower()
+    if channel not in ("alimtalk", "sms", "lms"):
+        channel = "alimtalk"
+    base = baseline_channel(delivery)
+    return {
+        "delivery_id": delivery.id, "month": month_of(delivery.finished_at or now), "channel": channel,
+        "price_krw": prices.of(channel), "baseline_channel": base, "baseline_krw": prices.of(base),
+        "dry_run": dry_run, "created_at": now,
+    }
+
+
+def record_costs(session: Session, deliveries: list[Delivery], prices: Prices, *, dry_run: bool,
+                 now: datetime) -> int:
+    rows = [r for d in deliveries if (r := ledger_row(d, prices, dry_run=dry_run, now=now)) is not None]
+    return insert_ignore(session, CostEntry, rows, conflict=("delivery_id",))
+
+
+@dataclass(slots=True)
+class MonthlySummary:
+    month: str
+    messages: int = 0
+    cost_krw: float = 0.0
+    baseline_krw: float = 0.0
+    by_channel: dict[str, dict[str, float]] = field(default_factory=dict)
+    dry_run_messages: int = 0
+
+    @property
+    def saving_krw(self) -> float:
+        return self.baseline_krw - self.cost_krw
+
+    @property
+    def saving_ratio(self) -> float | None:
+        return None if self.baseline_krw == 0 else self.saving_krw / self.baseline_krw
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "month": self.month, "messages": self.messages, "cost_krw": round(self.cost_krw, 2),
+            "baseline_krw": round(self.baseline_krw, 2), "saving_krw": round(self.saving_krw, 2),
+            "saving_ratio": None if self.saving_ratio is None else round(self.saving_ratio, 4),
+            "by_channel": self.by_channel, "dry_run_messages": self.dry_run_messages,
+        }
+
+
+def monthly_summary(session: Session, month: str) -> MonthlySummary:
+    summary = MonthlySummary(month=month)
+    channels: dict[str, dict[str, float]] = defaultdict(lambda: {"messages": 0, "cost_krw": 0.0})
+    for entry in session.exec(select(CostEntry).where(CostEntry.month == month)):
+        summary.messages += 1
+        summary.cost_krw += entry.price_krw
+        summary.baseline_krw += entry.baseline_krw
+        summary.dry_run_messages += int(entry.dry_run)
+        channels[entry.channel]["messages"] += 1
+        channels[entry.channel]["cost_krw"] += entry.price_krw
+    summary.by_channel = {k: {"messages": int(v["messages"]), "cost_krw": round(v["cost_krw"], 2)}
+                          for k, v in sorted(channels.items())}
+    return summary

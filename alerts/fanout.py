@@ -1,0 +1,197 @@
+"""Matching and the outbox: turn a stored alert into one queued delivery per person, in one transaction.
+
+The rules that make a warning arrive once, and never after it was lifted:
+
+* only ``status=Actual``, ``scope=Public`` alerts reach people; Test/Exercise/System/Draft are stored
+  and visible with the reason they were not sent;
+* only the thread's current version is sent; a person who already had a version of the warning gets
+  the next one as an ``update`` and a Cancel as a ``cancel`` (해제), and anything still queued for them
+  from an older version is suppressed, so nobody holds two live versions;
+* a Cancel goes only to people who were told (or may have been told) about the warning;
+* ``(alert, subscriber)`` is unique in the outbox, so re-running a fan-out cannot queue twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from alerts.config import Config
+from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
+from alerts.render import parameters_for, render
+from alerts.sms import build_fallback
+from alerts.sqlutil import insert_ignore
+from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
+from subscribers.matching import match_zones
+from subscribers.models import Subscriber
+
+PUBLIC_MSG_TYPES = ("Alert", "Update", "Cancel")
+
+
+@dataclass(slots=True)
+class FanoutReport:
+    alerts: int = 0
+    queued: int = 0
+    held: int = 0
+    suppressed: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: FanoutReport) -> None:
+        self.alerts += other.alerts
+        self.queued += other.queued
+        self.held += other.held
+        self.suppressed += other.suppressed
+        self.skipped.update(other.skipped)
+
+
+@dataclass(slots=True)
+class Target:
+    subscriber_id: int
+    kind: str
+    not_before: datetime | None = None
+
+
+def fan_out_pending(session: Session, config: Config, *, now: datetime,
+                    zone_name: Callable[[str], str | None]) -> FanoutReport:
+    """Fan out every alert not yet matched, oldest first (an original before its update)."""
+    report = FanoutReport()
+    pending = session.exec(select(AlertRecord).where(col(AlertRecord.matched_at).is_(None))
+                           .order_by(col(AlertRecord.sent), col(AlertRecord.id))).all()
+    for record in pending:
+        report.add(fan_out(session, record, config, now=now, zone_name=zone_name))
+    return report
+
+
+def fan_out(session: Session, record: AlertRecord, config: Config, *, now: datetime,
+            zone_name: Callable[[str], str | None]) -> FanoutReport:
+    report = FanoutReport(alerts=1)
+    record.matched_at = now
+    session.add(record)
+    thread = session.get(AlertThread, record.thread_id) if record.thread_id else None
+    reason = _skip_reason(record, thread, now)
+    if reason is not None or thread is None:
+        record.skip_reason = reason or "no thread"
+        report.skipped[record.skip_reason.split(":")[0]] += 1
+        return report
+    alert = Alert.from_json(record.body)
+    notified = _notified(session, thread.id)  # type: ignore[arg-type]
+    if record.msg_type == "Cancel":
+        targets = [Target(sid, "cancel") for sid in sorted(notified)]
+        report.suppressed += _suppress_queued(session, thread.id, None, "cancelled before it was sent")  # type: ignore[arg-type]
+        if not targets:
+            record.skip_reason = "cancel: nobody had been told"
+    else:
+        targets = _targets(session, alert, config, notified, now, report)
+        report.suppressed += _suppress_queued(session, thread.id, {t.subscriber_id for t in targets},  # type: ignore[arg-type]
+                                              "superseded by a newer version")
+        if not targets:
+            record.skip_reason = "no matching subscribers"
+    report.queued += _queue(session, record, thread, alert, targets, config, zone_name)
+    report.held += sum(1 for t in targets if t.not_before is not None)
+    return report
+
+
+def _skip_reason(record: AlertRecord, thread: AlertThread | None, now: datetime) -> str | None:
+    if record.status != "Actual":
+        return f"status {record.status}: stored, never sent to the public"
+    if record.msg_type not in PUBLIC_MSG_TYPES:
+        return f"msgType {record.msg_type}: nothing to send"
+    if record.scope != "Public":
+        return f"scope {record.scope}: not for the public"
+    if thread is None:
+        return "no thread"
+    if thread.current_alert_id != record.id:
+        return "superseded: a newer version of this warning was already received"
+    if record.msg_type != "Cancel":
+        if record.end_time is not None and record.end_time <= now:
+            return "expired before it could be sent"
+        if thread.state != "active":
+            return f"thread {thread.state}: the warning is no longer live"
+    return None
+
+
+def _notified(session: Session, thread_id: int) -> set[int]:
+    rows = session.exec(select(Delivery.subscriber_id).where(
+        Delivery.thread_id == thread_id, col(Delivery.status).in_(NOTIFIED_STATUSES)))
+    return set(rows)
+
+
+def _targets(session: Session, alert: Alert, config: Config, notified: set[int], now: datetime,
+             report: FanoutReport) -> list[Target]:
+    categories = sorted({c for info in alert.infos for c in info.category})
+    recipients = match_zones(session, alert.zone_codes(config.zone_value_names), severity=alert.max_severity(),
+                             urgency=alert.max_urgency(), categories=categories, at=now)
+    targets: dict[int, Target] = {}
+    for recipient in recipients:
+        decision = recipient.decision
+        if decision.action == "skip":
+            report.skipped[f"preference: {decision.reason}"] += 1
+            continue
+        kind = "update" if recipient.subscriber_id in notified else "alert"
+        targets[recipient.subscriber_id] = Target(recipient.subscriber_id, kind, decision.until)
+    # Those told about an earlier version hear about this one even if the area moved away from them.
+    for sid in notified - targets.keys():
+        targets[sid] = Target(sid, "update")
+    return [targets[k] for k in sorted(targets)]
+
+
+def _suppress_queued(session: Session, thread_id: int, subscriber_ids: Iterable[int] | None, why: str) -> int:
+    stmt = update(Delivery).where(Delivery.thread_id == thread_id, Delivery.status == "queued")
+    if subscriber_ids is not None:
+        ids = list(subscriber_ids)
+        if not ids:
+            return 0
+        stmt = stmt.where(col(Delivery.subscriber_id).in_(ids))
+    result = session.execute(stmt.values(status="suppressed", last_error=why))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def priority_of(alert: Alert, kind: str) -> int:
+    """Severe and immediate first; a 해제 of a severe warning ranks like the warning."""
+    return SEVERITY_RANK.get(alert.max_severity(), 0) * 10 + URGENCY_RANK.get(alert.max_urgency(), 0)
+
+
+def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert, targets: list[Target],
+           config: Config, zone_name: Callable[[str], str | None]) -> int:
+    if not targets:
+        return 0
+    languages = _languages(session, [t.subscriber_id for t in targets])
+    rendered: dict[tuple[str, str], tuple[dict[str, str], str, str]] = {}
+    rows = []
+    priority = priority_of(alert, "alert")
+    for target in targets:
+        language = languages.get(target.subscriber_id)
+        if language is None:
+            continue  # unsubscribed or paused since they were told
+        key = (target.kind, language)
+        if key not in rendered:
+            template = config.templates[target.kind]
+            params = parameters_for(alert, target.kind, language, config.zone_value_names, zone_name,
+                                    config.sender_name)
+            out = render(template.text, params)
+            fallback, _ = build_fallback(out.text)
+            rendered[key] = (out.parameters, out.text, fallback.kind)
+        params, text, fallback_kind = rendered[key]
+        rows.append({
+            "alert_id": record.id, "thread_id": thread.id, "subscriber_id": target.subscriber_id,
+            "kind": target.kind, "priority": priority, "status": "queued",
+            "template_code": config.templates[target.kind].code, "params": params, "text": text,
+            "fallback_kind": fallback_kind, "attempts": 0, "created_at": record.matched_at,
+            "next_attempt_at": target.not_before,
+        })
+    return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id"))
+
+
+def _languages(session: Session, ids: list[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = session.exec(select(Subscriber.id, Subscriber.language)
+                            .where(col(Subscriber.id).in_(chunk), Subscriber.status == "active"))
+        out.update({sid: lang for sid, lang in rows if sid is not None})
+    return out

@@ -1,0 +1,162 @@
+"""Alert-side tables: alerts, their threads, the outbox of deliveries, the cost ledger, feed health.
+
+The outbox row is written in the same transaction as the match that created it (a crash between a
+database write and a queue write orphaned jobs forever in other systems), and ``(alert_id,
+subscriber_id)`` is unique, so a message can be queued at most once however often an alert arrives.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
+
+THREAD_STATES = ("active", "cancelled", "expired", "ended")
+DELIVERY_KINDS = ("alert", "update", "cancel")
+#: queued -> sending -> accepted -> delivered | fallback_sent | failed | uncertain;
+#: queued -> suppressed (alert expired, cancelled or superseded before it went out).
+DELIVERY_STATUSES = ("queued", "sending", "accepted", "delivered", "fallback_sent", "failed", "uncertain",
+                     "suppressed")
+FINAL_STATUSES = ("delivered", "fallback_sent", "failed", "uncertain", "suppressed")
+#: Statuses meaning the person has (or may have) been told: follow-ups (update, 해제) go to them.
+NOTIFIED_STATUSES = ("sending", "accepted", "delivered", "fallback_sent", "uncertain")
+
+
+def _utc_column(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class AlertThread(SQLModel, table=True):
+    """One warning through its life: the original, its updates and its cancel share a thread."""
+
+    __tablename__ = "alert_thread"
+    __table_args__ = (Index("ix_alert_thread_key_state", "key", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: Source-given key for sources without CAP references (``kma:S1251100:풍랑``); None for CAP threads.
+    key: str | None = Field(default=None, max_length=200)
+    state: str = Field(default="active", max_length=16)
+    #: Feed that opened the thread; snapshot feeds end threads that vanish from their snapshot.
+    feed: str | None = Field(default=None, max_length=100)
+    current_alert_id: int | None = None
+    opened_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    closed_at: datetime | None = _utc_column()
+    end_time: datetime | None = _utc_column(index=True)
+
+
+class AlertRecord(SQLModel, table=True):
+    __tablename__ = "alert"
+    __table_args__ = (UniqueConstraint("sender", "identifier", "sent", name="uq_alert_identity"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender: str = Field(max_length=255)
+    identifier: str = Field(max_length=255)
+    sent: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = Field(max_length=16)
+    msg_type: str = Field(max_length=16)
+    scope: str = Field(max_length=16)
+    event: str = Field(default="", max_length=255)
+    severity: str = Field(default="Unknown", max_length=16)
+    urgency: str = Field(default="Unknown", max_length=16)
+    headline: str | None = None
+    feed: str | None = Field(default=None, max_length=100, index=True)
+    thread_id: int | None = Field(default=None, foreign_key="alert_thread.id", index=True)
+    end_time: datetime | None = _utc_column()
+    received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    #: When matching ran (None: not yet), and why nothing was sent when that is the case.
+    matched_at: datetime | None = _utc_column()
+    skip_reason: str | None = None
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+
+
+class AlertReference(SQLModel, table=True):
+    """One ``references`` triplet of a stored alert, queryable both ways: an original that arrives
+    after its own update finds the update's thread through it."""
+
+    __tablename__ = "alert_reference"
+    __table_args__ = (Index("ix_alert_reference_target", "ref_sender", "ref_identifier", "ref_sent"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    ref_sender: str = Field(max_length=255)
+    ref_identifier: str = Field(max_length=255)
+    ref_sent: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Delivery(SQLModel, table=True):
+    """One message to one person about one alert version: the outbox row and its outcome."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "subscriber_id", name="uq_delivery_alert_subscriber"),
+        Index("ix_delivery_status_due", "status", "next_attempt_at"),
+        Index("ix_delivery_thread_subscriber", "thread_id", "subscriber_id"),
+        Index("ix_delivery_request", "request_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id")
+    thread_id: int = Field(foreign_key="alert_thread.id")
+    subscriber_id: int = Field(foreign_key="subscriber.id")
+    kind: str = Field(default="alert", max_length=8)
+    #: Higher goes first: severity and urgency of the alert, cancels of Extreme warnings too.
+    priority: int = 0
+    status: str = Field(default="queued", max_length=16)
+    template_code: str = Field(default="", max_length=20)
+    params: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    text: str = ""
+    fallback_kind: str | None = Field(default=None, max_length=3)
+    provider: str | None = Field(default=None, max_length=16)
+    idempotency_key: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=100)
+    recipient_seq: int | None = None
+    channel: str | None = Field(default=None, max_length=16)
+    result_code: str | None = Field(default=None, max_length=16)
+    result_message: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime | None = _utc_column()
+    #: Lease for the worker that claimed the row (PostgreSQL SKIP LOCKED dispatchers).
+    lease_until: datetime | None = _utc_column()
+    sent_at: datetime | None = _utc_column()
+    finished_at: datetime | None = _utc_column()
+
+
+class CostEntry(SQLModel, table=True):
+    """The ledger: one row per billed (or, in a dry run, would-be billed) message."""
+
+    __tablename__ = "cost_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", unique=True)
+    #: Month in KST, "YYYY-MM": what the invoice is grouped by.
+    month: str = Field(max_length=7, index=True)
+    channel: str = Field(max_length=16)
+    price_krw: float
+    #: What the same message would have cost over the old SMS/LMS route (SMS or LMS by length).
+    baseline_channel: str = Field(max_length=8)
+    baseline_krw: float
+    dry_run: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class FeedStateRow(SQLModel, table=True):
+    """Per-feed polling state and health, kept in our own tables (never in APScheduler's job store)."""
+
+    __tablename__ = "feed_state"
+
+    name: str = Field(primary_key=True, max_length=100)
+    etag: str | None = None
+    last_modified: str | None = None
+    last_success_at: datetime | None = _utc_column()
+    last_error: str | None = None
+    last_error_at: datetime | None = _utc_column()
+    consecutive_failures: int = 0
+    last_status: int | None = None
+    alerts_seen: int = 0
+    next_poll_at: datetime | None = _utc_column()

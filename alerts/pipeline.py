@@ -1,0 +1,173 @@
+"""The whole job wired together: poll -> ingest -> thread -> match -> outbox -> dispatch -> results -> cost.
+
+``run --once`` calls each stage once; ``run`` hands the same methods to the scheduler. On SQLite one
+lock serialises the writing stages (SQLite has one writer, and a dispatcher must not race itself);
+on PostgreSQL the outbox is claimed with SKIP LOCKED and the lock only guards this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from alerts.config import Config, FeedConfig
+from alerts.db import make_engine, session_scope, upgrade
+from alerts.dispatch import Dispatcher, DispatchReport, ResultsReport
+from alerts.fanout import FanoutReport, fan_out_pending
+from alerts.feedstate import DbFeedStateStore
+from alerts.ingest import end_vanished, ingest
+from alerts.lifecycle import expire_threads
+from alerts.providers.base import Provider
+from alerts.providers.registry import create_provider
+from feeds.fetch import Fetcher
+from feeds.poller import FeedSpec, PollOutcome, poll_feed
+from subscribers import zones
+from subscribers.sqltypes import utcnow
+from subscribers.store import add_subscriber
+
+log = logging.getLogger("alimcast.run")
+
+
+@dataclass(slots=True)
+class RunSummary:
+    feeds_polled: int = 0
+    feed_errors: list[str] = field(default_factory=list)
+    alerts_parsed: int = 0
+    alerts_new: int = 0
+    duplicates: int = 0
+    threads_ended: int = 0
+    threads_expired: int = 0
+    fanout: FanoutReport = field(default_factory=FanoutReport)
+    dispatch: DispatchReport = field(default_factory=DispatchReport)
+    results: ResultsReport = field(default_factory=ResultsReport)
+    by_channel: Counter[str] = field(default_factory=Counter)
+
+
+def feed_spec(feed: FeedConfig) -> FeedSpec:
+    return FeedSpec(name=feed.name, kind=feed.kind, url=feed.url, interval_seconds=feed.interval_seconds,
+                    options=feed.options, max_links=feed.max_links)
+
+
+def zone_name(code: str) -> str | None:
+    try:
+        return zones.name(code)
+    except Exception:  # noqa: BLE001 - unknown code: the area description is used instead
+        return None
+
+
+class Pipeline:
+    def __init__(self, config: Config, *, provider: Provider | None = None, migrate: bool = True) -> None:
+        self.config = config
+        self.engine = make_engine(config.database_url)
+        if migrate:
+            upgrade(self.engine)
+        self.provider = provider or create_provider(config.provider.kind, config.provider.settings)
+        self.fetcher = Fetcher(deadline_seconds=config.fetch_timeout_seconds, max_bytes=config.fetch_max_bytes,
+                               user_agent=config.user_agent)
+        self.states = DbFeedStateStore(self.engine)
+        self.dispatcher = Dispatcher(self.engine, config, self.provider)
+        self.lock = threading.RLock()
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.provider.close()
+        self.engine.dispose()
+
+    # -- stages --------------------------------------------------------------------------------
+    def seed_demo_subscribers(self) -> int:
+        """The shipped config names demo subscribers so a fresh install has someone to match."""
+        if not self.config.demo_subscribers:
+            return 0
+        with self.lock, session_scope(self.engine) as session:
+            for demo in self.config.demo_subscribers:
+                add_subscriber(session, phone=demo.phone, zones=demo.zones, name=demo.name,
+                               min_severity=demo.min_severity, consent_source="demo",
+                               consent_text="demo subscriber from config.toml [[demo.subscribers]]")
+        return len(self.config.demo_subscribers)
+
+    def poll(self, spec: FeedSpec, summary: RunSummary | None = None, *, force: bool = False) -> PollOutcome:
+        summary = summary or RunSummary()
+        outcome = poll_feed(spec, self.fetcher, self.states, force=force)
+        summary.feeds_polled += 1
+        for line in outcome.errors:
+            log.error("%s", line)
+        summary.feed_errors.extend(outcome.errors)
+        if outcome.skipped or outcome.not_modified:
+            log.info("feed %s: %s", spec.name, "not modified" if outcome.not_modified else "waiting (Retry-After)")
+            return outcome
+        summary.alerts_parsed += len(outcome.alerts)
+        now = utcnow()
+        with self.lock, session_scope(self.engine) as session:
+            report = ingest(session, outcome.alerts, feed=spec.name, now=now)
+            if outcome.snapshot and outcome.complete:
+                ended = end_vanished(session, spec.name, outcome.alerts, now=now)
+                summary.threads_ended += ended.ended_threads
+        summary.alerts_new += len(report.new_ids)
+        summary.duplicates += report.duplicates
+        log.info("feed %s: %d alerts parsed, %d new, %d already known", spec.name, len(outcome.alerts),
+                 len(report.new_ids), report.duplicates)
+        return outcome
+
+    def match(self, summary: RunSummary | None = None) -> FanoutReport:
+        summary = summary or RunSummary()
+        now = utcnow()
+        with self.lock, session_scope(self.engine) as session:
+            summary.threads_expired += expire_threads(session, now)
+            report = fan_out_pending(session, self.config, now=now, zone_name=zone_name)
+        summary.fanout.add(report)
+        if report.alerts:
+            log.info("matched %d alerts: %d messages queued (%d held for quiet hours), %d superseded, skipped: %s",
+                     report.alerts, report.queued, report.held, report.suppressed,
+                     dict(report.skipped) or "none")
+        return report
+
+    def dispatch(self, summary: RunSummary | None = None) -> DispatchReport:
+        summary = summary or RunSummary()
+        with self.lock:
+            report = self.dispatcher.dispatch_due()
+        summary.dispatch.add(report)
+        if report.requests or report.suppressed:
+            log.info("dispatched %d requests: %d accepted, %d rejected, %d requeued, %d suppressed",
+                     report.requests, report.accepted, report.rejected, report.requeued, report.suppressed)
+        return report
+
+    def collect(self, summary: RunSummary | None = None) -> ResultsReport:
+        summary = summary or RunSummary()
+        with self.lock:
+            report = self.dispatcher.collect_results()
+        summary.results.updated += report.updated
+        summary.results.by_status.update(report.by_status)
+        summary.results.by_channel.update(report.by_channel)
+        summary.results.costed += report.costed
+        if report.updated:
+            log.info("results: %s; by channel: %s", dict(report.by_status), dict(report.by_channel))
+        return report
+
+    def run_once(self) -> RunSummary:
+        summary = RunSummary()
+        self.seed_demo_subscribers()
+        for feed in self.config.feeds:
+            if feed.enabled:
+                self.poll(feed_spec(feed), summary, force=True)
+        self.match(summary)
+        self.dispatch(summary)
+        self.collect(summary)
+        return summary
+
+    def poll_and_process(self, spec: FeedSpec) -> None:
+        """The scheduler's job for one feed: a new warning goes out without waiting for the next tick."""
+        self.poll(spec)
+        self.match()
+        self.dispatch()
+
+    def tick(self) -> None:
+        self.match()
+        self.dispatch()
+        self.collect()
+
+
+def now_utc() -> datetime:
+    return utcnow()

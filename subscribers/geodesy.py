@@ -1,0 +1,202 @@
+"""Distances on the ground for lon/lat data, without a projection library.
+
+Why these three tools and not one projection: warnings and subscribers are stored in WGS 84 lon/lat
+(what CAP, GeoJSON and AIS speak), and every distance in this project is small (a point's radius, a
+1-2 NM boundary buffer, a circle of tens of kilometres), but the data can sit anywhere on the globe,
+including across the antimeridian or around a pole. So:
+
+* circle vs point: exact great-circle (haversine) distance on a sphere of the mean Earth radius
+  (the ellipsoid changes distances by at most ~0.5 %); it has no trouble with the antimeridian or poles;
+* point vs polygon: the polygon and the points are put in (unwrapped) Web-Mercator coordinates, shapely
+  measures the planar distance and it is scaled by ``R·cos(latitude of the point)``, Mercator's exact
+  local scale at that point. Mercator is conformal, so the only error is the change of scale over the
+  distance measured: a relative error of about ``d·tan(lat)/R`` (0.1 % for 10 km at 37°N). Latitudes
+  are clamped at ±89.9° so Mercator stays finite;
+* circle vs polygon (zone outlines in an STRtree): the circle is drawn as a geodesic polygon in lon/lat
+  (destination-point formula, vertices on a slightly larger circle so the polygon contains the true
+  circle), split at the antimeridian, and closed over the pole when the pole is inside.
+
+Longitudes of one alert shape are *unwrapped* (continuous, possibly beyond ±180) and points are moved
+into the same 360° frame before testing, so a polygon crossing the antimeridian needs no special case;
+only the STRtree query against stored zones (which live in [-180, 180]) uses the split form.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import shapely
+from shapely import affinity
+from shapely.geometry import Polygon, box
+from shapely.geometry.base import BaseGeometry
+
+#: Mean Earth radius (IUGG), km.
+EARTH_RADIUS_KM = 6371.0088
+KM_PER_NM = 1.852
+KM_PER_DEG_LAT = math.pi * EARTH_RADIUS_KM / 180.0
+_MAX_MERCATOR_LAT = 89.9
+WORLD = box(-180.0, -90.0, 180.0, 90.0)
+
+
+def haversine_km(lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: float, lon2: float) -> np.ndarray:
+    """Great-circle distance (km) from each (lat1, lon1) to one point."""
+    p1 = np.radians(lat1)
+    p2 = math.radians(lat2)
+    dp = p1 - p2
+    dl = np.radians(np.asarray(lon1) - lon2)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * math.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def lon_half_width_deg(lat: float, radius_km: float) -> float:
+    """Half the longitude span of a spherical cap of ``radius_km`` around ``lat``; 180 if it holds a pole.
+
+    Exact for a cap (the tangent meridians touch it at ``asin(sin d / cos lat)``), so it is a safe bound
+    for bounding-box prefilters.
+    """
+    d = radius_km / EARTH_RADIUS_KM
+    if d >= math.pi / 2:
+        return 180.0
+    if abs(lat) + math.degrees(d) >= 90.0:
+        return 180.0
+    s = math.sin(d) / math.cos(math.radians(lat))
+    return 180.0 if s >= 1.0 else math.degrees(math.asin(s))
+
+
+def wrap_lon(lon: np.ndarray, centre: float) -> np.ndarray:
+    """Move longitudes by multiples of 360 into [centre - 180, centre + 180)."""
+    return (np.asarray(lon) - centre + 180.0) % 360.0 - 180.0 + centre
+
+
+def lon_intervals(lo: float, hi: float) -> list[tuple[float, float]]:
+    """An unwrapped longitude range as one or two ranges inside [-180, 180]."""
+    if hi - lo >= 360.0:
+        return [(-180.0, 180.0)]
+    shift = math.floor((lo + 180.0) / 360.0) * 360.0
+    lo, hi = lo - shift, hi - shift
+    if hi <= 180.0:
+        return [(lo, hi)]
+    return [(lo, 180.0), (-180.0, hi - 360.0)]
+
+
+def mercator_y(lat: np.ndarray | float) -> np.ndarray:
+    phi = np.radians(np.clip(lat, -_MAX_MERCATOR_LAT, _MAX_MERCATOR_LAT))
+    return np.log(np.tan(np.pi / 4 + phi / 2))
+
+
+def mercator(geom: BaseGeometry, max_segment_deg: float = 0.25) -> BaseGeometry:
+    """Unwrapped Web-Mercator (unit sphere) copy; edges densified first so they follow lon/lat lines."""
+    dense = shapely.segmentize(geom, max_segment_deg)
+
+    def _xy(coords: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.radians(coords[:, 0]), mercator_y(coords[:, 1])])
+
+    return shapely.transform(dense, _xy)
+
+
+def distance_km_to(geom_merc: BaseGeometry, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Ground distance (km) from each point to the *outline* of a Mercator geometry (module docstring: error).
+
+    Callers use it for points already known to be outside, where distance to the outline is the distance
+    to the area. Point-to-segment distances are computed in numpy in blocks: for alert polygons (tens
+    of vertices) that is several times faster than creating shapely points.
+    """
+    x = np.radians(np.asarray(lon, dtype=float))
+    y = mercator_y(np.asarray(lat, dtype=float))
+    segs = _segments(geom_merc)
+    out = np.full(len(x), np.inf)
+    if len(segs) == 0 or len(x) == 0:
+        return out
+    ax, ay, bx, by = segs.T
+    dx, dy = bx - ax, by - ay
+    len2 = np.where(dx * dx + dy * dy > 0, dx * dx + dy * dy, 1.0)
+    step = max(1, 2_000_000 // len(segs))
+    for start in range(0, len(x), step):
+        px = x[start:start + step, None]
+        py = y[start:start + step, None]
+        t = np.clip(((px - ax) * dx + (py - ay) * dy) / len2, 0.0, 1.0)
+        ex, ey = px - (ax + t * dx), py - (ay + t * dy)
+        out[start:start + step] = np.sqrt((ex * ex + ey * ey).min(axis=1))
+    lat_c = np.clip(lat, -_MAX_MERCATOR_LAT, _MAX_MERCATOR_LAT)
+    return out * EARTH_RADIUS_KM * np.cos(np.radians(lat_c))
+
+
+def _segments(geom: BaseGeometry) -> np.ndarray:
+    """All ring edges of a (multi)polygon as an (n, 4) array ax, ay, bx, by."""
+    rings = shapely.get_rings(shapely.get_parts(geom))
+    parts = []
+    for ring in rings:
+        c = shapely.get_coordinates(ring)
+        if len(c) >= 2:
+            parts.append(np.column_stack([c[:-1], c[1:]]))
+    return np.concatenate(parts) if parts else np.empty((0, 4))
+
+
+def mercator_buffer_for(radius_km: float, max_abs_lat: float) -> float:
+    """Mercator buffer distance covering ``radius_km`` on the ground at all latitudes up to ``max_abs_lat``.
+
+    Uses the largest scale factor in the range, so the buffer is never too small."""
+    lat = min(abs(max_abs_lat), _MAX_MERCATOR_LAT)
+    # The 2 % covers the polygonal approximation of round buffer joins (quad_segs=8).
+    return 1.02 * radius_km / (EARTH_RADIUS_KM * math.cos(math.radians(lat)))
+
+
+def unwrap_ring(latlon: Sequence[tuple[float, float]]) -> np.ndarray:
+    """(lat, lon) pairs -> an (n, 2) lon/lat array with continuous longitudes (no 360° jumps)."""
+    arr = np.asarray(latlon, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError("a polygon is a list of (lat, lon) pairs")
+    lon = np.degrees(np.unwrap(np.radians(arr[:, 1])))
+    return np.column_stack([lon, arr[:, 0]])
+
+
+def split_antimeridian(geom: BaseGeometry) -> BaseGeometry:
+    """An unwrapped geometry (longitudes possibly beyond ±180) as the same area inside [-180, 180]."""
+    minx, _, maxx, _ = geom.bounds
+    if minx >= -180.0 and maxx <= 180.0:
+        return geom
+    parts = []
+    for k in range(math.floor((minx + 180.0) / 360.0), math.floor((maxx + 180.0) / 360.0) + 1):
+        piece = shapely.intersection(geom, box(-180.0 + 360.0 * k, -90.0, 180.0 + 360.0 * k, 90.0))
+        if not piece.is_empty:
+            parts.append(affinity.translate(piece, xoff=-360.0 * k))
+    return shapely.union_all(parts)
+
+
+def geodesic_circle(lat: float, lon: float, radius_km: float, n: int = 64) -> BaseGeometry:
+    """A circle on the ground as a lon/lat polygon inside [-180, 180] (split at the antimeridian if needed).
+
+    Used against zone outlines only (points are tested with exact haversine distances). When a pole is
+    inside, the outline is closed along the pole's latitude so the polygon is the polar cap.
+    """
+    if not (-90.0 <= lat <= 90.0) or radius_km <= 0:
+        raise ValueError(f"bad circle ({lat}, {lon}, {radius_km} km)")
+    d = radius_km / EARTH_RADIUS_KM / math.cos(math.pi / n)  # vertices outside, edges touch the circle
+    north = math.radians(90.0 - lat) < d
+    south = math.radians(90.0 + lat) < d
+    if d >= math.pi or (north and south):
+        return WORLD
+    phi1 = math.radians(lat)
+    theta = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
+    phi2 = np.arcsin(math.sin(phi1) * math.cos(d) + math.cos(phi1) * math.sin(d) * np.cos(theta))
+    dlam = np.arctan2(np.sin(theta) * math.sin(d) * math.cos(phi1),
+                      math.cos(d) - math.sin(phi1) * np.sin(phi2))
+    lons = lon + np.degrees(np.unwrap(dlam))
+    lats = np.degrees(phi2)
+    if not (north or south):
+        poly = Polygon(np.column_stack([lons, lats]))
+        return split_antimeridian(poly)
+    # The outline winds once around the pole: sort it by longitude over one turn and close it at the pole.
+    lon_w = (lons + 180.0) % 360.0 - 180.0
+    order = np.argsort(lon_w)
+    lon_s, lat_s = lon_w[order], lats[order]
+    # Latitude where the outline meets ±180, interpolated between the last and first vertex.
+    span = lon_s[0] + 360.0 - lon_s[-1]
+    t = (180.0 - lon_s[-1]) / span if span > 0 else 0.0
+    lat_edge = lat_s[-1] + t * (lat_s[0] - lat_s[-1])
+    pole = 90.0 if north else -90.0
+    ring = ([(-180.0, lat_edge)] + list(zip(lon_s, lat_s, strict=True))
+            + [(180.0, lat_edge), (180.0, pole), (-180.0, pole)])
+    return shapely.make_valid(Polygon(ring))

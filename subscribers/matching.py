@@ -1,0 +1,215 @@
+"""Who gets a zone-coded alert: the subscribers of the alert's zones, once each, with a preference decision.
+
+Two ways to find the people, same answer (a test checks they agree on random data):
+- SQL (``matching_ids_sql``): always current, a few hundred milliseconds for a large alert on a million
+  subscribers; the default of ``match_zones``.
+- ``ZoneIndex``: zone code -> sorted numpy array of subscriber ids, built once from the database
+  (a second or two for a million people) and answering in well under a millisecond for a typical alert.
+  It is a snapshot: people added after ``build`` are not in it, so the caller rebuilds it after imports
+  (or on a timer); status and preferences are still read fresh from the database for the ids it returns,
+  so a person paused since the build is not messaged.
+
+Alert codes are expanded to leaf zones the same way subscriptions were stored (``subscribers.zones``),
+so an alert for a group reaches the subscribers of all its leaves, and a person who subscribed to
+several of the alert's zones is one recipient. Unknown codes are kept as they are (nobody can be
+subscribed to them) and logged, so one new code does not stop the alert reaching everyone else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
+from subscribers import zones as zone_catalogue
+from subscribers.models import Subscriber, Subscription
+from subscribers.preferences import Action, Decision, Preferences, decide
+
+log = logging.getLogger("alimcast.subscribers.matching")
+
+#: Bound parameters per IN (...) query (SQLite allows 32,766, PostgreSQL 65,535).
+IN_BATCH = 10_000
+_EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY.flags.writeable = False
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    subscriber_id: int
+    phone: str
+    name: str
+    language: str
+    decision: Decision
+
+
+@lru_cache(maxsize=4096)
+def _expand_one(code: str) -> tuple[str, ...]:
+    try:
+        return tuple(zone_catalogue.expand(code))
+    except zone_catalogue.ZoneError:
+        log.warning("alert zone %r is not in the zone catalogue; matched literally", code)
+        return (code.strip().upper(),)
+
+
+def alert_leaves(zone_codes: Iterable[str]) -> list[str]:
+    """Leaf codes an alert's zone codes cover (groups and broad names expanded, unknown codes kept)."""
+    out: set[str] = set()
+    for code in zone_codes:
+        if code and code.strip():
+            out.update(_expand_one(code.strip()))
+    return sorted(out)
+
+
+def _connection(target: Session | Engine | Connection) -> Any:
+    if isinstance(target, Session):
+        return _Borrowed(target.connection())
+    if isinstance(target, Connection):
+        return _Borrowed(target)
+    return target.connect()
+
+
+class _Borrowed:
+    """A connection we did not open: used as a context manager without closing it."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> Connection:
+        return self.connection
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def matching_ids_sql(target: Session | Engine | Connection, zone_codes: Iterable[str]) -> np.ndarray:
+    """Sorted unique ids of active subscribers of the alert's zones, straight from SQL (the baseline)."""
+    leaves = alert_leaves(zone_codes)
+    if not leaves:
+        return _EMPTY
+    sub = Subscription.__table__.c  # type: ignore[attr-defined]
+    person = Subscriber.__table__.c  # type: ignore[attr-defined]
+    query = (
+        select(sub.subscriber_id)
+        .distinct()
+        .join_from(Subscription.__table__, Subscriber.__table__, person.id == sub.subscriber_id)  # type: ignore[attr-defined]
+        .where(sub.kind == "zone", sub.zone_code.in_(leaves), person.status == "active")
+        .order_by(sub.subscriber_id)
+    )
+    with _connection(target) as conn:
+        return np.fromiter((sid for (sid,) in conn.execute(query)), dtype=np.int64)
+
+
+class ZoneIndex:
+    """In-memory zone -> subscriber ids, for answering many alerts fast (see the module docstring)."""
+
+    def __init__(self, by_zone: dict[str, np.ndarray], built_in_s: float = 0.0) -> None:
+        self._by_zone = by_zone
+        self.built_in_s = built_in_s
+
+    @classmethod
+    def build(cls, target: Session | Engine | Connection, *, statuses: Sequence[str] = ("active",)) -> ZoneIndex:
+        started = perf_counter()
+        sub = Subscription.__table__  # type: ignore[attr-defined]
+        person = Subscriber.__table__  # type: ignore[attr-defined]
+        query = (
+            select(sub.c.zone_code, sub.c.subscriber_id)
+            .join_from(sub, person, person.c.id == sub.c.subscriber_id)
+            .where(sub.c.kind == "zone", person.c.status.in_(list(statuses)))
+        )
+        with _connection(target) as conn:
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            # The raw DBAPI cursor returns plain tuples: ~3x faster than Row objects for millions of rows.
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(str(compiled))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        return cls(_group(rows), perf_counter() - started)
+
+    def lookup(self, zone_codes: Iterable[str]) -> np.ndarray:
+        """Sorted unique subscriber ids for an alert's zone codes (read-only array)."""
+        arrays = [self._by_zone[z] for z in alert_leaves(zone_codes) if z in self._by_zone]
+        if not arrays:
+            return _EMPTY
+        if len(arrays) == 1:
+            return arrays[0]
+        return np.unique(np.concatenate(arrays))
+
+    def zone_count(self) -> int:
+        return len(self._by_zone)
+
+    def subscription_count(self) -> int:
+        return sum(len(a) for a in self._by_zone.values())
+
+
+def _group(rows: list[tuple[str, int]]) -> dict[str, np.ndarray]:
+    n = len(rows)
+    if n == 0:
+        return {}
+    zone_numbers: dict[str, int] = {}
+    zi = np.fromiter((zone_numbers.setdefault(code, len(zone_numbers)) for code, _ in rows), np.int32, n)
+    ids = np.fromiter((sid for _, sid in rows), np.int64, n)
+    order = np.lexsort((ids, zi))
+    zi, ids = zi[order], ids[order]
+    ids.flags.writeable = False
+    bounds = np.searchsorted(zi, np.arange(len(zone_numbers) + 1))
+    return {code: ids[bounds[k] : bounds[k + 1]] for code, k in zone_numbers.items()}
+
+
+def match_zones(
+    session: Session | Engine | Connection,
+    zone_codes: Iterable[str],
+    *,
+    severity: str,
+    urgency: str,
+    categories: Iterable[str] = (),
+    at: datetime,
+    index: ZoneIndex | None = None,
+    include_skipped: bool = False,
+) -> list[Recipient]:
+    """Recipients of a zone-coded alert, one per person, sorted by subscriber id.
+
+    Each carries the preference decision (SEND, or HOLD until quiet hours end); people the rules SKIP
+    are left out unless ``include_skipped`` (for an audit of who was not told and why).
+    """
+    codes = list(zone_codes)
+    ids = index.lookup(codes) if index is not None else matching_ids_sql(session, codes)
+    if len(ids) == 0:
+        return []
+    wanted = list(categories)
+    person = Subscriber.__table__.c  # type: ignore[attr-defined]
+    out: list[Recipient] = []
+    with _connection(session) as conn:
+        for start in range(0, len(ids), IN_BATCH):
+            batch = ids[start : start + IN_BATCH].tolist()
+            query = (
+                select(
+                    person.id, person.phone, person.name, person.language, person.status,
+                    person.min_severity, person.categories, person.quiet_start_min, person.quiet_end_min,
+                )
+                .where(person.id.in_(batch))
+                .order_by(person.id)
+            )
+            for row in conn.execute(query):
+                prefs = Preferences(
+                    status=row.status,
+                    min_severity=row.min_severity,
+                    categories=tuple(row.categories or ()),
+                    quiet_start_min=row.quiet_start_min,
+                    quiet_end_min=row.quiet_end_min,
+                )
+                decision = decide(prefs, severity=severity, urgency=urgency, categories=wanted, at=at)
+                if decision.action is Action.SKIP and not include_skipped:
+                    continue
+                out.append(Recipient(row.id, row.phone, row.name, row.language, decision))
+    return out

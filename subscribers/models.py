@@ -1,0 +1,75 @@
+"""Subscriber tables: a person (one row per phone number) and what they subscribed to.
+
+Every subscription kind lives in one table so that "everyone affected" is one query per kind, and a
+person matched through several zones, a vessel and a point still maps to one subscriber id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
+
+SUBSCRIBER_STATUSES = ("active", "paused", "unsubscribed")
+SUBSCRIPTION_KINDS = ("zone", "vessel", "point")
+
+
+class Subscriber(SQLModel, table=True):
+    __tablename__ = "subscriber"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: Normalised national form of a Korean mobile number, digits only ("01012345678"). Unique: one person.
+    phone: str = Field(max_length=15, unique=True, index=True)
+    name: str = Field(default="", max_length=100)
+    language: str = Field(default="ko", max_length=8)
+    status: str = Field(default="active", max_length=16)
+    #: CAP severity; alerts below it are not sent to this person.
+    min_severity: str = Field(default="Unknown", max_length=16)
+    #: CAP categories the person wants; empty means all.
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    #: Quiet hours in KST as minutes after midnight; Extreme or Immediate alerts ignore them.
+    quiet_start_min: int | None = None
+    quiet_end_min: int | None = None
+    consent_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    consent_source: str = Field(default="cli", max_length=32)
+    consent_text: str = Field(default="")
+    #: When the person unsubscribed. The row is kept (status "unsubscribed") so the consent history
+    #: stays auditable; adding the person again records a new consent and clears this.
+    unsubscribed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Subscription(SQLModel, table=True):
+    __tablename__ = "subscription"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "kind", "zone_code", "mmsi", "lat", "lon", name="uq_subscription"),
+        Index("ix_subscription_zone", "zone_code"),
+        # uq_subscription cannot stop duplicate zone rows: their mmsi/lat/lon are NULL, and NULLs are
+        # distinct in a unique constraint. This partial index makes (person, zone) unique, which is what
+        # idempotent adds and re-imports (INSERT ... ON CONFLICT DO NOTHING) rely on.
+        Index(
+            "uq_subscription_zone",
+            "subscriber_id",
+            "zone_code",
+            unique=True,
+            sqlite_where=text("kind = 'zone'"),
+            postgresql_where=text("kind = 'zone'"),
+        ),
+        Index("ix_subscription_mmsi", "mmsi"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=8)
+    #: kind=zone: a leaf KMA 특보구역 code (groups and broad names are expanded before storing).
+    zone_code: str | None = Field(default=None, max_length=16)
+    #: kind=vessel
+    mmsi: int | None = None
+    #: kind=point: a fixed place (port, sea farm) and a radius on the ground.
+    lat: float | None = None
+    lon: float | None = None
+    radius_km: float | None = None
