@@ -34,7 +34,8 @@ def ingest(session: Session, alerts: Sequence[Alert], *, feed: str | None, now: 
     report = IngestReport()
     known = _existing_keys(session, [a.key() for a in alerts])
     seen_now: set[tuple[str, str, datetime]] = set()
-    for alert in sorted(alerts, key=lambda a: to_utc(a.sent)):
+    # Oldest first; within one bulletin a Cancel before the Update that continues the warning.
+    for alert in sorted(alerts, key=lambda a: (to_utc(a.sent), a.msg_type != "Cancel")):
         key = alert.key()
         if key in known or key in seen_now:
             report.duplicates += 1

@@ -105,8 +105,16 @@ def _advance(session: Session, thread: AlertThread, record: AlertRecord, alert: 
     current = session.get(AlertRecord, thread.current_alert_id) if thread.current_alert_id else None
     if current is not None and current.sent > record.sent:
         return  # a late older version: stored, threaded, never current
+    replaced_in_same_bulletin = (current is not None and current.msg_type == "Cancel"
+                                 and current.sent == record.sent and alert.msg_type == "Update")
     thread.current_alert_id = record.id
-    if alert.msg_type == "Cancel":
+    if replaced_in_same_bulletin:
+        # KMA lifts the old level and issues the new one in one bulletin (변경해제 + 변경발표): the
+        # warning goes on at the new level in the same thread.
+        thread.state = "active"
+        thread.closed_at = None
+        thread.end_time = record.end_time
+    elif alert.msg_type == "Cancel":
         if thread.state != "cancelled":
             thread.state = "cancelled"
             thread.closed_at = now

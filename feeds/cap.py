@@ -46,6 +46,9 @@ CAP_NAMESPACES: dict[str, str] = {
 EDXL_DE_NAMESPACE = "urn:oasis:names:tc:emergency:EDXL:DE:1.0"
 XMLDSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 
+#: Findings kept per alert; the rest are counted in one last line.
+MAX_WARNINGS = 100
+
 RESPONSE_TYPES = ("Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess", "AllClear",
                   "None")
 
@@ -107,10 +110,11 @@ class _CapReader:
         if ns not in CAP_NAMESPACES:
             raise _fail(origin, f"unknown namespace {ns or '(none)'} on <alert> (expected CAP 1.0-1.2)")
         self.ns = ns
-        self.version = CAP_NAMESPACES[ns]
         self.elem = alert_elem
         self.origin = origin
         self.warnings: list[str] = []
+        self._seen_warnings: set[str] = set()
+        self._dropped_warnings = 0
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -118,8 +122,14 @@ class _CapReader:
         return _fail(self.origin, reason)
 
     def warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)
+        """Record a finding once; a hostile document must not turn warnings into a memory or time sink."""
+        if message in self._seen_warnings:
+            return
+        if len(self.warnings) >= MAX_WARNINGS:
+            self._dropped_warnings += 1
+            return
+        self._seen_warnings.add(message)
+        self.warnings.append(message)
 
     def children(self, elem: etree._Element, order: tuple[str, ...], repeatable: tuple[str, ...],
                  where: str) -> _Children:
@@ -223,6 +233,8 @@ class _CapReader:
             self.warn(f"alert: msgType {msg_type} without <references>")
         for number, info_elem in enumerate(kids.all("info"), start=1):
             alert.infos.append(self.info(info_elem, number, sent))
+        if self._dropped_warnings:
+            self.warnings.append(f"alert: {self._dropped_warnings} more warnings not shown")
         alert.warnings = self.warnings
         return alert
 

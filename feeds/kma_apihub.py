@@ -203,6 +203,10 @@ class KmaApiHubNowParser(FeedParser):
                     marker = True
                 continue
             fields = [f.strip() for f in line.removesuffix("=").rstrip().removesuffix(",").split(",")]
+            if len(fields) > len(NOW_COLUMNS) and (columns == NOW_COLUMNS or (
+                    columns is None and _ZONE.match(fields[2]) and not _ZONE.match(fields[4]))):
+                # ED_TM is free text and may itself hold commas: it is the last column, so re-join the tail
+                fields = [*fields[:9], ", ".join(fields[9:])]
             layout = columns if columns is not None and len(columns) == len(fields) else None
             if layout is None:
                 layout = {len(NOW_COLUMNS): NOW_COLUMNS, len(MET_COLUMNS): MET_COLUMNS}.get(len(fields))

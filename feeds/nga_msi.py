@@ -37,6 +37,8 @@ WHAT = "NGA MSI broadcast-warn JSON"
 SENDER = "msi.nga.mil"
 EVENT = "Navigational warning"
 NM_KM = 1.852
+#: Real warnings are a few hundred characters; scanning is bounded so a hostile record cannot stall a poll.
+MAX_TEXT = 20_000
 
 #: navArea code -> (label used in identifiers, name used in texts)
 SERIES: dict[str, tuple[str, str]] = {
@@ -217,6 +219,9 @@ class NgaMsiParser(FeedParser):
         identifier = f"NGA-{label}-{msg_number}-{msg_year}"
         body = (text(obj.get("text")) or "").upper()
         warnings: list[str] = []
+        if len(body) > MAX_TEXT:
+            body = body[:MAX_TEXT]
+            warnings.append(f"text longer than {MAX_TEXT} characters: only the start was searched")
         if nav_area not in SERIES:
             warnings.append(f"unknown navArea {nav_area!r} kept raw")
         expires = None

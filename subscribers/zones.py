@@ -23,7 +23,8 @@ any group containing it, since their subscription was stored as its leaves), and
 
 Bulletins still use the pre-2021 broad 먼바다 names (서해중부먼바다 = 안쪽 + 바깥; 제주도남쪽먼바다 = its
 three children). The broad-name map is derived from the data: drop 안쪽/바깥 from a 먼바다 name, and also
-reduce a compound direction (남동쪽/남서쪽 -> 남쪽).
+reduce a compound direction (남동쪽/남서쪽 -> 남쪽). A 전해상 group also answers to its short name
+("서해" = 서해전해상) unless that name is a zone of its own (제주도 is the land zone).
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ class ZoneCatalogue:
         for kids in self.children.values():
             kids.sort()
         for zone in self.zones.values():
+            # "서해" for 서해전해상, "동해중부" for 동해중부전해상 (unless the short name is a zone itself,
+            # as 제주도 is on land).
+            short = zone.name.removesuffix("전해상")
+            if zone.kind == "marine" and short and short != zone.name and _name_key(short) not in self.by_name:
+                self.broad_names.setdefault(_name_key(short), []).append(zone.code)
             if zone.kind != "marine" or not zone.name.endswith("먼바다"):
                 continue
             if "안쪽" not in zone.name and "바깥" not in zone.name:

@@ -129,3 +129,14 @@ def test_embedded_alert_in_unknown_namespace_is_not_cap() -> None:
     data = atom_feed(atom_entry("urn:x", foreign + '<link href="http://127.0.0.1/x.cap"/>'))
     result = AtomParser().parse(data, origin="f.atom")
     assert result.alerts == [] and result.links == ["http://127.0.0.1/x.cap"]
+
+
+def test_very_large_feed_names_entries_from_the_tree_without_feedparser() -> None:
+    from feeds.syndication import FEEDPARSER_MAX_ENTRIES
+
+    count = FEEDPARSER_MAX_ENTRIES + 1
+    entries = [atom_entry(f"urn:e{i}", f'<link href="http://127.0.0.1/{i}.cap"/>') for i in range(count - 1)]
+    entries.append(atom_entry("urn:last-bad", embedded_cap(status="Actul")))
+    result = AtomParser().parse(atom_feed(*entries), origin="big.atom")
+    assert len(result.links) == count - 1 and result.links[-1] == f"http://127.0.0.1/{count - 2}.cap"
+    assert result.errors == ["big.atom entry urn:last-bad: invalid <status> 'Actul'"]

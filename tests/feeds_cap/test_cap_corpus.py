@@ -187,7 +187,8 @@ FEED_EXPECTATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "alerts", "links", "errors"), FEED_EXPECTATIONS, ids=[e[0] for e in FEED_EXPECTATIONS])
+@pytest.mark.parametrize(("name", "alerts", "links", "errors"), FEED_EXPECTATIONS,
+                         ids=[e[0] for e in FEED_EXPECTATIONS])
 def test_google_feed_files(name: str, alerts: int, links: int, errors: list[str]) -> None:
     data = (CAP_CORPUS / "google-cap-library" / name).read_bytes()
     result = parser_for(data).parse(data, origin=name)

@@ -6,10 +6,9 @@ import os
 import re
 from html import escape
 
-
+from feeds_cap_builders import CAP_CORPUS, SAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from feeds_cap_builders import CAP_CORPUS, SAMPLES
 
 from feeds.atom import AtomParser
 from feeds.base import ParseError, ParseResult
@@ -73,7 +72,12 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=int(os.environ.get("FEEDS_CAP_FUZZ_EXAMPLES", "200")), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+#: 200 by default; FEEDS_CAP_FUZZ_EXAMPLES=5000 for a longer hunt.
+EXAMPLES = int(os.environ.get("FEEDS_CAP_FUZZ_EXAMPLES", "200"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutated())
 def test_only_parse_error_escapes(data: bytes) -> None:
     for parser in (CapParser(), AtomParser(), RssParser()):

@@ -305,3 +305,10 @@ def test_edxl_envelope_keeps_good_alerts_and_reports_bad_ones() -> None:
 def test_edxl_without_cap_is_a_parse_error() -> None:
     with pytest.raises(ParseError, match="EDXL-DE envelope holds no embedded CAP <alert>"):
         CapParser().parse(edxl("<other xmlns='urn:x'/>"), origin="e.xml")
+
+
+def test_warnings_are_capped_for_hostile_documents() -> None:
+    rings = "".join(f"<polygon>{i / 10},1</polygon>" for i in range(150))  # one finding each
+    alert = parse(cap_xml(infos=(info_xml(extra=area_xml(rings)),)))
+    assert len(alert.warnings) == 101
+    assert alert.warnings[-1] == "alert: 50 more warnings not shown"

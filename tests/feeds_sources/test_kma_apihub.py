@@ -77,7 +77,7 @@ def test_bad_rows_reported() -> None:
     assert len(result.errors) == 2 and all(e.startswith("hub: KMA API Hub line") for e in result.errors)
 
 
-@pytest.mark.parametrize("data", [b"Forbidden", '{"result": {"status": 403}}'.encode(), b"<html>x</html>"])
+@pytest.mark.parametrize("data", [b"Forbidden", b'{"result": {"status": 403}}', b"<html>x</html>"])
 def test_not_api_hub_text_is_an_error_not_an_empty_snapshot(data: bytes) -> None:
     with pytest.raises(ParseError):
         KmaApiHubNowParser().parse(data)
@@ -85,3 +85,12 @@ def test_not_api_hub_text_is_an_error_not_an_empty_snapshot(data: bytes) -> None
 
 def test_empty_snapshot_with_marker_is_valid() -> None:
     assert KmaApiHubNowParser().parse(b"#START7777\n#7777END\n").alerts == []
+
+
+def test_commas_inside_ed_tm_kept() -> None:
+    header = "#START7777\n# REG_UP REG_UP_KO REG_ID REG_KO TM_FC TM_EF WRN LVL CMD ED_TM\n"
+    row = "S1250000, 서해중부전해상, S1252010, 서해중부안쪽먼바다, 202612150400, 202612150600, 풍랑, 주의, 발표, " \
+          "06일 새벽, 오전,=\n"
+    for text in (header + row, "#START7777\n" + row):
+        alert = KmaApiHubNowParser().parse(text.encode("euc-kr")).alerts[0]
+        assert alert.infos[0].parameter("KMA_ED_TM") == "06일 새벽, 오전"

@@ -132,9 +132,9 @@ def test_gateway_error_envelope(shared_dir: Path) -> None:
 
 
 def test_gateway_error_envelope_as_xml() -> None:
-    data = ("<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg><returnAuthMsg>"
-            "LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR</returnAuthMsg><returnReasonCode>22"
-            "</returnReasonCode></cmmMsgHeader></OpenAPI_ServiceResponse>").encode()
+    data = (b"<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg><returnAuthMsg>"
+            b"LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR</returnAuthMsg><returnReasonCode>22"
+            b"</returnReasonCode></cmmMsgHeader></OpenAPI_ServiceResponse>")
     with pytest.raises(ParseError, match="22 .request limit exceeded"):
         KmaPwnCdParser().parse(data)
 

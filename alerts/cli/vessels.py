@@ -1,0 +1,122 @@
+"""``alimcast vessels add|ingest-ais|list``: registered vessels and their AIS positions.
+
+Settings come from the optional ``[vessels]`` table of config.toml: ``buffer_nm`` (default 1) and
+``stale_after_hours`` (default 6).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from alerts.cli.common import EXIT_BAD_CONFIG, ConfigOption, fail, open_context
+from alerts.config import Config
+from subscribers.ais import read_positions
+from subscribers.phone import mask
+from subscribers.positions import ingest_positions
+from subscribers.vessels import VesselError, add_vessel, list_vessels
+
+app = typer.Typer(no_args_is_help=True)
+MAX_BAD_SHOWN = 50
+
+
+def vessel_settings(config: Config) -> tuple[float, timedelta]:
+    """(buffer_nm, stale_after) from ``[vessels]``; a bad value exits with the key named."""
+    table = config.raw.get("vessels", {})
+    if not isinstance(table, dict):
+        fail("config: [vessels]: must be a table", EXIT_BAD_CONFIG)
+    values = []
+    for key, default, low, high in (("buffer_nm", 1.0, 0.0, 50.0), ("stale_after_hours", 6.0, 0.01, 24.0 * 30)):
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            fail(f"config: [vessels] {key}: must be a number from {low:g} to {high:g}, not {value!r}",
+                 EXIT_BAD_CONFIG)
+        values.append(float(value))
+    return values[0], timedelta(hours=values[1])
+
+
+@app.command("add")
+def add(
+    mmsi: Annotated[str, typer.Option("--mmsi", help="the vessel's 9-digit MMSI")],
+    name: Annotated[str, typer.Option("--name", help="vessel name")] = "",
+    phones: Annotated[list[str] | None, typer.Option("--phone", help="subscriber phone (repeatable)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a vessel and subscribe existing subscribers (by phone) to it."""
+    ctx = open_context(config)
+    try:
+        with ctx.session() as session:
+            vessel = add_vessel(session, mmsi, name, phones or [])
+    except VesselError as exc:
+        fail(str(exc))
+    who = ", ".join(mask(p) for p in phones or []) or "nobody yet"
+    typer.echo(f"vessel {vessel.mmsi} {vessel.name!r}: followed by {who}")
+
+
+@app.command("ingest-ais")
+def ingest_ais(
+    file: Annotated[str, typer.Argument(help="NMEA !AIVDM lines or JSON lines; - for stdin")],
+    all_vessels: Annotated[bool, typer.Option("--all-vessels", help="also store unregistered MMSIs")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Read positions, store them and update every vessel's zones; bad lines are reported, never fatal."""
+    ctx = open_context(config)
+    buffer_nm, stale_after = vessel_settings(ctx.config)
+    if file == "-":
+        result = read_positions(sys.stdin.buffer)
+    else:
+        path = Path(file)
+        try:
+            with path.open("rb") as fh:
+                result = read_positions(fh)
+        except OSError as exc:
+            fail(f"{file}: cannot read: {exc.strerror or exc}")
+    for line in result.bad[:MAX_BAD_SHOWN]:
+        typer.echo(f"bad: {file}: {line}", err=True)
+    if len(result.bad) > MAX_BAD_SHOWN:
+        typer.echo(f"bad: {file}: ... and {len(result.bad) - MAX_BAD_SHOWN} more", err=True)
+    with ctx.session() as session:
+        report = ingest_positions(session, result.positions, buffer_nm=buffer_nm, stale_after=stale_after,
+                                  known_only=not all_vessels, names=result.names)
+    typer.echo(f"{len(result.positions)} positions from {len(result.mmsis)} vessels, {len(result.bad)} bad lines, "
+               f"{result.unavailable} without position, {result.ignored} other messages; "
+               f"stored {report.stored} for {report.vessels} registered vessels "
+               f"({report.unknown} positions of unregistered vessels skipped); "
+               f"zone visits: {report.entered} entered, {report.left} left, {report.expired} expired")
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Registered vessels, their followers, last fix and current zones."""
+    ctx = open_context(config)
+    with ctx.session() as session:
+        vessels = list_vessels(session)
+    if as_json:
+        rows: list[dict[str, Any]] = []
+        for v in vessels:
+            row = asdict(v)
+            row["last_fix_at"] = v.last_fix_at.isoformat() if v.last_fix_at else None
+            row["zones"] = list(v.zones)
+            rows.append(row)
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{len(vessels)} vessels")
+    for column in ("mmsi", "name", "followers", "last fix (UTC)", "lat", "lon", "zones"):
+        table.add_column(column)
+    for v in vessels:
+        table.add_row(str(v.mmsi), v.name, str(v.subscribers),
+                      v.last_fix_at.strftime("%Y-%m-%d %H:%M") if v.last_fix_at else "",
+                      f"{v.last_lat:.5f}" if v.last_lat is not None else "",
+                      f"{v.last_lon:.5f}" if v.last_lon is not None else "", ", ".join(v.zones))
+    Console().print(table)

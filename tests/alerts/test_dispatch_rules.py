@@ -1,0 +1,170 @@
+"""Dispatcher rules against the loopback NHN server: throttled and retried, never lost, never twice,
+never after the warning was lifted — on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alimcast_testkit import TEMPLATES, cap_xml, config_text
+from sqlmodel import select
+
+from alerts.config import load_config
+from alerts.db import session_scope
+from alerts.dispatch import Dispatcher, backoff
+from alerts.models import Delivery
+from alerts.pipeline import Pipeline, feed_spec
+from alerts.providers.registry import create_provider
+from alerts.testing.nhn_server import NhnTestServer
+from subscribers.store import add_subscriber
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def server() -> Iterator[NhnTestServer]:
+    with NhnTestServer(templates={code: text for code, text in TEMPLATES.values()}) as srv:
+        yield srv
+
+
+def make_pipeline(db_url: str, tmp_path: Path, srv: NhnTestServer, monkeypatch: pytest.MonkeyPatch,
+                  extra: str = "") -> Pipeline:
+    monkeypatch.setenv("T_APP_KEY", srv.app_key)
+    monkeypatch.setenv("T_SECRET_KEY", srv.secret_key)
+    monkeypatch.setenv("T_SENDER_KEY", srv.sender_key)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config_text(db_url, [("kma", "cap", str(tmp_path / "feed.xml"))], provider="nhn",
+                               base_url=srv.base_url, extra=extra), encoding="utf-8")
+    config = load_config(cfg)
+    config.provider.settings["retry_attempts"] = 1  # let the outbox, not the adapter, do the retrying here
+    return Pipeline(config)
+
+
+def subscribe(pipeline: Pipeline, count: int, zone: str = "S1251100") -> None:
+    with session_scope(pipeline.engine) as s:
+        for i in range(count):
+            add_subscriber(s, f"0103{i:07d}", [zone])
+
+
+def deliveries(pipeline: Pipeline) -> list[Delivery]:
+    with session_scope(pipeline.engine) as s:
+        return list(s.exec(select(Delivery).order_by(Delivery.id)))
+
+
+def feed(tmp_path: Path, body: bytes) -> None:
+    (tmp_path / "feed.xml").write_bytes(body)
+
+
+def test_server_error_requeues_then_sends_once(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+    subscribe(pipeline, 3)
+    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    pipeline.match()
+    server.fail_next(1, status=503)
+    report = pipeline.dispatch()
+    assert report.requeued == 3 and report.accepted == 0
+    rows = deliveries(pipeline)
+    assert {r.status for r in rows} == {"queued"} and all(r.next_attempt_at for r in rows)
+    # Not due yet: nothing is sent early.
+    assert pipeline.dispatch().requests == 0
+    with session_scope(pipeline.engine) as s:
+        for row in s.exec(select(Delivery)):
+            row.next_attempt_at = NOW - timedelta(seconds=1)
+            s.add(row)
+    assert pipeline.dispatch().accepted == 3
+    assert sorted(server.sends_to(f"0103{i:07d}") for i in range(3)) == [1, 1, 1]
+    pipeline.close()
+
+
+def test_retry_queue_never_sends_a_cancelled_warning(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+    subscribe(pipeline, 2)
+    spec = feed_spec(pipeline.config.feeds[0])
+    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(spec, force=True)
+    pipeline.match()
+    server.fail_next(1, status=429, retry_after=0)
+    pipeline.dispatch()
+    assert {d.status for d in deliveries(pipeline)} == {"queued"}
+    feed(tmp_path, cap_xml("W1C", sent=NOW + timedelta(minutes=1), zones=["S1251100"], msg_type="Cancel",
+                           references=[("W1", NOW)]))
+    pipeline.poll(spec, force=True)
+    pipeline.match()
+    with session_scope(pipeline.engine) as s:
+        for row in s.exec(select(Delivery)):
+            row.next_attempt_at = None
+            s.add(row)
+    pipeline.dispatch()
+    assert server.send_requests() == [] or all(r.http_status != 200 for r in server.send_requests())
+    assert {d.status for d in deliveries(pipeline)} == {"suppressed"}
+    pipeline.close()
+
+
+def test_configuration_error_keeps_messages_queued(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+    server.secret_key = "rotated"  # our key is now wrong: NHN answers -1001
+    subscribe(pipeline, 2)
+    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    pipeline.match()
+    report = pipeline.dispatch()
+    assert report.errors and report.accepted == 0
+    rows = deliveries(pipeline)
+    assert {r.status for r in rows} == {"queued"}, "a config error must not lose messages"
+    assert all(r.next_attempt_at and r.next_attempt_at >= NOW + timedelta(minutes=4) for r in rows)
+    pipeline.close()
+
+
+def test_most_severe_goes_first(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+    subscribe(pipeline, 1, "S1251100")
+    with session_scope(pipeline.engine) as s:
+        add_subscriber(s, "01040000001", ["S1251200"])
+    spec = feed_spec(pipeline.config.feeds[0])
+    feed(tmp_path, cap_xml("MINOR", sent=NOW, zones=["S1251100"], severity="Minor", event="건조주의보"))
+    pipeline.poll(spec, force=True)
+    feed(tmp_path, cap_xml("EXTREME", sent=NOW + timedelta(seconds=1), zones=["S1251200"], severity="Extreme",
+                           urgency="Immediate", event="태풍경보"))
+    pipeline.poll(spec, force=True)
+    pipeline.match()
+    pipeline.dispatch()
+    order = [x["recipientNo"] for r in server.send_requests() for x in r.body["recipientList"]]
+    assert order == ["01040000001", "01030000000"]
+    pipeline.close()
+
+
+def test_two_workers_never_send_twice_on_postgres(pg_url: str, tmp_path: Path, server: NhnTestServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several dispatchers on one PostgreSQL outbox (SKIP LOCKED claims): each message goes once."""
+    pipeline = make_pipeline(pg_url, tmp_path, server, monkeypatch)
+    subscribe(pipeline, 1200)
+    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    pipeline.match()
+    pipeline.config.provider.batch_size = 100
+    workers = [Dispatcher(pipeline.engine, pipeline.config,
+                          create_provider("nhn", pipeline.config.provider.settings)) for _ in range(3)]
+    threads = [threading.Thread(target=w.dispatch_due) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    counts = [server.sends_to(f"0103{i:07d}") for i in range(1200)]
+    assert counts == [1] * 1200
+    assert {d.status for d in deliveries(pipeline)} == {"accepted"}
+    pipeline.close()
+
+
+@pytest.mark.parametrize(("attempts", "retry_after", "expected"), [
+    (1, None, 5), (2, None, 10), (4, None, 40), (20, None, 600), (1, 30.0, 30), (8, 1.0, 600),
+])
+def test_backoff_table(attempts: int, retry_after: float | None, expected: float) -> None:
+    assert backoff(attempts, retry_after).total_seconds() == expected
