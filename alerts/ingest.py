@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from alerts.lifecycle import assign_thread, live_threads_of_feed
-from alerts.models import AlertRecord
+from alerts.models import AlertRecord, AlertThread
 from feeds.model import Alert, Reference, to_utc
 
 #: Identities per existence query (SQLite's expression depth limit is the real bound).
@@ -121,4 +121,10 @@ def end_vanished(session: Session, feed: str, current: Sequence[Alert], *, now: 
         ))
     report = ingest(session, cancels, feed=feed, now=now)
     report.ended_threads = len(report.new_ids)
+    for record_id in report.new_ids:
+        record = session.get(AlertRecord, record_id)
+        thread = session.get(AlertThread, record.thread_id) if record and record.thread_id else None
+        if thread is not None:
+            thread.state = "ended"  # lifted by disappearing, not by an explicit Cancel
+            session.add(thread)
     return report

@@ -129,7 +129,7 @@ def poll_feed(
     try:
         parsed = _parse(parser, result.content, result.final_url)
     except ParseError as exc:
-        return _fail(spec, store, state, outcome, now, f"feed {spec.name}: {result.final_url}: {exc}",
+        return _fail(spec, store, state, outcome, now, f"feed {spec.name}: {_naming(exc, result.final_url)}",
                      result.status)
     outcome.complete = True
     outcome.alerts.extend(parsed.alerts)
@@ -244,10 +244,16 @@ def _follow_links(spec: FeedSpec, fetch: _RetryingFetch, index: FetchResult, lin
             assert result.content is not None
             outcome.alerts.extend(_parse(cap, result.content, result.final_url).alerts)
         except (FetchError, ParseError) as exc:
-            text = str(exc) if isinstance(exc, FetchError) else f"{url}: {exc}"
+            text = str(exc) if isinstance(exc, FetchError) else _naming(exc, url)
             outcome.errors.append(f"feed {spec.name}: linked CAP {text}")
             ok = False
     return ok
+
+
+def _naming(exc: ParseError, origin: str) -> str:
+    """The parser's line, with the document named once (parsers usually name it already)."""
+    text = str(exc)
+    return text if origin in text else f"{origin}: {text}"
 
 
 def resolve_link(base: str, link: str) -> str | None:

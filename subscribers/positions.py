@@ -211,8 +211,11 @@ def _store_history(session: Session, fixes: list[Position]) -> int:
         stmt = postgresql.insert(table).on_conflict_do_nothing()
     else:
         stmt = insert(table)
+    if dialect in ("sqlite", "postgresql"):
+        # RETURNING counts exactly the rows inserted (executemany rowcount is unreliable on psycopg).
+        stmt = stmt.returning(table.c.id)
     stored = 0
     for i in range(0, len(rows), _CHUNK):
         result = session.execute(stmt, rows[i:i + _CHUNK])
-        stored += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+        stored += len(result.all()) if dialect in ("sqlite", "postgresql") else len(rows[i:i + _CHUNK])
     return stored

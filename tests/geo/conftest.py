@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from alerts.db import make_engine, upgrade
+
+# geo_testkit beside this file must be importable (pytest runs with --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture

@@ -107,7 +107,8 @@ def test_tag_block_time_is_used_when_its_checksum_is_right() -> None:
 
 
 def test_multipart_reassembly_uses_first_fragment_time_and_reports_orphans() -> None:
-    part1, part2 = encode_dict({"type": 5, "mmsi": 440123459, "shipname": "HAEYANG HO"}, talker_id="AI", sentence_type="VDM")
+    part1, part2 = encode_dict({"type": 5, "mmsi": 440123459, "shipname": "HAEYANG HO"},
+                               talker_id="AI", sentence_type="VDM")
     lines = [tag("c:1747818025") + part1, part2, part2, part1]
     result = read_positions(lines, received_at=RECEIVED)
     assert result.names == {440123459: "HAEYANG HO"}

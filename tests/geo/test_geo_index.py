@@ -167,8 +167,8 @@ def test_affected_agrees_with_brute_force(seed: int) -> None:
                      vessel_fix_at=NOW.timestamp() - v_age * 3600, vessel_owner=v_own, buffer_nm=1.0)
     centre_lat, centre_lon = rng.uniform(34.5, 36.5), rng.uniform(126.0, 129.0)
     ang = np.sort(rng.uniform(0, 2 * np.pi, 7))
-    poly_latlon = [(centre_lat + 0.8 * rng.uniform(0.4, 1) * math.sin(a), centre_lon + rng.uniform(0.4, 1) * math.cos(a))
-                   for a in ang]
+    poly_latlon = [(centre_lat + 0.8 * rng.uniform(0.4, 1) * math.sin(a),
+                    centre_lon + rng.uniform(0.4, 1) * math.cos(a)) for a in ang]
     circle = (float(rng.uniform(34, 37)), float(rng.uniform(125, 130)), float(rng.uniform(10, 60)))
     got = index.affected(polygons=[poly_latlon], circles=[circle], at=NOW)
 

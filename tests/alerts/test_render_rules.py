@@ -1,0 +1,48 @@
+"""Rendering: Korean first, KST times, the template's own variables only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from alerts.render import format_kst, parameters_for, render, split_event, variables
+from feeds.model import Alert, Area, Info
+
+
+@pytest.mark.parametrize(("event", "expected"), [
+    ("풍랑주의보", ("풍랑", "주의보")), ("풍랑경보", ("풍랑", "경보")), ("폭염중대경보", ("폭염", "중대경보")),
+    ("대설예비특보", ("대설", "예비특보")), ("Tsunami Warning", ("Tsunami Warning", None)), ("경보", ("경보", None)),
+])
+def test_split_event(event: str, expected: tuple[str, str | None]) -> None:
+    assert split_event(event) == expected
+
+
+def test_kst_formatting() -> None:
+    t = datetime(2026, 11, 27, 0, 30, tzinfo=UTC)  # 09:30 KST, a Friday
+    assert format_kst(t) == "11월 27일(금) 09:30"
+    assert format_kst(t, "en") == "2026-11-27 09:30 KST"
+    assert format_kst(None) == "해제 시까지"
+
+
+def alert() -> Alert:
+    ko = Info(event="풍랑주의보", language="ko-KR", severity="Moderate", instruction="대피하십시오",
+              effective=datetime(2026, 11, 27, 0, 0, tzinfo=UTC),
+              areas=[Area("인천 앞바다", geocodes={"KMA_ZONE": ["S1251100"]}), Area("어딘가", geocodes={"X": ["1"]})])
+    en = Info(event="High seas advisory", language="en-US", severity="Moderate", instruction="Seek shelter")
+    return Alert(sender="kma", identifier="1", sent=datetime(2026, 11, 27, tzinfo=UTC), infos=[ko, en])
+
+
+def test_language_choice_and_zone_words() -> None:
+    names = {"S1251100": "인천·경기북부앞바다"}.get
+    ko = parameters_for(alert(), "alert", "ko", ("KMA_ZONE",), names, "alimcast")
+    assert (ko["hazard"], ko["level"], ko["zones"]) == ("풍랑", "주의보", "인천·경기북부앞바다, 어딘가")
+    assert ko["effective"] == "11월 27일(금) 09:00" and ko["expires"] == "해제 시까지"
+    en = parameters_for(alert(), "alert", "en", ("KMA_ZONE",), names, "alimcast")
+    assert en["instruction"] == "Seek shelter" and en["level"] == "Moderate"
+
+
+def test_render_sends_only_template_variables() -> None:
+    out = render("[#{hazard}] #{zones}", {"hazard": "풍랑", "zones": "A", "extra": "x"})
+    assert out.parameters == {"hazard": "풍랑", "zones": "A"} and out.text == "[풍랑] A"
+    assert variables("#{a} #{b} #{a}") == ["a", "b"]
