@@ -26,8 +26,8 @@ import csv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -386,11 +386,16 @@ _NEW_SUBSCRIBER_COLUMNS = (
 )
 
 
+def _bind_processor(column: Any, conn: Connection) -> Any:
+    """The processor SQLAlchemy itself would apply (the dialect's implementation, e.g. SQLite's DATETIME)."""
+    return column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+
+
 class _Processed:
     """A column's bind processor with a cache: JSON-encode the same category list once, not per row."""
 
     def __init__(self, conn: Connection, column: Any) -> None:
-        self._process = column.type.bind_processor(conn.dialect) or (lambda v: v)
+        self._process = _bind_processor(column, conn) or (lambda v: v)
         self._cache: dict[tuple[str, ...], Any] = {}
 
     def __call__(self, value: tuple[str, ...]) -> Any:
@@ -413,7 +418,7 @@ class _BulkInsert:
         dialect = conn.dialect
         self.constants = {}
         for key, value in constants.items():
-            process = table.c[key].type.bind_processor(dialect)
+            process = _bind_processor(table.c[key], conn)
             self.constants[key] = process(value) if process else value
         statement = _insert(conn, table).values({c: bindparam(c) for c in (*columns, *constants)})
         compiled = statement.compile(dialect=dialect)

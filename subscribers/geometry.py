@@ -87,25 +87,56 @@ def feature_geometry(feature: Any, index: int, code: str) -> tuple[BaseGeometry,
         raise ValueError("no geometry")
     if gj.get("type") not in ("Polygon", "MultiPolygon"):
         raise ValueError(f"geometry type {gj.get('type')!r} is not Polygon or MultiPolygon")
+    notes = []
+    gj, dropped = _drop_degenerate_rings(gj)
+    if dropped:
+        notes.append(f"dropped {dropped} ring(s) with fewer than 4 positions")
     try:
         geom = shape(gj)
     except Exception as exc:  # noqa: BLE001 - shapely raises several types for malformed coordinates
         raise ValueError(f"bad coordinates: {exc}") from None
     if geom.is_empty:
-        raise ValueError("empty geometry")
+        raise ValueError("empty geometry" + (f" ({notes[0]})" if notes else ""))
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180.0 or maxx > 180.0 or miny < -90.0 or maxy > 90.0:
         raise ValueError(f"coordinates outside lon/lat range (bounds {geom.bounds}); "
                          "GeoJSON order is [lon, lat]")
-    note = None
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
         fixed = polygonal(shapely.make_valid(geom))
         if fixed is None:
             raise ValueError(f"invalid outline ({reason}) and make_valid left no area")
-        note = f"feature {index} ({code}): repaired with make_valid: {reason}"
+        notes.append(f"repaired with make_valid: {reason}")
         geom = fixed
-    return geom, note
+    return geom, (f"feature {index} ({code}): " + "; ".join(notes)) if notes else None
+
+
+def _drop_degenerate_rings(gj: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Remove rings of fewer than 4 positions (simplified-away islands); a polygon without its shell goes.
+
+    Simplified national outlines (like KOSTAT's 시도 file) contain such slivers, and shapely refuses the
+    whole feature because of one of them.
+    """
+    coords = gj.get("coordinates")
+    if not isinstance(coords, list):
+        return gj, 0
+    polygons = [coords] if gj.get("type") == "Polygon" else coords
+    dropped = 0
+    kept_polygons = []
+    for poly in polygons:
+        if not isinstance(poly, list):
+            return gj, 0
+        rings = [r for r in poly if isinstance(r, list) and len(r) >= 4]
+        dropped += len(poly) - len(rings)
+        if poly and rings and rings[0] is poly[0]:
+            kept_polygons.append(rings)
+        elif poly:
+            dropped += len(rings)  # the holes of a dropped shell go with it
+    if not dropped:
+        return gj, 0
+    if gj.get("type") == "Polygon":
+        return {"type": "Polygon", "coordinates": kept_polygons[0] if kept_polygons else []}, dropped
+    return {"type": "MultiPolygon", "coordinates": kept_polygons}, dropped
 
 
 def import_zone_geojson(session: Session, path: Path | str, code_property: str = "WarnCode", *,

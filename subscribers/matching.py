@@ -114,6 +114,7 @@ class ZoneIndex:
     def __init__(self, by_zone: dict[str, np.ndarray], built_in_s: float = 0.0) -> None:
         self._by_zone = by_zone
         self.built_in_s = built_in_s
+        self._max_id = max((int(a[-1]) for a in by_zone.values() if len(a)), default=0)
 
     @classmethod
     def build(cls, target: Session | Engine | Connection, *, statuses: Sequence[str] = ("active",)) -> ZoneIndex:
@@ -143,7 +144,14 @@ class ZoneIndex:
             return _EMPTY
         if len(arrays) == 1:
             return arrays[0]
-        return np.unique(np.concatenate(arrays))
+        total = sum(len(a) for a in arrays)
+        if total * 16 < self._max_id:
+            return np.unique(np.concatenate(arrays))
+        # A large alert (a whole sea, a province): one pass over a bitmap beats sorting the union.
+        seen = np.zeros(self._max_id + 1, dtype=bool)
+        for array in arrays:
+            seen[array] = True
+        return np.flatnonzero(seen).astype(np.int64, copy=False)
 
     def zone_count(self) -> int:
         return len(self._by_zone)

@@ -94,9 +94,10 @@ runner = CliRunner()
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
-    templates = "".join(f'[templates.{k}]\ncode = "{k.upper()}1"\ntext = "x"\n\n' for k in ("alert", "update", "cancel"))
+    templates = "".join(f'[templates.{k}]\ncode = "{k.upper()}1"\ntext = "x"\n\n'
+                        for k in ("alert", "update", "cancel"))
     path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "cli.db"}"\n\n[provider]\nkind = "dryrun"\n\n'
-                    f"{templates}[vessels]\nbuffer_nm = 1.0\nstale_after_hours = 100000\n", encoding="utf-8")
+                    f"{templates}[vessels]\nbuffer_nm = 1.0\nstale_after_hours = 720\n", encoding="utf-8")
     return path
 
 
@@ -139,7 +140,7 @@ def test_cli_zones_and_vessels(config: Path, tmp_path: Path, shared_dir: Path) -
     ais = tmp_path / "feed.ais"
     sample = shared_dir / "corpus" / "feeds" / "ais_aivdm_sample.ais"
     ais.write_text(sample.read_text(encoding="ascii")
-                   + '{"mmsi": 227006760, "lat": 37.5, "lon": 126.0, "at": "2030-01-01T00:00:00Z"}\n',
+                   + '{"mmsi": 227006760, "lat": 37.0, "lon": 126.0, "at": "2099-01-01T00:00:00Z"}\n',
                    encoding="ascii")
     code, out, err = cli("vessels", "ingest-ais", str(ais), "--config", str(config))
     assert code == 0, err
@@ -148,7 +149,7 @@ def test_cli_zones_and_vessels(config: Path, tmp_path: Path, shared_dir: Path) -
     code, out, _ = cli("vessels", "list", "--json", "--config", str(config))
     [vessel] = json.loads(out)
     assert (vessel["mmsi"], vessel["subscribers"], vessel["last_lat"], vessel["zones"]) == (
-        227006760, 1, 37.5, ["S1251100", "S1251200"])  # on the shared border: both zones
+        227006760, 1, 37.0, ["S1251100", "S1251200"])  # on the shared border: both zones
 
     code, _, err = cli("vessels", "ingest-ais", str(tmp_path / "missing.ais"), "--config", str(config))
     assert code == 1 and "missing.ais: cannot read" in err
