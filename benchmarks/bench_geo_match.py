@@ -16,6 +16,7 @@ Run: python benchmarks/bench_geo_match.py [--points 1000000] [--vessels 50000] [
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import shutil
@@ -135,10 +136,8 @@ class ThrowawayPostgres:
         return f"host={self.root} port={self.port} user=postgres dbname=postgres"
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self._run([str(self.pg_ctl), "-D", str(self.root / "data"), "-m", "immediate", "stop"])
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 

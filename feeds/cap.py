@@ -8,6 +8,7 @@ self-referencing updates), lenient where real national feeds break the schema wi
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlparse
 
+import shapely
 from lxml import etree
 from shapely.geometry import Polygon as ShapelyPolygon
 from shapely.validation import explain_validity
@@ -74,6 +76,8 @@ def _fail(origin: str, reason: str) -> ParseError:
 
 def _text(elem: etree._Element) -> str:
     """Direct text of an element, including text split by comments, stripped."""
+    if not len(elem):  # the usual leaf element: no comment can split its text
+        return (elem.text or "").strip()
     parts = [elem.text or ""]
     parts.extend(child.tail or "" for child in elem if not isinstance(child.tag, str))
     return "".join(parts).strip()
@@ -110,6 +114,11 @@ class _CapReader:
         if ns not in CAP_NAMESPACES:
             raise _fail(origin, f"unknown namespace {ns or '(none)'} on <alert> (expected CAP 1.0-1.2)")
         self.ns = ns
+        # Tags compared as whole strings ("{ns}name"): slicing one prefix is far cheaper per child than
+        # splitting every tag into namespace and local name (a fat feed has ~100 CAP elements per alert).
+        self.prefix = f"{{{ns}}}"
+        self.value_name_tag = f"{self.prefix}valueName"
+        self.value_tag = f"{self.prefix}value"
         self.elem = alert_elem
         self.origin = origin
         self.warnings: list[str] = []
@@ -134,26 +143,29 @@ class _CapReader:
     def children(self, elem: etree._Element, order: tuple[str, ...], repeatable: tuple[str, ...],
                  where: str) -> _Children:
         out = _Children()
+        ranks = _ranks(order)
+        prefix, cut = self.prefix, len(self.prefix)
         highest = -1
         highest_name = ""
         misplaced: list[str] = []
         seen_signature = False
         for child in elem:
-            if not isinstance(child.tag, str):
+            tag = child.tag
+            if not isinstance(tag, str):
                 continue
-            name = local_name(child)
-            if namespace(child) != self.ns:
-                if namespace(child) == XMLDSIG_NAMESPACE and name == "Signature":
+            if not tag.startswith(prefix):
+                if namespace(child) == XMLDSIG_NAMESPACE and local_name(child) == "Signature":
                     seen_signature = True
                     continue
-                self.warn(f"{where}: foreign element <{child.tag}> ignored")
+                self.warn(f"{where}: foreign element <{tag}> ignored")
                 continue
-            if name not in order:
+            name = tag[cut:]
+            rank = ranks.get(name)
+            if rank is None:
                 self.warn(f"{where}: unknown element <{name}> ignored")
                 continue
             if seen_signature:
                 self.warn(f"{where}: <{name}> after the XML signature")
-            rank = order.index(name)
             if rank < highest:
                 misplaced.append(f"<{name}> after <{highest_name}>")
             elif rank > highest:
@@ -335,8 +347,12 @@ class _CapReader:
         """valueName/value pairs; repeated names accumulate. CAP 1.0 wrote them as ``name=value`` text."""
         out: dict[str, list[str]] = {}
         for elem in elems:
-            name_elem = elem.find(f"{{{self.ns}}}valueName")
-            value_elem = elem.find(f"{{{self.ns}}}value")
+            name_elem = value_elem = None
+            for child in elem:  # first of each, as find() would, without its path machinery
+                if child.tag == self.value_name_tag:
+                    name_elem = child if name_elem is None else name_elem
+                elif child.tag == self.value_tag:
+                    value_elem = child if value_elem is None else value_elem
             if name_elem is None and value_elem is None and "=" in _text(elem):
                 name, _, value = _text(elem).partition("=")
             else:
@@ -422,8 +438,10 @@ class _CapReader:
         if ring[0] != ring[-1]:
             self.warn(f"{where}: ring not closed, closed by repeating the first point")
             ring.append(ring[0])
-        shape = ShapelyPolygon([(lon, lat) for lat, lon in ring])
-        if not shape.is_valid:
+        # Validity does not depend on which axis comes first, so the cheap vectorised constructor checks the
+        # ring as sent; only an invalid one is rebuilt (lon, lat) to name the faulty point in x, y order.
+        if not shapely.is_valid(shapely.polygons(ring)):
+            shape = ShapelyPolygon([(lon, lat) for lat, lon in ring])
             self.warn(f"{where}: invalid polygon kept as sent ({explain_validity(shape)})")
         return ring
 
@@ -440,6 +458,16 @@ class _CapReader:
             self.warn(f"{where}: negative circle radius {tokens[1]!r}, dropped")
             return None
         return Circle(pts[0][0], pts[0][1], radius)
+
+
+#: The tags of a CAP ``<alert>`` in every accepted namespace, for lxml's C-level ``iter(*tags)``.
+CAP_ALERT_TAGS: tuple[str, ...] = tuple(f"{{{ns}}}alert" for ns in CAP_NAMESPACES)
+
+
+@functools.cache
+def _ranks(order: tuple[str, ...]) -> dict[str, int]:
+    """Schema position of each child name (a dict lookup instead of ``tuple.index`` per child)."""
+    return {name: rank for rank, name in enumerate(order)}
 
 
 def is_cap_alert(elem: etree._Element) -> bool:

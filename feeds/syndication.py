@@ -5,6 +5,11 @@ dialect of both formats; it is useless for the CAP inside (it flattens ``cap:*``
 last polygon), so the CAP is read from the same bytes with the hardened lxml tree and
 :func:`feeds.cap.parse_cap_element`. The document is parsed by lxml first, so a DTD/XXE document is refused
 before feedparser ever sees it.
+
+feedparser is only asked when its answer is used: the links of an entry without inline CAP ("index"
+entries, escaped CAP). When every entry carries its CAP inline ("fat" feeds: NWS, MeteoAlarm) nothing of
+the envelope but the entry id is read, and the lxml tree gives that: feedparser costs about 1 ms per entry,
+ten times the CAP parse itself (benchmarks/bench_feed_parse.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import feedparser
 from lxml import etree
 
 from feeds.base import ParseError, ParseResult
-from feeds.cap import CAP_NAMESPACES, is_cap_alert, parse_cap_element
+from feeds.cap import CAP_ALERT_TAGS, CAP_NAMESPACES, is_cap_alert, parse_cap_element
 from feeds.xmlsafe import local_name, namespace, parse_xml
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -104,13 +109,12 @@ def _envelope_from_tree(entry: etree._Element) -> Envelope:
         if not isinstance(child.tag, str):
             continue
         name = local_name(child)
-        text = _clean("".join(child.itertext()))
         if name in ("id", "guid") and env.id is None:
-            env.id = text
+            env.id = _clean("".join(child.itertext()))
         elif name == "title" and env.title is None:
-            env.title = text
+            env.title = _clean("".join(child.itertext()))
         elif name == "link":
-            href = child.get("href") or text
+            href = child.get("href") or _clean("".join(child.itertext()))
             if href:
                 env.links.append(Link(href, child.get("rel", "alternate"), child.get("type", "")))
         elif name == "enclosure" and child.get("url"):
@@ -162,18 +166,18 @@ def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element
     """Alerts from "fat" entries, links from "index" entries, one error line per unusable entry."""
     root = parse_xml(data, origin=origin)
     entries = entries_of(root, origin)
+    inline = [list(entry.iter(*CAP_ALERT_TAGS)) for entry in entries]
     envelopes = None
-    if len(entries) <= FEEDPARSER_MAX_ENTRIES:
+    if not all(inline) and len(entries) <= FEEDPARSER_MAX_ENTRIES:
         envelopes = _envelopes_from_feedparser(data, origin, rss_guid_is_link=noun == "item")
     if envelopes is None or len(envelopes) != len(entries):
         envelopes = [_envelope_from_tree(entry) for entry in entries]
     result = ParseResult()
     seen_links: set[str] = set()
-    for number, (entry, env) in enumerate(zip(entries, envelopes, strict=True), start=1):
+    for number, (entry, env, caps) in enumerate(zip(entries, envelopes, inline, strict=True), start=1):
         name = f"{noun} {env.id}" if env.id else f"{noun} #{number}"
         where = f"{origin} {name}" if origin else name
         try:
-            caps = [elem for elem in entry.iter() if isinstance(elem.tag, str) and is_cap_alert(elem)]
             if not caps:
                 caps = _escaped_cap(entry, where)
             if caps:

@@ -103,9 +103,13 @@ def distance_km_to(geom_merc: BaseGeometry, lon: np.ndarray, lat: np.ndarray) ->
     to the area. Point-to-segment distances are computed in numpy in blocks: for alert polygons (tens
     of vertices) that is several times faster than creating shapely points.
     """
+    return distance_km_to_segments(outline_segments(geom_merc), lon, lat)
+
+
+def distance_km_to_segments(segs: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """``distance_km_to`` with the outline given as ``outline_segments`` (cached by callers)."""
     x = np.radians(np.asarray(lon, dtype=float))
     y = mercator_y(np.asarray(lat, dtype=float))
-    segs = _segments(geom_merc)
     out = np.full(len(x), np.inf)
     if len(segs) == 0 or len(x) == 0:
         return out
@@ -123,7 +127,7 @@ def distance_km_to(geom_merc: BaseGeometry, lon: np.ndarray, lat: np.ndarray) ->
     return out * EARTH_RADIUS_KM * np.cos(np.radians(lat_c))
 
 
-def _segments(geom: BaseGeometry) -> np.ndarray:
+def outline_segments(geom: BaseGeometry) -> np.ndarray:
     """All ring edges of a (multi)polygon as an (n, 4) array ax, ay, bx, by."""
     rings = shapely.get_rings(shapely.get_parts(geom))
     parts = []

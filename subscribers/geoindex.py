@@ -41,7 +41,7 @@ from subscribers.geodesy import (
     EARTH_RADIUS_KM,
     KM_PER_DEG_LAT,
     KM_PER_NM,
-    distance_km_to,
+    distance_km_to_segments,
     geodesic_circle,
     haversine_km,
     lon_half_width_deg,
@@ -49,6 +49,7 @@ from subscribers.geodesy import (
     mercator,
     mercator_buffer_for,
     mercator_y,
+    outline_segments,
     split_antimeridian,
     unwrap_ring,
     wrap_lon,
@@ -57,6 +58,8 @@ from subscribers.geometry import load_zone_polygons, polygonal
 
 DEFAULT_BUFFER_NM = 1.0
 DEFAULT_STALE_AFTER = timedelta(hours=6)
+#: Point x outline-segment pairs below which exact distances are cheaper than a buffered prefilter.
+_DIRECT_DISTANCE_WORK = 400_000
 
 LatLon = tuple[float, float]
 CircleSpec = tuple[float, float, float]
@@ -174,13 +177,14 @@ class _Points:
         if r_max > 0:
             rad = self.radius[idx]
             rest = np.flatnonzero(~hit & (rad > 0))
-            if len(rest):
+            if len(rest) * len(shape.segments) > _DIRECT_DISTANCE_WORK:
+                # Many points or a detailed outline: keep only those inside the buffered outline first.
                 near = shapely.intersects_xy(shape.mercator_buffer(r_max, max_abs), np.radians(lon[rest]),
                                              mercator_y(lat[rest]))
                 rest = rest[near]
-                if len(rest):
-                    d = distance_km_to(shape.mercator, lon[rest], lat[rest])
-                    hit[rest[d <= rad[rest]]] = True
+            if len(rest):
+                d = distance_km_to_segments(shape.segments, lon[rest], lat[rest])
+                hit[rest[d <= rad[rest]]] = True
         return idx[hit]
 
     def circle_hits(self, lat0: float, lon0: float, radius_km: float) -> np.ndarray:
@@ -228,6 +232,10 @@ class _PolygonShape:
     @cached_property
     def mercator(self) -> BaseGeometry:
         return mercator(self.unwrapped)
+
+    @cached_property
+    def segments(self) -> np.ndarray:
+        return outline_segments(self.mercator)
 
     def mercator_buffer(self, radius_km: float, max_abs_lat: float) -> BaseGeometry:
         key = (radius_km, max_abs_lat)

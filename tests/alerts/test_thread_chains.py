@@ -128,7 +128,8 @@ def test_same_alert_from_two_feeds_is_stored_once(db_url: str, tmp_path: Path,
     doc = cap_xml("SHARED-1", sent=t0, zones=["S1251100"])
     (tmp_path / "one.xml").write_bytes(doc)
     (tmp_path / "two.xml").write_bytes(doc)
-    p = make(db_url, write_config, [("one", "cap", str(tmp_path / "one.xml")), ("two", "cap", str(tmp_path / "two.xml"))])
+    feeds = [("one", "cap", str(tmp_path / "one.xml")), ("two", "cap", str(tmp_path / "two.xml"))]
+    p = make(db_url, write_config, feeds)
     summary = p.run_once()
     assert summary.alerts_new == 1 and summary.duplicates == 1
     assert threads(p) == [(None, "active", 1)]

@@ -10,6 +10,7 @@ import pytest
 import shapely
 from shapely.geometry import Point, Polygon, box
 
+from subscribers import geoindex
 from subscribers.geoindex import GeoIndex, ZoneTree
 
 R = 6371.0088
@@ -148,8 +149,11 @@ def brute_distance_km(poly: Polygon, lat: float, lon: float) -> float:
     return min(hav(lat, lon, y, x) for x, y in dense.coords)
 
 
+@pytest.mark.parametrize("buffered_prefilter", [False, True])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_affected_agrees_with_brute_force(seed: int) -> None:
+def test_affected_agrees_with_brute_force(seed: int, buffered_prefilter: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if buffered_prefilter:  # the path taken for large candidate sets or detailed outlines
+        monkeypatch.setattr(geoindex, "_DIRECT_DISTANCE_WORK", 0)
     rng = np.random.default_rng(seed)
     n_pts, n_ves = 3000, 800
     p_lat, p_lon = rng.uniform(33.0, 38.0, n_pts), rng.uniform(124.0, 131.0, n_pts)
