@@ -91,6 +91,10 @@ class Config:
     dispatch_interval_seconds: float
     max_attempts: int
     demo_subscribers: list[DemoSubscriber]
+    #: A vessel this close to a zone's border (nautical miles) is told about both sides.
+    vessel_buffer_nm: float = 1.0
+    #: A fix older than this does not place a vessel in a zone.
+    vessel_stale_after_hours: float = 6.0
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -171,6 +175,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError("[matching] zone_value_names", "must be a non-empty list of strings")
 
     demo = [_demo(i, d) for i, d in enumerate(_list(_table(raw, "demo"), "subscribers"))]
+    vessels = _table(raw, "vessels")
 
     return Config(
         path=path,
@@ -196,6 +201,8 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         dispatch_interval_seconds=_number(dispatch, "dispatch", "interval_seconds", 5.0, minimum=0.1),
         max_attempts=int(_number(dispatch, "dispatch", "max_attempts", 8, minimum=1)),
         demo_subscribers=demo,
+        vessel_buffer_nm=_number(vessels, "vessels", "buffer_nm", 1.0, minimum=0.0, maximum=50.0),
+        vessel_stale_after_hours=_number(vessels, "vessels", "stale_after_hours", 6.0, minimum=0.01, maximum=720.0),
         raw=raw,
     )
 

@@ -21,13 +21,13 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from alerts.audience import Audience
 from alerts.config import Config
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
 from alerts.render import parameters_for, render
 from alerts.sms import build_fallback
 from alerts.sqlutil import insert_ignore
 from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
-from subscribers.matching import match_zones
 from subscribers.models import Subscriber
 
 PUBLIC_MSG_TYPES = ("Alert", "Update", "Cancel")
@@ -56,18 +56,18 @@ class Target:
     not_before: datetime | None = None
 
 
-def fan_out_pending(session: Session, config: Config, *, now: datetime,
+def fan_out_pending(session: Session, config: Config, audience: Audience, *, now: datetime,
                     zone_name: Callable[[str], str | None]) -> FanoutReport:
     """Fan out every alert not yet matched, oldest first (an original before its update)."""
     report = FanoutReport()
     pending = session.exec(select(AlertRecord).where(col(AlertRecord.matched_at).is_(None))
                            .order_by(col(AlertRecord.sent), col(AlertRecord.id))).all()
     for record in pending:
-        report.add(fan_out(session, record, config, now=now, zone_name=zone_name))
+        report.add(fan_out(session, record, config, audience, now=now, zone_name=zone_name))
     return report
 
 
-def fan_out(session: Session, record: AlertRecord, config: Config, *, now: datetime,
+def fan_out(session: Session, record: AlertRecord, config: Config, audience: Audience, *, now: datetime,
             zone_name: Callable[[str], str | None]) -> FanoutReport:
     report = FanoutReport(alerts=1)
     record.matched_at = now
@@ -86,7 +86,7 @@ def fan_out(session: Session, record: AlertRecord, config: Config, *, now: datet
         if not targets:
             record.skip_reason = "cancel: nobody had been told"
     else:
-        targets = _targets(session, alert, config, notified, now, report)
+        targets = _targets(session, alert, config, audience, notified, now, report)
         report.suppressed += _suppress_queued(session, thread.id, {t.subscriber_id for t in targets},  # type: ignore[arg-type]
                                               "superseded by a newer version")
         if not targets:
@@ -121,11 +121,9 @@ def _notified(session: Session, thread_id: int) -> set[int]:
     return set(rows)
 
 
-def _targets(session: Session, alert: Alert, config: Config, notified: set[int], now: datetime,
+def _targets(session: Session, alert: Alert, config: Config, audience: Audience, notified: set[int], now: datetime,
              report: FanoutReport) -> list[Target]:
-    categories = sorted({c for info in alert.infos for c in info.category})
-    recipients = match_zones(session, alert.zone_codes(config.zone_value_names), severity=alert.max_severity(),
-                             urgency=alert.max_urgency(), categories=categories, at=now)
+    recipients = audience.recipients(session, alert, config.zone_value_names, at=now)
     targets: dict[int, Target] = {}
     for recipient in recipients:
         decision = recipient.decision

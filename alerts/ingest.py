@@ -1,8 +1,13 @@
 """Store canonical alerts once each and thread them.
 
 Identity is CAP's (sender, identifier, sent): the same alert twice, or from two feeds, is stored once
-and fanned out once. Existing identities are looked up in one query per batch so that re-polling a
-feed that still lists yesterday's alerts costs one SELECT, not one per entry.
+and fanned out once. A batch costs a few statements whatever its size (benchmarks/bench_ingest.py):
+
+1. one lookup of the identities already stored (re-polling a feed that still lists yesterday's alerts
+   costs one SELECT, not one per entry), and duplicates within the batch are dropped in memory;
+2. one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for the rest: an alert another worker
+   stored in the meantime is not returned, and counts as a duplicate rather than failing the batch;
+3. threading in memory (:class:`alerts.lifecycle.ThreadBatch`), oldest first, then written back in bulk.
 """
 
 from __future__ import annotations
@@ -10,17 +15,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
-from alerts.lifecycle import assign_thread, live_threads_of_feed
+from alerts.lifecycle import Identity, ThreadBatch, Version, live_threads_of_feed, select_by_identity
 from alerts.models import AlertRecord, AlertThread
 from feeds.model import Alert, Reference, to_utc
 
-#: Identities per existence query (SQLite's expression depth limit is the real bound).
-LOOKUP_CHUNK = 300
+#: Rows per INSERT statement; ~15 columns each stays far below SQLite's bound-variable limit.
+INSERT_CHUNK = 500
 
 
 @dataclass(slots=True)
@@ -32,62 +37,69 @@ class IngestReport:
 
 def ingest(session: Session, alerts: Sequence[Alert], *, feed: str | None, now: datetime) -> IngestReport:
     report = IngestReport()
-    known = _existing_keys(session, [a.key() for a in alerts])
-    seen_now: set[tuple[str, str, datetime]] = set()
     # Oldest first; within one bulletin a Cancel before the Update that continues the warning.
-    for alert in sorted(alerts, key=lambda a: (to_utc(a.sent), a.msg_type != "Cancel")):
+    ordered = sorted(alerts, key=lambda a: (to_utc(a.sent), a.msg_type != "Cancel"))
+    seen: set[Identity] = {tuple(row) for row in select_by_identity(  # type: ignore[misc]
+        session, (a.key() for a in ordered), AlertRecord.sender, AlertRecord.identifier, AlertRecord.sent)}
+    fresh: list[Alert] = []
+    for alert in ordered:
         key = alert.key()
-        if key in known or key in seen_now:
+        if key in seen:
             report.duplicates += 1
             continue
-        seen_now.add(key)
-        record_id = _store(session, alert, feed=feed, now=now)
-        if record_id is None:
-            report.duplicates += 1  # another worker stored it first
-        else:
-            report.new_ids.append(record_id)
+        seen.add(key)
+        fresh.append(alert)
+    stored = _store(session, fresh, feed=feed, now=now)
+    report.duplicates += len(fresh) - len(stored)  # another worker stored them first
+    threads = ThreadBatch(session, feed, now)
+    threads.prefetch([alert for _, alert in stored])
+    for version, alert in stored:
+        threads.assign(version, alert)
+    threads.write()
+    report.new_ids = [version.id for version, _ in stored]
     return report
 
 
-def _store(session: Session, alert: Alert, *, feed: str | None, now: datetime) -> int | None:
+def _row(alert: Alert, *, feed: str | None, now: datetime) -> dict[str, Any]:
     first = alert.infos[0] if alert.infos else None
-    record = AlertRecord(
-        sender=alert.sender,
-        identifier=alert.identifier,
-        sent=to_utc(alert.sent),
-        status=alert.status,
-        msg_type=alert.msg_type,
-        scope=alert.scope,
-        event=(first.event if first else "")[:255],
-        severity=alert.max_severity(),
-        urgency=alert.max_urgency(),
-        headline=first.headline if first else None,
-        feed=feed,
-        end_time=alert.end_time(),
-        received_at=now,
-        body=alert.to_json(),
-    )
-    try:
-        with session.begin_nested():
-            session.add(record)
-            session.flush()
-    except IntegrityError:
-        return None
-    assign_thread(session, record, alert, feed=feed, now=now)
-    return record.id
+    return {
+        "sender": alert.sender,
+        "identifier": alert.identifier,
+        "sent": to_utc(alert.sent),
+        "status": alert.status,
+        "msg_type": alert.msg_type,
+        "scope": alert.scope,
+        "event": (first.event if first else "")[:255],
+        "severity": alert.max_severity(),
+        "urgency": alert.max_urgency(),
+        "headline": first.headline if first else None,
+        "feed": feed,
+        "end_time": alert.end_time(),
+        "received_at": now,
+        "body": alert.to_json(),
+    }
 
 
-def _existing_keys(session: Session, keys: list[tuple[str, str, datetime]]) -> set[tuple[str, str, datetime]]:
-    found: set[tuple[str, str, datetime]] = set()
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), LOOKUP_CHUNK):
-        chunk = unique[start:start + LOOKUP_CHUNK]
-        conditions = [and_(AlertRecord.sender == s, AlertRecord.identifier == i, AlertRecord.sent == t)
-                      for s, i, t in chunk]
-        rows = session.exec(select(AlertRecord.sender, AlertRecord.identifier, AlertRecord.sent)
-                            .where(or_(*conditions)))
-        found.update((s, i, to_utc(t)) for s, i, t in rows)
-    return found
+def _store(session: Session, alerts: list[Alert], *, feed: str | None,
+           now: datetime) -> list[tuple[Version, Alert]]:
+    """Insert the alerts; those really inserted come back, in the given order, with their row ids."""
+    if not alerts:
+        return []
+    table = AlertRecord.__table__  # type: ignore[attr-defined]
+    dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = (dialect.insert(table).on_conflict_do_nothing(index_elements=["sender", "identifier", "sent"])
+            .returning(table.c.id, table.c.sender, table.c.identifier, table.c.sent))
+    rows = [_row(alert, feed=feed, now=now) for alert in alerts]
+    ids: dict[Identity, int] = {}
+    for start in range(0, len(rows), INSERT_CHUNK):
+        for rid, sender, identifier, sent in session.execute(stmt, rows[start:start + INSERT_CHUNK]):
+            ids[(sender, identifier, sent)] = rid
+    stored: list[tuple[Version, Alert]] = []
+    for alert, row in zip(alerts, rows, strict=True):
+        rid = ids.get(alert.key())
+        if rid is not None:
+            stored.append((Version(rid, alert.key(), alert.msg_type, row["end_time"]), alert))
+    return stored
 
 
 def end_vanished(session: Session, feed: str, current: Sequence[Alert], *, now: datetime) -> IngestReport:

@@ -11,8 +11,9 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import timedelta
 
+from alerts.audience import Audience
 from alerts.config import Config, FeedConfig
 from alerts.db import make_engine, session_scope, upgrade
 from alerts.dispatch import Dispatcher, DispatchReport, ResultsReport
@@ -69,6 +70,8 @@ class Pipeline:
                                user_agent=config.user_agent)
         self.states = DbFeedStateStore(self.engine)
         self.dispatcher = Dispatcher(self.engine, config, self.provider)
+        self.audience = Audience(self.engine, buffer_nm=config.vessel_buffer_nm,
+                                 stale_after=timedelta(hours=config.vessel_stale_after_hours))
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -116,7 +119,7 @@ class Pipeline:
         now = utcnow()
         with self.lock, session_scope(self.engine) as session:
             summary.threads_expired += expire_threads(session, now)
-            report = fan_out_pending(session, self.config, now=now, zone_name=zone_name)
+            report = fan_out_pending(session, self.config, self.audience, now=now, zone_name=zone_name)
         summary.fanout.add(report)
         if report.alerts:
             log.info("matched %d alerts: %d messages queued (%d held for quiet hours), %d superseded, skipped: %s",
@@ -168,6 +171,3 @@ class Pipeline:
         self.dispatch()
         self.collect()
 
-
-def now_utc() -> datetime:
-    return utcnow()

@@ -11,6 +11,7 @@ Run: /work/venv/bin/python benchmarks/bench_feed_parse.py [--entries 200] [--run
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -31,8 +32,11 @@ EVENTS = [("Gale Warning", "Met", "Severe"), ("Storm Surge Warning", "Met", "Ext
 
 
 def _polygon(lat: float, lon: float, points: int = 12) -> str:
-    """A closed ring of ``points`` vertices around (lat, lon), as CAP writes it: "lat,lon lat,lon ..."."""
-    ring = [(lat + 0.2 * ((k * 7) % 5 - 2) / 2, lon + 0.3 * ((k * 3) % 7 - 3) / 3) for k in range(points - 1)]
+    """A valid closed ring of ``points`` vertices around (lat, lon), as CAP writes it: "lat,lon lat,lon ..."."""
+    ring = []
+    for k in range(points - 1):  # angular order with a wobbling radius: simple (valid) but not convex
+        angle, radius = 2 * math.pi * k / (points - 1), 0.3 + 0.1 * (k % 3)
+        ring.append((lat + radius * math.sin(angle), lon + radius * math.cos(angle)))
     ring.append(ring[0])
     return " ".join(f"{a:.4f},{b:.4f}" for a, b in ring)
 
@@ -106,6 +110,7 @@ def main() -> None:
     result = AtomParser().parse(data, origin="https://example.org/feed.atom")
     assert len(result.alerts) == args.entries and not result.errors, (len(result.alerts), result.errors[:3])
     assert all(len(a.infos[0].areas) == 2 for a in result.alerts)
+    assert not any(a.warnings for a in result.alerts), result.alerts[0].warnings
 
     ours = median_ms(lambda: AtomParser().parse(data, origin="https://example.org/feed.atom"), args.runs)
     baseline = median_ms(lambda: feedparser.parse(data), args.runs)

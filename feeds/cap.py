@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlparse
 
+import numpy as np
 import shapely
 from lxml import etree
 from shapely.geometry import Polygon as ShapelyPolygon
@@ -66,6 +67,8 @@ _ALERT_REPEATABLE = ("code", "info")
 _INFO_REPEATABLE = ("category", "responseType", "eventCode", "parameter", "resource", "area")
 _AREA_REPEATABLE = ("polygon", "circle", "geocode")
 
+#: An absolute URI's scheme as urlparse reads it; the regex settles the usual case without urlparse's cost.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _BAD_ID_CHARS = re.compile(r"[\s,<&]")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?P<tz>[Zz]|[+-]\d{2}:?\d{2})?$")
 
@@ -97,17 +100,52 @@ class _Children:
         return found[0] if found else None
 
     def text(self, name: str) -> str | None:
-        elem = self.first(name)
-        if elem is None:
+        found = self.by_name.get(name)
+        if not found:
             return None
-        value = _text(elem)
-        return value or None
+        return _text(found[0]) or None
+
+
+class PolygonChecks:
+    """Polygon validity checks gathered over a whole document, then run in one vectorised GEOS call.
+
+    Building and checking one polygon through shapely costs ~25 us of call overhead, a few us per polygon
+    in bulk; a fat feed carries hundreds. An invalid polygon is only a warning (it is kept as sent), so its
+    finding can wait until the document is read: :meth:`run` adds it to the alert's warnings then.
+    """
+
+    def __init__(self) -> None:
+        self._readers: list[_CapReader] = []
+        self._rings: list[tuple[_CapReader, str, list[tuple[float, float]]]] = []
+
+    def add_reader(self, reader: _CapReader) -> None:
+        self._readers.append(reader)
+
+    def add_ring(self, reader: _CapReader, where: str, ring: list[tuple[float, float]]) -> None:
+        self._rings.append((reader, where, ring))
+
+    def run(self) -> None:
+        """Warn about every invalid ring, then close each alert's warning list."""
+        if self._rings:
+            # Validity does not depend on which axis comes first, so rings are checked as sent (lat, lon);
+            # only an invalid one is rebuilt (lon, lat) to name the faulty point in x, y order.
+            coords = np.array([point for _, _, ring in self._rings for point in ring], dtype=float)
+            indices = np.repeat(np.arange(len(self._rings)), [len(ring) for _, _, ring in self._rings])
+            valid = shapely.is_valid(shapely.polygons(shapely.linearrings(coords, indices=indices)))
+            for (reader, where, ring), ok in zip(self._rings, valid.tolist(), strict=True):
+                if not ok:
+                    shape = ShapelyPolygon([(lon, lat) for lat, lon in ring])
+                    reader.warn(f"{where}: invalid polygon kept as sent ({explain_validity(shape)})")
+        for reader in self._readers:
+            reader.finish()
+        self._readers.clear()
+        self._rings.clear()
 
 
 class _CapReader:
     """One alert's parse: carries the namespace, the origin for messages and the warnings list."""
 
-    def __init__(self, alert_elem: etree._Element, origin: str) -> None:
+    def __init__(self, alert_elem: etree._Element, origin: str, checks: PolygonChecks | None = None) -> None:
         ns = namespace(alert_elem)
         if local_name(alert_elem) != "alert":
             raise _fail(origin, f"element <{local_name(alert_elem) or '?'}> is not a CAP <alert>")
@@ -124,6 +162,10 @@ class _CapReader:
         self.warnings: list[str] = []
         self._seen_warnings: set[str] = set()
         self._dropped_warnings = 0
+        #: Shared by every alert of one feed document; an alert read on its own runs its own at the end.
+        self.shared_checks = checks is not None
+        self.checks = checks if checks is not None else PolygonChecks()
+        self.checks.add_reader(self)
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -143,6 +185,7 @@ class _CapReader:
     def children(self, elem: etree._Element, order: tuple[str, ...], repeatable: tuple[str, ...],
                  where: str) -> _Children:
         out = _Children()
+        by_name = out.by_name
         ranks = _ranks(order)
         prefix, cut = self.prefix, len(self.prefix)
         highest = -1
@@ -151,7 +194,7 @@ class _CapReader:
         seen_signature = False
         for child in elem:
             tag = child.tag
-            if not isinstance(tag, str):
+            if tag.__class__ is not str:  # comments and processing instructions
                 continue
             if not tag.startswith(prefix):
                 if namespace(child) == XMLDSIG_NAMESPACE and local_name(child) == "Signature":
@@ -166,15 +209,19 @@ class _CapReader:
                 continue
             if seen_signature:
                 self.warn(f"{where}: <{name}> after the XML signature")
-            if rank < highest:
-                misplaced.append(f"<{name}> after <{highest_name}>")
-            elif rank > highest:
+            if rank > highest:
                 highest, highest_name = rank, name
-            if name in out.by_name and name not in repeatable:
+            elif rank < highest:
+                misplaced.append(f"<{name}> after <{highest_name}>")
+            group = by_name.get(name)
+            if group is None:
+                by_name[name] = [child]
+                continue
+            if name not in repeatable:
                 if name in _ALERT_REQUIRED and where == "alert":
                     raise self.fail(f"duplicate <{name}>")
                 self.warn(f"{where}: duplicate <{name}>, the first one is used")
-            out.by_name.setdefault(name, []).append(child)
+            group.append(child)
         if misplaced:
             more = f" (and {len(misplaced) - 1} more)" if len(misplaced) > 1 else ""
             self.warn(f"{where}: element order: {misplaced[0]}{more}")
@@ -245,10 +292,16 @@ class _CapReader:
             self.warn(f"alert: msgType {msg_type} without <references>")
         for number, info_elem in enumerate(kids.all("info"), start=1):
             alert.infos.append(self.info(info_elem, number, sent))
+        alert.warnings = self.warnings  # the same list: deferred polygon findings still land in it
+        if not self.shared_checks:
+            self.checks.run()
+        return alert
+
+    def finish(self) -> None:
+        """The last warning line: how many findings the cap left out."""
         if self._dropped_warnings:
             self.warnings.append(f"alert: {self._dropped_warnings} more warnings not shown")
-        alert.warnings = self.warnings
-        return alert
+            self._dropped_warnings = 0
 
     def references(self, value: str | None, alert: Alert) -> list[Reference]:
         if not value:
@@ -308,7 +361,7 @@ class _CapReader:
             if value:
                 response_types.append(value)
         web = kids.text("web")
-        if web and not urlparse(web).scheme:
+        if web and not _SCHEME.match(web) and not urlparse(web).scheme:
             self.warn(f"{where}: <web> {web!r} is not an absolute URI")
 
         def opt_time(name: str) -> datetime | None:
@@ -438,11 +491,7 @@ class _CapReader:
         if ring[0] != ring[-1]:
             self.warn(f"{where}: ring not closed, closed by repeating the first point")
             ring.append(ring[0])
-        # Validity does not depend on which axis comes first, so the cheap vectorised constructor checks the
-        # ring as sent; only an invalid one is rebuilt (lon, lat) to name the faulty point in x, y order.
-        if not shapely.is_valid(shapely.polygons(ring)):
-            shape = ShapelyPolygon([(lon, lat) for lat, lon in ring])
-            self.warn(f"{where}: invalid polygon kept as sent ({explain_validity(shape)})")
+        self.checks.add_ring(self, where, ring)
         return ring
 
     def circle(self, value: str, where: str) -> Circle | None:
@@ -475,13 +524,14 @@ def is_cap_alert(elem: etree._Element) -> bool:
     return local_name(elem) == "alert" and namespace(elem) in CAP_NAMESPACES
 
 
-def parse_cap_element(elem: etree._Element, *, origin: str) -> Alert:
+def parse_cap_element(elem: etree._Element, *, origin: str, checks: PolygonChecks | None = None) -> Alert:
     """One CAP ``<alert>`` element (already parsed by :func:`feeds.xmlsafe.parse_xml`) into an Alert.
 
     Raises :class:`ParseError` whose message is ``"<origin>: <reason>"``; lenient findings land in
-    ``Alert.warnings``.
+    ``Alert.warnings``. With ``checks`` (a feed of many alerts), polygon validity findings are added
+    when the caller calls ``checks.run()`` after the last alert; without, before this returns.
     """
-    return _CapReader(elem, origin).read()
+    return _CapReader(elem, origin, checks).read()
 
 
 def edxl_cap_elements(root: etree._Element) -> list[etree._Element]:

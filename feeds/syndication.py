@@ -23,7 +23,7 @@ import feedparser
 from lxml import etree
 
 from feeds.base import ParseError, ParseResult
-from feeds.cap import CAP_ALERT_TAGS, CAP_NAMESPACES, is_cap_alert, parse_cap_element
+from feeds.cap import CAP_ALERT_TAGS, CAP_NAMESPACES, PolygonChecks, is_cap_alert, parse_cap_element
 from feeds.xmlsafe import local_name, namespace, parse_xml
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -173,6 +173,7 @@ def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element
     if envelopes is None or len(envelopes) != len(entries):
         envelopes = [_envelope_from_tree(entry) for entry in entries]
     result = ParseResult()
+    checks = PolygonChecks()  # one vectorised validity check for every polygon of the feed
     seen_links: set[str] = set()
     for number, (entry, env, caps) in enumerate(zip(entries, envelopes, inline, strict=True), start=1):
         name = f"{noun} {env.id}" if env.id else f"{noun} #{number}"
@@ -182,7 +183,7 @@ def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element
                 caps = _escaped_cap(entry, where)
             if caps:
                 # all or nothing per entry: a half-read entry would hide which of its alerts went missing
-                alerts = [parse_cap_element(elem, origin=where) for elem in caps]
+                alerts = [parse_cap_element(elem, origin=where, checks=checks) for elem in caps]
                 result.alerts.extend(alerts)
                 continue
         except ParseError as exc:
@@ -195,4 +196,5 @@ def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element
         if link not in seen_links:
             seen_links.add(link)
             result.links.append(link)
+    checks.run()
     return result

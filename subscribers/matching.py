@@ -192,6 +192,29 @@ def match_zones(
     """
     codes = list(zone_codes)
     ids = index.lookup(codes) if index is not None else matching_ids_sql(session, codes)
+    return recipients_for_ids(session, ids, severity=severity, urgency=urgency, categories=categories, at=at,
+                              include_skipped=include_skipped)
+
+
+def recipients_for_ids(
+    session: Session | Engine | Connection,
+    subscriber_ids: Iterable[int] | np.ndarray,
+    *,
+    severity: str,
+    urgency: str,
+    categories: Iterable[str] = (),
+    at: datetime,
+    include_skipped: bool = False,
+) -> list[Recipient]:
+    """Recipients (one per id, sorted) with fresh status and preferences read from the database.
+
+    For callers that found the people another way (polygons, vessels, points) and want the same rules.
+    Ids that no longer exist are ignored; non-active people are SKIP (left out unless include_skipped).
+    """
+    ids = np.asarray(subscriber_ids if isinstance(subscriber_ids, np.ndarray) else list(subscriber_ids),
+                     dtype=np.int64)
+    if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # lookups are already sorted and unique
+        ids = np.unique(ids)
     if len(ids) == 0:
         return []
     wanted = list(categories)

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from alerts.cli.common import EXIT_BAD_CONFIG, ConfigOption, fail, open_context
+from alerts.cli.common import ConfigOption, fail, open_context
 from alerts.config import Config
 from subscribers.ais import read_positions
 from subscribers.phone import mask
@@ -29,18 +29,8 @@ MAX_BAD_SHOWN = 50
 
 
 def vessel_settings(config: Config) -> tuple[float, timedelta]:
-    """(buffer_nm, stale_after) from ``[vessels]``; a bad value exits with the key named."""
-    table = config.raw.get("vessels", {})
-    if not isinstance(table, dict):
-        fail("config: [vessels]: must be a table", EXIT_BAD_CONFIG)
-    values = []
-    for key, default, low, high in (("buffer_nm", 1.0, 0.0, 50.0), ("stale_after_hours", 6.0, 0.01, 24.0 * 30)):
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            fail(f"config: [vessels] {key}: must be a number from {low:g} to {high:g}, not {value!r}",
-                 EXIT_BAD_CONFIG)
-        values.append(float(value))
-    return values[0], timedelta(hours=values[1])
+    """(buffer_nm, stale_after) from ``[vessels]`` (validated with the rest of the config)."""
+    return config.vessel_buffer_nm, timedelta(hours=config.vessel_stale_after_hours)
 
 
 @app.command("add")

@@ -139,11 +139,18 @@ def test_chunks_smaller_than_the_file(engine: Engine, tmp_path: Path) -> None:
         ("", "empty file"),
         ("phone,zone\n01012345678,S1251100\n", "unknown column 'zone'"),
         ("name,zones\nA,S1251100\n", "missing column 'phone'"),
+        ("phone,zones,Phone\n01012345678,S1251100,x\n", "appears twice"),
     ],
 )
 def test_unusable_files_raise_one_clear_error(engine: Engine, tmp_path: Path, content: str, message: str) -> None:
     with pytest.raises(CsvImportError, match=message):
         import_csv(engine, _write(tmp_path / "bad.csv", content))
+
+
+def test_header_case_spaces_and_bom_are_tolerated(engine: Engine, tmp_path: Path) -> None:
+    path = _write(tmp_path / "bom.csv", "\ufeffPhone, Zones ,NAME\n010-7777-0001,S1251100,A\n")
+    report = import_csv(engine, path)
+    assert (report.inserted, report.skipped) == (1, 0)
 
 
 def test_missing_file(engine: Engine, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from subscribers import store, zones
-from subscribers.matching import ZoneIndex, match_zones, matching_ids_sql
+from subscribers.matching import ZoneIndex, match_zones, matching_ids_sql, recipients_for_ids
 from subscribers.preferences import KST, Action
 
 NOON = datetime(2025, 7, 10, 12, 0, tzinfo=KST).astimezone(UTC)
@@ -80,3 +80,17 @@ def test_zone_index_agrees_with_sql_on_random_data(engine: Engine) -> None:
         assert np.array_equal(from_index, from_sql), alert
         assert len(np.unique(from_index)) == len(from_index)
     assert len(index.lookup(["S1000000", "L1000000", "S2000000"])) == 400 - len(range(0, 400, 9))
+
+
+def test_recipients_for_ids_dedupes_and_rereads_status(session: Session) -> None:
+    a = store.add_subscriber(session, "01040000001", ["S1251100"], name="A")
+    b = store.add_subscriber(session, "01040000002", ["L1013710"], name="B", min_severity="Extreme")
+    c = store.add_subscriber(session, "01040000003", ["L1013710"], name="C")
+    store.set_status(session, c.phone, "paused")
+    session.commit()
+    got = recipients_for_ids(session, [b.id, a.id, a.id, c.id, 99999], severity="Severe", urgency="Expected",
+                             categories=["Met"], at=NOON, include_skipped=True)
+    assert [(r.subscriber_id, r.decision.action) for r in got] == [
+        (a.id, Action.SEND), (b.id, Action.SKIP), (c.id, Action.SKIP)]
+    assert got[2].decision.reason == "paused"
+    assert recipients_for_ids(session, [], severity="Severe", urgency="Expected", at=NOON) == []

@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from subscribers.preferences import (
     KST,
@@ -12,6 +14,7 @@ from subscribers.preferences import (
     decide,
     parse_categories,
     parse_quiet_hours,
+    quiet_end,
 )
 
 NIGHT = Preferences(quiet_start_min=22 * 60, quiet_end_min=6 * 60)  # 22:00-06:00 KST
@@ -86,3 +89,20 @@ def test_parsers() -> None:
 def test_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         decide(NIGHT, severity="Minor", urgency="Expected", at=datetime(2025, 1, 1, 23) + timedelta(0))
+
+
+@given(
+    start=st.integers(0, 1439),
+    end=st.integers(0, 1439),
+    at=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)),
+)
+def test_quiet_end_is_the_next_end_of_the_window(start: int, end: int, at: datetime) -> None:
+    result = quiet_end(start, end, at)
+    local = at.astimezone(KST)
+    minute = local.hour * 60 + local.minute
+    inside = start != end and (start <= minute < end if start < end else (minute >= start or minute < end))
+    assert (result is not None) == inside
+    if result is not None:
+        assert at < result <= at + timedelta(hours=24)
+        end_local = result.astimezone(KST)
+        assert end_local.hour * 60 + end_local.minute == end and end_local.second == 0

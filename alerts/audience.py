@@ -1,0 +1,95 @@
+"""Who an alert reaches: one answer from every way a person can be "in" a warning.
+
+* subscribers of the KMA zones the alert names (group codes expand to their leaves);
+* subscribers of zones whose imported outline intersects the alert's polygons or circles;
+* people whose fixed point (a port, a sea farm) or followed vessel is inside the alert's geometry;
+* people following a vessel whose current position is inside a zone the alert names — the warning
+  follows the boat.
+
+All of it is merged into one set of subscriber ids before preferences are applied, so a person found
+three ways still gets one message. The geometry index is built from the database and reused for
+``ttl`` seconds: building it for a million points takes a second, answering takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from feeds.model import Alert
+from subscribers.geo_models import VesselPosition, ZonePolygon
+from subscribers.geoindex import GeoIndex
+from subscribers.matching import Recipient, alert_leaves, matching_ids_sql, recipients_for_ids
+from subscribers.models import Subscription
+from subscribers.positions import vessels_in_zones_now
+from subscribers.vessels import subscribers_for_vessels
+
+
+class Audience:
+    def __init__(self, engine: Engine, *, buffer_nm: float, stale_after: timedelta, ttl_seconds: float = 60.0) -> None:
+        self.engine = engine
+        self.buffer_nm = buffer_nm
+        self.stale_after = stale_after
+        self.ttl_seconds = ttl_seconds
+        self._index: GeoIndex | None = None
+        self._built_at = 0.0
+        self._has_geometry: bool | None = None
+
+    def invalidate(self) -> None:
+        """Call after zone outlines, points or vessel positions changed in bulk."""
+        self._index = None
+        self._has_geometry = None
+
+    def _geometry_exists(self, session: Session) -> bool:
+        """Cheap check so that a zone-only deployment never pays for building a geometry index."""
+        zones = session.exec(select(func.count()).select_from(ZonePolygon)).one()
+        points = session.exec(select(func.count()).select_from(Subscription)
+                              .where(col(Subscription.kind).in_(("point", "vessel")))).one()
+        return bool(zones or points)
+
+    def geo_index(self, session: Session) -> GeoIndex | None:
+        fresh = time.monotonic() - self._built_at < self.ttl_seconds
+        if self._index is not None and fresh:
+            return self._index
+        if self._has_geometry is None or not fresh:
+            self._has_geometry = self._geometry_exists(session)
+            self._built_at = time.monotonic()
+        if not self._has_geometry:
+            return None
+        self._index = GeoIndex.from_session(session, buffer_nm=self.buffer_nm, stale_after=self.stale_after)
+        self._built_at = time.monotonic()
+        return self._index
+
+    def subscriber_ids(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> list[int]:
+        codes = alert.zone_codes(tuple(value_names))
+        ids: set[int] = set(matching_ids_sql(session, codes).tolist()) if codes else set()
+        polygons = [ring for info in alert.infos for area in info.areas for ring in area.polygons]
+        circles = [(c.lat, c.lon, c.radius_km) for info in alert.infos for area in info.areas for c in area.circles]
+        index = self.geo_index(session) if (polygons or circles or codes) else None
+        if index is None:
+            return sorted(ids)
+        if polygons or circles:
+            affected = index.affected(polygons, circles, at=at)
+            ids.update(affected.subscriber_ids.tolist())
+            if affected.zone_codes:
+                ids.update(matching_ids_sql(session, sorted(affected.zone_codes)).tolist())
+        if codes and self._has_positions(session):
+            mmsis = vessels_in_zones_now(session, alert_leaves(codes), at=at, stale_after=self.stale_after)
+            if mmsis:
+                ids.update(subscribers_for_vessels(session, mmsis))
+        return sorted(ids)
+
+    def _has_positions(self, session: Session) -> bool:
+        return session.exec(select(VesselPosition.id).limit(1)).first() is not None
+
+    def recipients(self, session: Session, alert: Alert, value_names: Sequence[str], *,
+                   at: datetime) -> list[Recipient]:
+        ids = self.subscriber_ids(session, alert, value_names, at=at)
+        categories = sorted({c for info in alert.infos for c in info.category})
+        return recipients_for_ids(session, ids, severity=alert.max_severity(), urgency=alert.max_urgency(),
+                                  categories=categories, at=at, include_skipped=True)

@@ -1,0 +1,110 @@
+"""The warning reaches people however they are "in" it — zone, zone outline, fixed point, vessel —
+and each of them once. Driven through the real pipeline: NGA polygon warnings and KMA zone warnings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alimcast_testkit import cap_xml
+from sqlmodel import select
+
+from alerts.config import load_config
+from alerts.db import session_scope
+from alerts.models import Delivery
+from alerts.pipeline import Pipeline, feed_spec
+from feeds.model import Alert, Area, Info
+from subscribers.ais import Position
+from subscribers.geometry import import_zone_geojson
+from subscribers.models import Subscription
+from subscribers.positions import ingest_positions
+from subscribers.store import add_subscriber
+from subscribers.vessels import add_vessel
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+# A made-up outline for 인천·경기북부앞바다 (S1251100): lon 125.5-126.5, lat 37.0-37.8.
+ZONE_RING = [[125.5, 37.0], [126.5, 37.0], [126.5, 37.8], [125.5, 37.8], [125.5, 37.0]]
+
+
+def nga(number: int, box: tuple[float, float, float, float]) -> bytes:
+    lat0, lon0, lat1, lon1 = box
+
+    def pos(lat: float, lon: float) -> str:
+        return f"{int(lat):02d}-{(lat % 1) * 60:05.2f}N {int(lon):03d}-{(lon % 1) * 60:05.2f}E"
+
+    corners = [pos(lat0, lon0), pos(lat0, lon1), pos(lat1, lon1), pos(lat1, lon0)]
+    text = "YELLOW SEA.\nKOREA.\nLIVE FIRING IN AREA BOUND BY\n" + ", ".join(corners) + ".\n"
+    warning = {"msgYear": 2099, "msgNumber": number, "navArea": "P", "subregion": "94", "text": text,
+               "status": "A", "issueDate": "141453Z APR 2099", "authority": "ROK NAVY", "cancelDate": None,
+               "cancelNavArea": None, "cancelMsgYear": None, "cancelMsgNumber": None}
+    return json.dumps({"broadcast-warn": [warning]}).encode()
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path, write_config: Callable[..., Path]) -> tuple[Pipeline, dict[str, int]]:
+    zones_file = tmp_path / "zones.geojson"
+    zones_file.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"WarnCode": "S1251100"},
+         "geometry": {"type": "Polygon", "coordinates": [ZONE_RING]}}]}), encoding="utf-8")
+    feeds = [("nga", "nga-msi", str(tmp_path / "nga.json")), ("kma", "cap", str(tmp_path / "kma.xml"))]
+    pipeline = Pipeline(load_config(write_config(db_url, feeds)))
+    ids: dict[str, int] = {}
+    with session_scope(pipeline.engine) as s:
+        import_zone_geojson(s, zones_file, code_property="WarnCode")
+        ids["zone"] = add_subscriber(s, "01020000001", ["S1251100"]).id  # type: ignore[assignment]
+        ids["far"] = add_subscriber(s, "01020000002", ["S1311100"]).id  # type: ignore[assignment]
+        port = add_subscriber(s, "01020000003", ["S1311100"])
+        ids["port"] = port.id  # type: ignore[assignment]
+        # A fixed point: a sea farm at 37.4N 126.0E with a 2 km radius.
+        s.add(Subscription(subscriber_id=port.id, kind="point", lat=37.4, lon=126.0, radius_km=2.0))
+        crew = add_subscriber(s, "01020000004", ["S1311100"])
+        ids["crew"] = crew.id  # type: ignore[assignment]
+        add_vessel(s, 440123456, "제1해양호", subscribers=[crew.id])  # type: ignore[list-item]
+        # Also subscribed to the zone and the point area: must still get one message.
+        both = add_subscriber(s, "01020000005", ["S1251100"])
+        ids["both"] = both.id  # type: ignore[assignment]
+        s.add(Subscription(subscriber_id=both.id, kind="point", lat=37.41, lon=126.01, radius_km=1.0))
+    with session_scope(pipeline.engine) as s:
+        ingest_positions(s, [Position(440123456, 37.2, 125.8, NOW - timedelta(minutes=10))], now=NOW)
+    return pipeline, ids
+
+
+def recipients(pipeline: Pipeline) -> dict[int, int]:
+    with session_scope(pipeline.engine) as s:
+        out: dict[int, int] = {}
+        for d in s.exec(select(Delivery)):
+            out[d.subscriber_id] = out.get(d.subscriber_id, 0) + 1
+        return out
+
+
+def test_polygon_warning_reaches_zone_point_and_vessel_once(world: tuple[Pipeline, dict[str, int]],
+                                                           tmp_path: Path) -> None:
+    pipeline, ids = world
+    (tmp_path / "nga.json").write_bytes(nga(7, (37.1, 125.7, 37.5, 126.1)))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    pipeline.tick()
+    got = recipients(pipeline)
+    assert got == {ids["zone"]: 1, ids["port"]: 1, ids["crew"]: 1, ids["both"]: 1}
+
+
+def test_zone_warning_follows_the_vessel(world: tuple[Pipeline, dict[str, int]], tmp_path: Path) -> None:
+    pipeline, ids = world
+    (tmp_path / "kma.xml").write_bytes(cap_xml("W-V", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
+    pipeline.tick()
+    # The crew subscribed to no West Sea zone, but their boat is inside S1251100 now.
+    assert recipients(pipeline) == {ids["zone"]: 1, ids["crew"]: 1, ids["both"]: 1}
+
+
+def test_stale_vessel_position_does_not_count(world: tuple[Pipeline, dict[str, int]]) -> None:
+    pipeline, ids = world
+    alert = Alert(sender="kma", identifier="W-S", sent=NOW, infos=[
+        Info(event="풍랑주의보", areas=[Area("인천·경기북부앞바다", geocodes={"KMA_ZONE": ["S1251100"]})])])
+    with session_scope(pipeline.engine) as s:
+        now_ids = pipeline.audience.subscriber_ids(s, alert, ("KMA_ZONE",), at=NOW)
+        later_ids = pipeline.audience.subscriber_ids(s, alert, ("KMA_ZONE",), at=NOW + timedelta(hours=7))
+    assert ids["crew"] in now_ids
+    assert ids["crew"] not in later_ids  # the only fix is older than the 6 h cut-off by then
