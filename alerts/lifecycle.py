@@ -58,6 +58,15 @@ class Version:
 
 
 @dataclass(eq=False, slots=True)
+class _Member:
+    """A stored alert's place in a thread. A merge moves every member of the merged thread, as the
+    ``UPDATE alert SET thread_id`` in the database does; an alert threaded later into the merged-away
+    thread (a key lookup can return it) stays there, as it would in the database."""
+
+    rank: int
+
+
+@dataclass(eq=False, slots=True)
 class _Node:
     """One thread as the batch sees it: the ORM row (a new row gets its id when written), its place in id
     order, and its current version."""
@@ -80,15 +89,15 @@ class ThreadBatch:
     now: datetime
     _nodes: dict[int, _Node] = field(default_factory=dict)
     _new: list[_Node] = field(default_factory=list)
-    #: rank of a thread merged away -> rank of the thread it was merged into
-    _merged: dict[int, int] = field(default_factory=dict)
-    #: identity of a stored alert -> rank of its thread (referenced alerts, and this batch's alerts)
-    _thread_of: dict[Identity, int] = field(default_factory=dict)
-    #: identity -> ranks of the threads of the alerts that reference it
-    _referrers: dict[Identity, list[int]] = field(default_factory=dict)
+    #: thread rank -> the members known to the batch (for merges)
+    _members: dict[int, list[_Member]] = field(default_factory=dict)
+    #: identity of a stored alert -> its membership (referenced alerts, and this batch's alerts)
+    _thread_of: dict[Identity, _Member] = field(default_factory=dict)
+    #: identity -> memberships of the alerts that reference it
+    _referrers: dict[Identity, list[_Member]] = field(default_factory=dict)
     #: thread key -> ranks of the candidate threads with that key
     _by_key: dict[str, list[int]] = field(default_factory=dict)
-    _assigned: list[tuple[int, int]] = field(default_factory=list)  # (record id, thread rank)
+    _assigned: list[tuple[int, _Member]] = field(default_factory=list)  # (record id, membership)
     _references: list[dict[str, Any]] = field(default_factory=list)
 
     # -- loading -------------------------------------------------------------------------------------------
@@ -101,10 +110,10 @@ class ThreadBatch:
                 self.session, referenced, AlertRecord.sender, AlertRecord.identifier, AlertRecord.sent,
                 AlertRecord.thread_id):
             if thread_id is not None:
-                self._thread_of[(sender, identifier, sent)] = thread_id
+                self._thread_of[(sender, identifier, sent)] = self._member(thread_id)
                 wanted.add(thread_id)
         for target, thread_id in _referrer_threads(self.session, {alert.key() for alert in alerts}):
-            self._referrers.setdefault(target, []).append(thread_id)
+            self._referrers.setdefault(target, []).append(self._member(thread_id))
             wanted.add(thread_id)
         wanted.update(_candidate_ids_by_key(self.session, {a.thread_key for a in alerts if a.thread_key}))
         self._load(wanted)
@@ -126,6 +135,11 @@ class ThreadBatch:
             current = versions.get(row.current_alert_id) if row.current_alert_id is not None else None
             self._add(_Node(row, row.id, current))
 
+    def _member(self, rank: int) -> _Member:
+        member = _Member(rank)
+        self._members.setdefault(rank, []).append(member)
+        return member
+
     def _add(self, node: _Node) -> None:
         self._nodes[node.rank] = node
         if node.row.key is not None:
@@ -141,23 +155,19 @@ class ThreadBatch:
                          NEW_RANK + len(self._new))
             self._new.append(node)
             self._add(node)
-        self._thread_of[version.key] = node.rank
-        self._assigned.append((version.id, node.rank))
+        member = self._member(node.rank)
+        self._thread_of[version.key] = member
+        self._assigned.append((version.id, member))
         for ref in dict.fromkeys(r.key() for r in alert.references):
             self._references.append({"alert_id": version.id, "ref_sender": ref[0], "ref_identifier": ref[1],
                                      "ref_sent": ref[2]})
-            self._referrers.setdefault(ref, []).append(node.rank)
+            self._referrers.setdefault(ref, []).append(member)
         self._advance(node, version, alert.msg_type)
         return node.row
 
-    def _resolve(self, rank: int) -> int:
-        while rank in self._merged:
-            rank = self._merged[rank]
-        return rank
-
     def _by_references(self, alert: Alert) -> _Node | None:
-        ranks = sorted({self._resolve(rank) for ref in alert.references
-                        if (rank := self._thread_of.get(ref.key())) is not None})
+        ranks = sorted({member.rank for ref in alert.references
+                        if (member := self._thread_of.get(ref.key())) is not None})
         if not ranks:
             return None
         for other in ranks[1:]:
@@ -170,17 +180,19 @@ class ThreadBatch:
             self.session.execute(update(AlertRecord).where(col(AlertRecord.thread_id) == other)
                                  .values(thread_id=keep))
             self.session.execute(update(Delivery).where(col(Delivery.thread_id) == other).values(thread_id=keep))
-        # this batch's alerts of the other thread follow through _resolve when written
+        moved = self._members.pop(other, [])
+        for member in moved:
+            member.rank = keep
+        self._members.setdefault(keep, []).extend(moved)
         node = self._nodes[other]
         node.row.state = "ended"
         node.row.current_alert_id = None
         node.current = None
-        self._merged[other] = keep
 
     def _by_referrers(self, key: Identity) -> _Node | None:
         """An original arriving after an update that references it joins the update's thread."""
-        ranks = self._referrers.get(key)
-        return self._nodes[min(self._resolve(rank) for rank in ranks)] if ranks else None
+        members = self._referrers.get(key)
+        return self._nodes[min(member.rank for member in members)] if members else None
 
     def _by_thread_key(self, alert: Alert) -> _Node | None:
         if not alert.thread_key:
@@ -226,7 +238,7 @@ class ThreadBatch:
         """
         self.session.add_all(node.row for node in self._new)
         self.session.flush()  # new threads get their ids; changed stored threads are updated
-        thread_of = {rid: self._row_id(rank) for rid, rank in self._assigned}
+        thread_of = {rid: self._row_id(member.rank) for rid, member in self._assigned}
         if thread_of:
             table = AlertRecord.__table__  # type: ignore[attr-defined]
             self.session.execute(
@@ -240,7 +252,7 @@ class ThreadBatch:
         return thread_of
 
     def _row_id(self, rank: int) -> int:
-        row_id = self._nodes[self._resolve(rank)].row.id
+        row_id = self._nodes[rank].row.id
         assert row_id is not None, "threads are written before the alerts that point to them"
         return row_id
 

@@ -55,13 +55,15 @@ def add_subscriber(
     *,
     categories: Iterable[str] | str | None = None,
     quiet_hours: str | None = None,
+    points: Iterable[tuple[float, float, float]] = (),
 ) -> Subscriber:
-    """Create or update the person with this phone and add the zones. Raises PhoneError, ZoneError,
-    PreferenceError (all ValueError) before writing anything."""
+    """Create or update the person with this phone and add the zones and fixed points (lat, lon,
+    radius_km). Raises PhoneError, ZoneError, PreferenceError (all ValueError) before writing anything."""
     number = normalize(phone)
     leaves = zone_catalogue.expand_many(zones)
-    if not leaves:
-        raise ValueError(f"subscriber {mask(number)}: at least one zone is required")
+    spots = [check_point(*p) for p in points]
+    if not leaves and not spots:
+        raise ValueError(f"subscriber {mask(number)}: at least one zone or point is required")
     severity = check_severity(min_severity) if min_severity is not None else None
     lang = check_language(language) if language is not None else None
     cats = parse_categories(categories) if categories is not None else None
@@ -108,8 +110,31 @@ def add_subscriber(
     for code in leaves:
         if code not in have:
             session.add(Subscription(subscriber_id=subscriber.id, kind="zone", zone_code=code))
+    for lat, lon, radius in spots:
+        _add_point(session, subscriber.id, lat, lon, radius)
     session.flush()
     return subscriber
+
+
+def check_point(lat: float, lon: float, radius_km: float) -> tuple[float, float, float]:
+    """A fixed place on the water (port, sea farm) and the distance around it that counts, in km."""
+    if not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+        raise ValueError(f"point {lat},{lon}: latitude must be -90..90 and longitude -180..180")
+    if not 0.0 <= radius_km <= 500.0:
+        raise ValueError(f"point {lat},{lon}: radius {radius_km} km must be 0..500")
+    return float(lat), float(lon), float(radius_km)
+
+
+def _add_point(session: Session, subscriber_id: int, lat: float, lon: float, radius_km: float) -> None:
+    """Idempotent: the same place again only updates its radius (NULLs defeat the unique constraint)."""
+    existing = session.execute(select(Subscription).where(
+        Subscription.subscriber_id == subscriber_id, Subscription.kind == "point",
+        Subscription.lat == lat, Subscription.lon == lon)).scalars().first()
+    if existing is None:
+        session.add(Subscription(subscriber_id=subscriber_id, kind="point", lat=lat, lon=lon, radius_km=radius_km))
+    else:
+        existing.radius_km = radius_km
+        session.add(existing)
 
 
 def get_by_phone(session: Session, phone: str) -> Subscriber | None:

@@ -31,7 +31,9 @@ _INPUT_ERRORS = (PhoneError, ZoneError, PreferenceError, store.SubscriberNotFoun
 @app.command()
 def add(
     phone: PhoneOption,
-    zone: Annotated[list[str], typer.Option("--zone", help="zone code or name; repeat for several")],
+    zone: Annotated[list[str] | None, typer.Option("--zone", help="zone code or name; repeat for several")] = None,
+    point: Annotated[list[str] | None, typer.Option(
+        "--point", help="a fixed place as LAT,LON,RADIUS_KM (a port, a sea farm); repeatable")] = None,
     min_severity: Annotated[str | None, typer.Option("--min-severity", help="Minor, Moderate, Severe, Extreme")] = None,
     name: Annotated[str | None, typer.Option("--name")] = None,
     language: Annotated[str | None, typer.Option("--language", help="ko or en")] = None,
@@ -41,18 +43,29 @@ def add(
     config: ConfigOption = None,
 ) -> None:
     """Add a person (or add zones to them: the same phone is always the same person)."""
+    points = [_point(text) for text in point or []]
     ctx = open_context(config)
     try:
         with ctx.session() as session:
             subscriber = store.add_subscriber(
-                session, phone, zone, name=name, min_severity=min_severity, language=language,
+                session, phone, zone or [], name=name, min_severity=min_severity, language=language,
                 consent_source="cli", consent_text=consent_text, categories=categories, quiet_hours=quiet_hours,
+                points=points,
             )
             codes = store.zone_codes_of(session, subscriber.id or 0)
             line = f"{mask(subscriber.phone)} id={subscriber.id} status={subscriber.status} zones={len(codes)}"
     except _INPUT_ERRORS as exc:
         fail(str(exc))
     typer.echo(f"added {line}")
+
+
+def _point(text: str) -> tuple[float, float, float]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        lat, lon, radius = (float(p) for p in parts)
+    except ValueError:
+        fail(f"--point {text!r}: write LAT,LON,RADIUS_KM, e.g. 37.45,126.60,3")
+    return lat, lon, radius
 
 
 @app.command("import")

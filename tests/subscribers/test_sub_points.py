@@ -1,0 +1,37 @@
+"""Fixed-point subscriptions (a port, a sea farm): validated, idempotent, and usable without zones."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, select
+
+from subscribers.models import Subscription
+from subscribers.store import add_subscriber
+
+
+def points(session: Session, sid: int) -> list[tuple[float | None, float | None, float | None]]:
+    rows = session.exec(select(Subscription).where(Subscription.subscriber_id == sid, Subscription.kind == "point"))
+    return sorted((r.lat, r.lon, r.radius_km) for r in rows)
+
+
+def test_point_only_subscriber_and_idempotent_readd(session: Session) -> None:
+    person = add_subscriber(session, "010-2222-3333", [], points=[(37.45, 126.6, 3.0)])
+    again = add_subscriber(session, "01022223333", [], points=[(37.45, 126.6, 5.0), (34.9, 127.7, 1.0)])
+    assert person.id == again.id
+    assert points(session, person.id or 0) == [(34.9, 127.7, 1.0), (37.45, 126.6, 5.0)]
+
+
+@pytest.mark.parametrize(("point", "message"), [
+    ((91.0, 126.0, 1.0), "latitude"), ((37.0, 181.0, 1.0), "longitude"), ((37.0, 126.0, -1.0), "radius"),
+    ((37.0, 126.0, 900.0), "radius"),
+])
+def test_bad_points_are_refused_before_writing(session: Session, point: tuple[float, float, float],
+                                               message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        add_subscriber(session, "010-2222-4444", [], points=[point])
+    assert session.exec(select(Subscription)).all() == []
+
+
+def test_nothing_to_follow_is_an_error(session: Session) -> None:
+    with pytest.raises(ValueError, match="at least one zone or point"):
+        add_subscriber(session, "010-2222-5555", [])
