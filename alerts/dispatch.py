@@ -42,12 +42,13 @@ from alerts.providers.base import (
 from alerts.ratelimit import TokenBucket
 from alerts.sms import build_fallback
 from subscribers.models import Subscriber
-from subscribers.phone import mask
 from subscribers.sqltypes import utcnow
 
 log = logging.getLogger("alimcast.dispatch")
 
 LEASE = timedelta(seconds=120)
+#: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
+KEY_MEMORY = timedelta(minutes=9)
 CONFIG_ERROR_BACKOFF = timedelta(minutes=5)
 FINAL = ("delivered", "fallback_sent", "failed", "uncertain")
 
@@ -107,6 +108,8 @@ class Dispatcher:
             if not claimed.rows:
                 break
             batches += 1
+            if claimed.stale_since is not None and self._already_sent(claimed, report):
+                continue
             stop = self._send(claimed.rows, claimed.key, report)
             if stop:
                 break
@@ -117,13 +120,18 @@ class Dispatcher:
         rows: list[Delivery]
         key: str
         suppressed: int
+        #: For a batch whose sender died mid-request: when it was first claimed.
+        stale_since: datetime | None = None
 
     def _claim(self) -> Dispatcher._Claim:
         now = self.clock()
         with session_scope(self.engine) as session:
             stale = self._stale_sending(session, now)
             if stale:
-                return self._lease(session, stale, stale[0].idempotency_key or uuid.uuid4().hex, now, 0)
+                since = min((r.lease_until or now) - LEASE for r in stale)
+                claim = self._lease(session, stale, stale[0].idempotency_key or uuid.uuid4().hex, now, 0)
+                claim.stale_since = since
+                return claim
             stmt = (select(Delivery).where(Delivery.status == "queued",
                                            or_(col(Delivery.next_attempt_at).is_(None),
                                                col(Delivery.next_attempt_at) <= now))
@@ -180,6 +188,40 @@ class Dispatcher:
             session.add(row)
             suppressed += 1
         return live, suppressed
+
+    def _already_sent(self, claim: Dispatcher._Claim, report: DispatchReport) -> bool:
+        """A batch orphaned longer than the provider remembers idempotency keys: ask what arrived
+        before sending again, so a restart after a long outage cannot send twice."""
+        assert claim.stale_since is not None
+        if self.clock() - claim.stale_since < KEY_MEMORY:
+            return False  # the provider still refuses a repeated key: a plain re-send is safe
+        phones = self._phones([r.subscriber_id for r in claim.rows])
+        messages = [self._message(r, phones.get(r.subscriber_id, "")) for r in claim.rows]
+        try:
+            outcomes = self.provider.lookup(messages, idempotency_key=claim.key, sent_after=claim.stale_since)
+        except ProviderError as exc:
+            log.warning("cannot look up orphaned batch %s yet: %s", claim.key, exc)
+            self._requeue(claim.rows, ProviderError(str(exc), retryable=True), report)
+            return True
+        if outcomes is None:
+            log.warning("provider %s cannot tell whether orphaned batch %s arrived; re-sending with its key",
+                        self.provider.kind, claim.key)
+            return False
+        if not outcomes:
+            claim.key = uuid.uuid4().hex  # nothing arrived: a fresh send under a fresh key
+            self._rekey(claim.rows, claim.key)
+            return False
+        log.info("orphaned batch %s had reached the provider: recorded, not sent again", claim.key)
+        self._record(claim.rows, outcomes, report)
+        return True
+
+    def _rekey(self, rows: list[Delivery], key: str) -> None:
+        with session_scope(self.engine) as session:
+            for row in rows:
+                fresh = session.get(Delivery, row.id)
+                if fresh is not None:
+                    fresh.idempotency_key = key
+                    session.add(fresh)
 
     def _send(self, rows: list[Delivery], key: str, report: DispatchReport) -> bool:
         """Send one claimed batch; returns True when the round should stop (provider refused config)."""
@@ -270,7 +312,7 @@ class Dispatcher:
                     fresh.result_message = outcome.result_message
                     fresh.finished_at = now
                     report.rejected += 1
-                    log.warning("delivery %s to %s rejected: %s %s", fresh.id, "recipient", outcome.result_code,
+                    log.warning("delivery %s rejected by the provider: %s %s", fresh.id, outcome.result_code,
                                 outcome.result_message)
                 session.add(fresh)
 
@@ -330,6 +372,3 @@ def _suppression(row: Delivery, alert: AlertRecord | None, thread: AlertThread |
         return "expired before it was sent"
     return None
 
-
-def describe_recipient(phone: str) -> str:
-    return mask(phone)

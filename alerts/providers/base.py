@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 #: Final or intermediate state of one delivery as the provider reports it.
@@ -95,6 +96,13 @@ class Provider(ABC):
         """Send one batch (≤ ``max_batch``). The same ``idempotency_key`` is reused on every retry of this
         batch, so a retry after a timeout can never send twice. Raise :class:`ProviderError` when the
         whole request failed."""
+
+    def lookup(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str,
+               sent_after: datetime) -> list[SendOutcome] | None:
+        """What became of a batch sent with ``idempotency_key`` after ``sent_after``, for a sender that
+        died mid-request longer ago than the provider remembers keys. ``[]``: nothing arrived, a fresh
+        send is safe; outcomes: it arrived, do not send again; ``None``: this provider cannot tell."""
+        return None
 
     @abstractmethod
     def poll_results(self, pending: Sequence[PendingDelivery]) -> list[DeliveryResult]:

@@ -278,16 +278,24 @@ class NhnProvider(Provider):
                 )
         return outcomes
 
-    def find_by_sender_grouping_key(self, key: str) -> list[dict[str, Any]]:
-        """All messages NHN holds for ``senderGroupingKey == key`` sent within the last 15 minutes
-        (the list API needs a date range besides the key; dates are KST)."""
+    def find_by_sender_grouping_key(self, key: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """All messages NHN holds for ``senderGroupingKey == key`` sent since ``since`` (default: the
+        last 15 minutes; the list API needs a date range besides the key; dates are KST)."""
         now = datetime.now(KST)
+        start = (since.astimezone(KST) - timedelta(minutes=1)) if since else now - RECONCILE_WINDOW
         params = {
             "senderGroupingKey": key,
-            "startRequestDate": (now - RECONCILE_WINDOW).strftime("%Y-%m-%d %H:%M"),
+            "startRequestDate": start.strftime("%Y-%m-%d %H:%M"),
             "endRequestDate": (now + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M"),
         }
         return self._list_all(params)
+
+    def lookup(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str,
+               sent_after: datetime) -> list[SendOutcome] | None:
+        rows = self.find_by_sender_grouping_key(idempotency_key, since=sent_after)
+        if not rows:
+            return []
+        return self._outcomes_from_rows(batch, rows)
 
     def _reconcile(self, batch: Sequence[OutgoingMessage], key: str) -> list[SendOutcome]:
         rows = self.find_by_sender_grouping_key(key)
@@ -296,6 +304,9 @@ class NhnProvider(Provider):
                 f"NHN -1005: idempotency key {key} was used but no message carries it yet; retry later",
                 retryable=True,
             )
+        return self._outcomes_from_rows(batch, rows)
+
+    def _outcomes_from_rows(self, batch: Sequence[OutgoingMessage], rows: list[dict[str, Any]]) -> list[SendOutcome]:
         by_key = {str(r.get("recipientGroupingKey")): r for r in rows}
         outcomes = []
         for m in batch:

@@ -4,6 +4,7 @@ never after the warning was lifted — on SQLite and on a real PostgreSQL server
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,3 +169,32 @@ def test_two_workers_never_send_twice_on_postgres(pg_url: str, tmp_path: Path, s
 ])
 def test_backoff_table(attempts: int, retry_after: float | None, expected: float) -> None:
     assert backoff(attempts, retry_after).total_seconds() == expected
+
+
+@pytest.mark.parametrize("reached_provider", [True, False])
+def test_orphaned_batch_after_a_long_outage_is_not_sent_twice(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reached_provider: bool) -> None:
+    """The sender died mid-request and came back after NHN forgot the idempotency key: look first."""
+    templates = {code: text for code, text in TEMPLATES.values()}
+    with NhnTestServer(templates=templates, idempotency_window_seconds=0.2) as srv:
+        pipeline = make_pipeline(db_url, tmp_path, srv, monkeypatch)
+        subscribe(pipeline, 3)
+        feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+        pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+        pipeline.match()
+        dispatcher = pipeline.dispatcher
+        claim = dispatcher._claim()  # what a worker commits just before its request
+        if reached_provider:
+            phones = dispatcher._phones([r.subscriber_id for r in claim.rows])
+            pipeline.provider.send([dispatcher._message(r, phones[r.subscriber_id]) for r in claim.rows],
+                                   idempotency_key=claim.key)
+        # ... and then it died; it comes back 13 minutes later, long after NHN forgot the key.
+        with session_scope(pipeline.engine) as s:
+            for row in s.exec(select(Delivery)):
+                row.lease_until = NOW - timedelta(minutes=11)
+                s.add(row)
+        time.sleep(0.3)
+        pipeline.dispatch()
+        assert [srv.sends_to(f"0103{i:07d}") for i in range(3)] == [1, 1, 1]
+        assert {d.status for d in deliveries(pipeline)} == {"accepted"}
+        pipeline.close()
