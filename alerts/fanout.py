@@ -31,6 +31,8 @@ from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
 from subscribers.models import Subscriber
 
 PUBLIC_MSG_TYPES = ("Alert", "Update", "Cancel")
+#: Ids per IN (...) list: SQLite allows 32,766 bound parameters per statement.
+ID_CHUNK = 10_000
 
 
 @dataclass(slots=True)
@@ -139,14 +141,18 @@ def _targets(session: Session, alert: Alert, config: Config, audience: Audience,
 
 
 def _suppress_queued(session: Session, thread_id: int, subscriber_ids: Iterable[int] | None, why: str) -> int:
-    stmt = update(Delivery).where(Delivery.thread_id == thread_id, Delivery.status == "queued")
-    if subscriber_ids is not None:
-        ids = list(subscriber_ids)
-        if not ids:
-            return 0
-        stmt = stmt.where(col(Delivery.subscriber_id).in_(ids))
-    result = session.execute(stmt.values(status="suppressed", last_error=why))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    """Queued older versions for these people (everyone when None) will not go out any more."""
+    base = update(Delivery).where(Delivery.thread_id == thread_id, Delivery.status == "queued")
+    if subscriber_ids is None:
+        result = session.execute(base.values(status="suppressed", last_error=why))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    ids = list(subscriber_ids)
+    done = 0
+    for start in range(0, len(ids), ID_CHUNK):  # SQLite caps bound parameters per statement
+        stmt = base.where(col(Delivery.subscriber_id).in_(ids[start:start + ID_CHUNK]))
+        result = session.execute(stmt.values(status="suppressed", last_error=why))
+        done += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return done
 
 
 def priority_of(alert: Alert, kind: str) -> int:

@@ -17,6 +17,7 @@ hazard at once (강릉평지 대설 in the fixture), and one must not replace th
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from feeds.base import FeedParser, ParseError, ParseResult
 from feeds.jsonsafe import FieldError, check_body, where
@@ -86,13 +87,7 @@ def _now_row(values: dict[str, str]) -> KmaRow:
     if msg_type is None:
         msg_type = "Update"
         warnings.append(f"unknown CMD {command!r} kept raw; treated as Update")
-    try:
-        sent = kst_time(values["TM_FC"])
-        effective = kst_time(values["TM_EF"])
-    except ValueError as exc:
-        raise FieldError(str(exc)) from None
-    if sent is None:
-        raise FieldError("missing TM_FC")
+    sent, effective = _issue_times(values)
     ed_tm = values.get("ED_TM", "")
     parameters = {
         "KMA_WRN": [values["WRN"]], "KMA_LVL": [level_word], "KMA_CMD": [command], "KMA_HAZARD": [hazard],
@@ -140,13 +135,7 @@ def _met_row(values: dict[str, str]) -> KmaRow:
     word, msg_type = MET_COMMANDS.get(values["CMD"], (f"CMD {values['CMD']}", "Update"))
     if values["CMD"] not in MET_COMMANDS:
         warnings.append(f"unknown CMD {values['CMD']!r} kept raw; treated as Update")
-    try:
-        sent = kst_time(values["TM_FC"])
-        effective = kst_time(values["TM_EF"])
-    except ValueError as exc:
-        raise FieldError(str(exc)) from None
-    if sent is None:
-        raise FieldError("missing TM_FC")
+    sent, effective = _issue_times(values)
     parameters = {key: [values[key]] for key in MET_COLUMNS if values.get(key)}
     parameters = {f"KMA_{key}": value for key, value in parameters.items()}
     parameters["KMA_HAZARD"] = [hazard]
@@ -229,3 +218,15 @@ class KmaApiHubNowParser(FeedParser):
             raise ParseError(f"{where(origin)}{WHAT}: no API Hub marker and no warning rows "
                              f"(not wrn_now_data_new/wrn_met_data text)")
         return result
+
+
+def _issue_times(values: dict[str, str]) -> tuple[datetime, datetime | None]:
+    """TM_FC (issued, required) and TM_EF (in effect from), both KST stamps."""
+    try:
+        sent = kst_time(values["TM_FC"])
+        effective = kst_time(values["TM_EF"])
+    except ValueError as exc:
+        raise FieldError(str(exc)) from None
+    if sent is None:
+        raise FieldError("missing TM_FC")
+    return sent, effective
