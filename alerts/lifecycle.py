@@ -21,12 +21,14 @@ they had been written one at a time) and writes the outcome back in a few bulk s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from alerts.models import AlertRecord, AlertReference, AlertThread, Delivery
@@ -35,7 +37,7 @@ from feeds.model import Alert
 Identity = tuple[str, str, datetime]
 
 #: Identities per lookup query (SQLite's expression depth limit is the real bound).
-LOOKUP_CHUNK = 300
+LOOKUP_CHUNK = 256
 #: Keys or ids per ``IN (...)`` list.
 IN_CHUNK = 500
 #: Threads created in a batch have no id until written, but they sort after every stored thread (ids only
@@ -68,12 +70,24 @@ class _Member:
 
 @dataclass(eq=False, slots=True)
 class _Node:
-    """One thread as the batch sees it: the ORM row (a new row gets its id when written), its place in id
-    order, and its current version."""
+    """One thread as the batch sees it (a plain object: ORM instances cost ~100 us each to make and
+    are written back one UPDATE at a time), with its place in id order and its current version."""
 
-    row: AlertThread
     rank: int
+    id: int | None
+    key: str | None
+    feed: str | None
+    opened_at: datetime
+    state: str = "active"
+    current_alert_id: int | None = None
+    closed_at: datetime | None = None
+    end_time: datetime | None = None
     current: Version | None = None
+    #: (state, current_alert_id, closed_at, end_time) as stored; None for a new thread
+    stored: tuple[Any, ...] | None = None
+
+    def mutable(self) -> tuple[Any, ...]:
+        return (self.state, self.current_alert_id, self.closed_at, self.end_time)
 
 
 @dataclass(slots=True)
@@ -120,20 +134,25 @@ class ThreadBatch:
 
     def _load(self, ids: Iterable[int]) -> None:
         missing = sorted(set(ids) - self._nodes.keys())
-        rows: list[AlertThread] = []
+        nodes: list[_Node] = []
+        t = AlertThread
         for chunk in _chunks(missing, IN_CHUNK):
-            rows.extend(self.session.exec(select(AlertThread).where(col(AlertThread.id).in_(chunk))))
-        currents = {row.current_alert_id for row in rows if row.current_alert_id is not None}
+            for row in self.session.execute(
+                    select(t.id, t.key, t.feed, t.opened_at, t.state, t.current_alert_id, t.closed_at, t.end_time)
+                    .where(col(t.id).in_(chunk))):
+                node = _Node(row[0], *row)
+                node.stored = node.mutable()
+                nodes.append(node)
+        currents = {node.current_alert_id for node in nodes if node.current_alert_id is not None}
         versions: dict[int, Version] = {}
         for chunk in _chunks(sorted(currents), IN_CHUNK):
             for rid, sender, identifier, sent, msg_type, end_time in self.session.exec(
                     select(AlertRecord.id, AlertRecord.sender, AlertRecord.identifier, AlertRecord.sent,
                            AlertRecord.msg_type, AlertRecord.end_time).where(col(AlertRecord.id).in_(chunk))):
                 versions[rid] = Version(rid, (sender, identifier, sent), msg_type, end_time)
-        for row in rows:
-            assert row.id is not None
-            current = versions.get(row.current_alert_id) if row.current_alert_id is not None else None
-            self._add(_Node(row, row.id, current))
+        for node in nodes:
+            node.current = versions.get(node.current_alert_id) if node.current_alert_id is not None else None
+            self._add(node)
 
     def _member(self, rank: int) -> _Member:
         member = _Member(rank)
@@ -142,17 +161,16 @@ class ThreadBatch:
 
     def _add(self, node: _Node) -> None:
         self._nodes[node.rank] = node
-        if node.row.key is not None:
-            self._by_key.setdefault(node.row.key, []).append(node.rank)
+        if node.key is not None:
+            self._by_key.setdefault(node.key, []).append(node.rank)
 
     # -- threading -----------------------------------------------------------------------------------------
 
-    def assign(self, version: Version, alert: Alert) -> AlertThread:
-        """Thread one stored alert; returns its thread's row (without an id yet if the thread is new)."""
+    def assign(self, version: Version, alert: Alert) -> None:
+        """Thread one stored alert (alerts of a batch go oldest first)."""
         node = self._by_references(alert) or self._by_referrers(version.key) or self._by_thread_key(alert)
         if node is None:
-            node = _Node(AlertThread(key=alert.thread_key, feed=self.feed, opened_at=self.now),
-                         NEW_RANK + len(self._new))
+            node = _Node(NEW_RANK + len(self._new), None, alert.thread_key, self.feed, self.now)
             self._new.append(node)
             self._add(node)
         member = self._member(node.rank)
@@ -163,7 +181,6 @@ class ThreadBatch:
                                      "ref_sent": ref[2]})
             self._referrers.setdefault(ref, []).append(member)
         self._advance(node, version, alert.msg_type)
-        return node.row
 
     def _by_references(self, alert: Alert) -> _Node | None:
         ranks = sorted({member.rank for ref in alert.references
@@ -185,8 +202,8 @@ class ThreadBatch:
             member.rank = keep
         self._members.setdefault(keep, []).extend(moved)
         node = self._nodes[other]
-        node.row.state = "ended"
-        node.row.current_alert_id = None
+        node.state = "ended"
+        node.current_alert_id = None
         node.current = None
 
     def _by_referrers(self, key: Identity) -> _Node | None:
@@ -198,7 +215,7 @@ class ThreadBatch:
         if not alert.thread_key:
             return None
         ranks = self._by_key.get(alert.thread_key, [])
-        live = max((rank for rank in ranks if self._nodes[rank].row.state == "active"), default=None)
+        live = max((rank for rank in ranks if self._nodes[rank].state == "active"), default=None)
         if live is not None or alert.msg_type == "Alert":
             return self._nodes[live] if live is not None else None
         # An Update or Cancel whose warning already closed (e.g. expired) still belongs to it: those told
@@ -206,7 +223,7 @@ class ThreadBatch:
         return self._nodes[max(ranks)] if ranks else None
 
     def _advance(self, node: _Node, version: Version, msg_type: str) -> None:
-        thread, current = node.row, node.current
+        thread, current = node, node.current
         if current is not None and current.sent > version.sent:
             return  # a late older version: stored, threaded, never current
         replaced_in_same_bulletin = (current is not None and current.msg_type == "Cancel"
@@ -236,8 +253,8 @@ class ThreadBatch:
 
         Returns record id -> thread id.
         """
-        self.session.add_all(node.row for node in self._new)
-        self.session.flush()  # new threads get their ids; changed stored threads are updated
+        self._insert_new_threads()
+        self._update_changed_threads()
         thread_of = {rid: self._row_id(member.rank) for rid, member in self._assigned}
         if thread_of:
             table = AlertRecord.__table__  # type: ignore[attr-defined]
@@ -251,8 +268,41 @@ class ThreadBatch:
         self._new.clear()
         return thread_of
 
+    def _insert_new_threads(self) -> None:
+        if not self._new:
+            return
+        table = AlertThread.__table__  # type: ignore[attr-defined]
+        rows = [{"key": n.key, "feed": n.feed, "opened_at": n.opened_at, "state": n.state,
+                 "current_alert_id": n.current_alert_id, "closed_at": n.closed_at, "end_time": n.end_time}
+                for n in self._new]
+        ids = self.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                   rows).scalars().all()
+        for node, row_id in zip(self._new, ids, strict=True):
+            node.id = row_id
+            node.stored = node.mutable()
+
+    def _update_changed_threads(self) -> None:
+        """One executemany UPDATE; thread objects the session already holds are given the same values, so
+        that code reading them later in this transaction (fan-out) does not act on a stale state."""
+        changed = [n for n in self._nodes.values() if n.id is not None and n.stored != n.mutable()]
+        if not changed:
+            return
+        table = AlertThread.__table__  # type: ignore[attr-defined]
+        self.session.execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(state=bindparam("b_state"), current_alert_id=bindparam("b_current"),
+                    closed_at=bindparam("b_closed"), end_time=bindparam("b_end")),
+            [{"b_id": n.id, "b_state": n.state, "b_current": n.current_alert_id, "b_closed": n.closed_at,
+              "b_end": n.end_time} for n in changed])
+        for node in changed:
+            node.stored = node.mutable()
+            held = self.session.identity_map.get(self.session.identity_key(AlertThread, node.id))
+            if held is not None:
+                for name in ("state", "current_alert_id", "closed_at", "end_time"):
+                    set_committed_value(held, name, getattr(node, name))
+
     def _row_id(self, rank: int) -> int:
-        row_id = self._nodes[rank].row.id
+        row_id = self._nodes[rank].id
         assert row_id is not None, "threads are written before the alerts that point to them"
         return row_id
 
@@ -263,33 +313,67 @@ def assign_thread(session: Session, record: AlertRecord, alert: Alert, *, feed: 
     assert record.id is not None, "the alert is stored (flushed) before it is threaded"
     batch = ThreadBatch(session, feed, now)
     batch.prefetch([alert])
-    thread = batch.assign(Version(record.id, alert.key(), alert.msg_type, record.end_time), alert)
-    record.thread_id = batch.write()[record.id]
-    session.add(record)
+    batch.assign(Version(record.id, alert.key(), alert.msg_type, record.end_time), alert)
+    thread_id = batch.write()[record.id]
+    set_committed_value(record, "thread_id", thread_id)  # written by write() already
+    thread = session.get(AlertThread, thread_id)
+    assert thread is not None
     return thread
 
 
 def select_by_identity(session: Session, keys: Iterable[Identity], *columns: Any) -> Iterator[tuple[Any, ...]]:
     """Rows of ``alert`` whose (sender, identifier, sent) is one of ``keys``, in chunks (one query each)."""
+    for size, params in _identity_params(keys):
+        yield from session.execute(_by_identity_statement(columns, size), params)
+
+
+def _referrer_threads(session: Session, keys: Iterable[Identity]) -> Iterator[tuple[Identity, int]]:
+    """(identity, thread id) for every stored, threaded alert that references one of ``keys``."""
+    for size, params in _identity_params(keys):
+        for sender, identifier, sent, thread_id in session.execute(_referrers_statement(size), params):
+            yield (sender, identifier, sent), thread_id
+
+
+# The identity lookups are ORs of (sender = ? AND identifier = ? AND sent = ?): each branch is an index
+# lookup on SQLite and PostgreSQL alike (SQLite scans the whole index for a row-value IN list). Built once
+# per shape with named parameters, so that SQLAlchemy compiles each shape once instead of once per query;
+# a chunk is padded (by repeating its last key) to one of a few sizes.
+
+def _identity_params(keys: Iterable[Identity]) -> Iterator[tuple[int, dict[str, Any]]]:
     unique = list(dict.fromkeys(keys))
     for chunk in _chunks(unique, LOOKUP_CHUNK):
-        conditions = [and_(col(AlertRecord.sender) == s, col(AlertRecord.identifier) == i,
-                           col(AlertRecord.sent) == t) for s, i, t in chunk]
-        yield from session.exec(select(*columns).where(or_(*conditions)))
+        size = _shape(len(chunk))
+        padded = [*chunk, *[chunk[-1]] * (size - len(chunk))]
+        params: dict[str, Any] = {}
+        for n, (sender, identifier, sent) in enumerate(padded):
+            params[f"s{n}"], params[f"i{n}"], params[f"t{n}"] = sender, identifier, sent
+        yield size, params
 
 
-def _referrer_threads(session: Session, keys: set[Identity]) -> Iterator[tuple[Identity, int]]:
-    """(identity, thread id) for every stored, threaded alert that references one of ``keys``."""
-    for chunk in _chunks(list(keys), LOOKUP_CHUNK):
-        conditions = [and_(col(AlertReference.ref_sender) == s, col(AlertReference.ref_identifier) == i,
-                           col(AlertReference.ref_sent) == t) for s, i, t in chunk]
-        rows = session.exec(
-            select(AlertReference.ref_sender, AlertReference.ref_identifier, AlertReference.ref_sent,
+def _shape(count: int) -> int:
+    """The padded chunk size: the next power of two, so at most nine shapes up to LOOKUP_CHUNK."""
+    return 1 << max(0, count - 1).bit_length()
+
+
+def _identity_match(sender: Any, identifier: Any, sent: Any, size: int) -> Any:
+    return or_(*(and_(sender == bindparam(f"s{n}"), identifier == bindparam(f"i{n}"), sent == bindparam(f"t{n}"))
+                 for n in range(size)))
+
+
+@functools.cache
+def _by_identity_statement(columns: tuple[Any, ...], size: int) -> Any:
+    return select(*columns).where(_identity_match(col(AlertRecord.sender), col(AlertRecord.identifier),
+                                                  col(AlertRecord.sent), size))
+
+
+@functools.cache
+def _referrers_statement(size: int) -> Any:
+    return (select(AlertReference.ref_sender, AlertReference.ref_identifier, AlertReference.ref_sent,
                    AlertRecord.thread_id)
             .join(AlertRecord, col(AlertReference.alert_id) == col(AlertRecord.id))
-            .where(or_(*conditions), col(AlertRecord.thread_id).is_not(None)))
-        for sender, identifier, sent, thread_id in rows:
-            yield (sender, identifier, sent), thread_id
+            .where(_identity_match(col(AlertReference.ref_sender), col(AlertReference.ref_identifier),
+                                   col(AlertReference.ref_sent), size),
+                   col(AlertRecord.thread_id).is_not(None)))
 
 
 def _candidate_ids_by_key(session: Session, keys: set[str]) -> set[int]:
