@@ -56,7 +56,7 @@ def detect_kind(data: bytes) -> str:
             return "nga-msi"
         if b'"warnings"' in text and b'"alert"' in text:
             return "meteoalarm"
-        if b'"response"' in text and b'"header"' in text:
+        if b'"OpenAPI_ServiceResponse"' in text or (b'"response"' in text and b'"header"' in text):
             return "kma-pwncd"
         if b"usgs" in text.lower() or b'"mag"' in text:
             return "usgs"

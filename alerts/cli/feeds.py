@@ -37,20 +37,26 @@ def parse(
         try:
             fetched = fetcher.fetch(url, etag=None, last_modified=None)
         except FetchError as exc:
-            fail(f"{source}: {exc}")
+            fail(_named(source, exc))
         content = fetched.content or b""
         try:
             chosen = kind or detect_kind(content)
             result = get_parser(chosen).parse(content, origin=source)
             alerts = list(result.alerts) + _linked(fetcher, fetched.final_url, result)
         except ParseError as exc:
-            fail(f"{source}: {exc}")
+            fail(_named(source, exc))
     for line in result.errors:
-        typer.echo(f"warning: {source}: {line}", err=True)
+        typer.echo(f"warning: {_named(source, line)}", err=True)
     if as_json:
         typer.echo(json.dumps([a.to_json() for a in alerts], ensure_ascii=False, indent=2))
         return
     _print_alerts(alerts, chosen)
+
+
+def _named(source: str, problem: object) -> str:
+    """One line naming the input once (parsers already start their messages with it)."""
+    text = " ".join(str(problem).split())
+    return text if text.startswith(source) else f"{source}: {text}"
 
 
 def _linked(fetcher: Fetcher, base: str, result: ParseResult) -> list[Alert]:
