@@ -6,6 +6,9 @@
 * people following a vessel whose current position is inside a zone the alert names — the warning
   follows the boat.
 
+Quiet hours hold a message until morning only on land: a warning for a sea zone, or one that reaches a
+person through their vessel, goes out at once.
+
 All of it is merged into one set of subscriber ids before preferences are applied, so a person found
 three ways still gets one message. The geometry index is built from the database and reused for
 ``ttl`` seconds: building it for a million points takes a second, answering takes milliseconds.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
@@ -27,6 +31,7 @@ from subscribers.geoindex import GeoIndex
 from subscribers.matching import Recipient, alert_leaves, matching_ids_sql, recipients_for_ids
 from subscribers.models import Subscription
 from subscribers.positions import vessels_in_zones_now
+from subscribers.preferences import SEND, Action
 from subscribers.vessels import subscribers_for_vessels
 
 
@@ -66,30 +71,49 @@ class Audience:
         return self._index
 
     def subscriber_ids(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> list[int]:
+        return sorted(self._find(session, alert, value_names, at=at)[0])
+
+    def _find(self, session: Session, alert: Alert, value_names: Sequence[str], *,
+              at: datetime) -> tuple[set[int], set[int]]:
+        """(everyone affected, those of them reached because their vessel is in it)."""
         codes = alert.zone_codes(tuple(value_names))
         ids: set[int] = set(matching_ids_sql(session, codes).tolist()) if codes else set()
+        aboard: set[int] = set()
         polygons = [ring for info in alert.infos for area in info.areas for ring in area.polygons]
         circles = [(c.lat, c.lon, c.radius_km) for info in alert.infos for area in info.areas for c in area.circles]
         index = self.geo_index(session) if (polygons or circles or codes) else None
         if index is None:
-            return sorted(ids)
+            return ids, aboard
         if polygons or circles:
             affected = index.affected(polygons, circles, at=at)
             ids.update(affected.subscriber_ids.tolist())
             if affected.zone_codes:
                 ids.update(matching_ids_sql(session, sorted(affected.zone_codes)).tolist())
+            if len(affected.mmsis):
+                aboard.update(subscribers_for_vessels(session, affected.mmsis.tolist()))
         if codes and self._has_positions(session):
             mmsis = vessels_in_zones_now(session, alert_leaves(codes), at=at, stale_after=self.stale_after)
             if mmsis:
-                ids.update(subscribers_for_vessels(session, mmsis))
-        return sorted(ids)
+                aboard.update(subscribers_for_vessels(session, mmsis))
+        ids.update(aboard)
+        return ids, aboard
 
     def _has_positions(self, session: Session) -> bool:
         return session.exec(select(VesselPosition.id).limit(1)).first() is not None
 
     def recipients(self, session: Session, alert: Alert, value_names: Sequence[str], *,
                    at: datetime) -> list[Recipient]:
-        ids = self.subscriber_ids(session, alert, value_names, at=at)
+        ids, aboard = self._find(session, alert, value_names, at=at)
         categories = sorted({c for info in alert.infos for c in info.category})
-        return recipients_for_ids(session, ids, severity=alert.max_severity(), urgency=alert.max_urgency(),
-                                  categories=categories, at=at, include_skipped=True)
+        found = recipients_for_ids(session, sorted(ids), severity=alert.max_severity(),
+                                   urgency=alert.max_urgency(), categories=categories, at=at, include_skipped=True)
+        marine = any(code.startswith("S") for code in alert.zone_codes(tuple(value_names)))
+        return [_never_hold_at_sea(r) if (marine or r.subscriber_id in aboard) else r for r in found]
+
+
+def _never_hold_at_sea(recipient: Recipient) -> Recipient:
+    """Quiet hours never hold back a warning for the sea, or one reaching a person through their boat:
+    the person may be out there now."""
+    if recipient.decision.action is not Action.HOLD:
+        return recipient
+    return replace(recipient, decision=SEND)

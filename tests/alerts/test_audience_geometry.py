@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -108,3 +108,28 @@ def test_stale_vessel_position_does_not_count(world: tuple[Pipeline, dict[str, i
         later_ids = pipeline.audience.subscriber_ids(s, alert, ("KMA_ZONE",), at=NOW + timedelta(hours=7))
     assert ids["crew"] in now_ids
     assert ids["crew"] not in later_ids  # the only fix is older than the 6 h cut-off by then
+
+
+def quiet_now() -> str:
+    """A quiet-hours window (KST) around the present moment."""
+    hour = NOW.astimezone(timezone(timedelta(hours=9))).hour
+    return f"{(hour - 1) % 24:02d}:00-{(hour + 2) % 24:02d}:00"
+
+
+def test_quiet_hours_hold_on_land_never_at_sea(db_url: str, tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    feed = tmp_path / "kma.xml"
+    pipeline = Pipeline(load_config(write_config(db_url, [("kma", "cap", str(feed))])))
+    with session_scope(pipeline.engine) as s:
+        sleeper = add_subscriber(s, "01020000007", ["S1251100", "L1100100"], quiet_hours=quiet_now()).id
+    spec = feed_spec(pipeline.config.feeds[0])
+    feed.write_bytes(cap_xml("LAND-1", sent=NOW, zones=["L1100100"], event="호우주의보"))
+    pipeline.poll(spec, force=True)
+    pipeline.match()
+    feed.write_bytes(cap_xml("SEA-1", sent=NOW + timedelta(seconds=1), zones=["S1251100"]))
+    pipeline.poll(spec, force=True)
+    pipeline.match()
+    with session_scope(pipeline.engine) as s:
+        rows = {d.params.get("hazard"): d for d in s.exec(select(Delivery).where(Delivery.subscriber_id == sleeper))}
+    assert rows["호우"].next_attempt_at is not None and rows["호우"].next_attempt_at > NOW  # held till morning
+    assert rows["풍랑"].next_attempt_at is None  # the sea warning goes now
+    pipeline.close()
