@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from alerts.lifecycle import Identity, ThreadBatch, Version, live_threads_of_feed, select_by_identity
+from alerts.lifecycle import Identity, ThreadBatch, Version, live_threads_of_feed, stored_threads
 from alerts.models import AlertRecord, AlertThread
-from feeds.model import Alert, Reference, to_utc
+from feeds.model import Alert, Reference
 
 #: Rows per INSERT statement; ~15 columns each stays far below SQLite's bound-variable limit.
 INSERT_CHUNK = 500
@@ -37,22 +37,25 @@ class IngestReport:
 
 def ingest(session: Session, alerts: Sequence[Alert], *, feed: str | None, now: datetime) -> IngestReport:
     report = IngestReport()
+    session.flush()  # the lookups below are Core statements: they do not autoflush
+    keyed = [(alert.key(), alert) for alert in alerts]  # the identity once: to_utc is not free
     # Oldest first; within one bulletin a Cancel before the Update that continues the warning.
-    ordered = sorted(alerts, key=lambda a: (to_utc(a.sent), a.msg_type != "Cancel"))
-    seen: set[Identity] = {tuple(row) for row in select_by_identity(  # type: ignore[misc]
-        session, (a.key() for a in ordered), AlertRecord.sender, AlertRecord.identifier, AlertRecord.sent)}
-    fresh: list[Alert] = []
-    for alert in ordered:
-        key = alert.key()
+    keyed.sort(key=lambda item: (item[0][2], item[1].msg_type != "Cancel"))
+    # One lookup for the batch's identities (duplicates) and the ones they reference (their threads).
+    referenced = [ref.key() for _, alert in keyed for ref in alert.references]
+    stored_before = stored_threads(session, [*(key for key, _ in keyed), *referenced])
+    seen: set[Identity] = {key for key, _ in keyed if key in stored_before}
+    fresh: list[tuple[Identity, Alert]] = []
+    for key, alert in keyed:
         if key in seen:
             report.duplicates += 1
             continue
         seen.add(key)
-        fresh.append(alert)
+        fresh.append((key, alert))
     stored = _store(session, fresh, feed=feed, now=now)
     report.duplicates += len(fresh) - len(stored)  # another worker stored them first
     threads = ThreadBatch(session, feed, now)
-    threads.prefetch([alert for _, alert in stored])
+    threads.prefetch(stored, stored_before)
     for version, alert in stored:
         threads.assign(version, alert)
     threads.write()
@@ -60,12 +63,12 @@ def ingest(session: Session, alerts: Sequence[Alert], *, feed: str | None, now: 
     return report
 
 
-def _row(alert: Alert, *, feed: str | None, now: datetime) -> dict[str, Any]:
+def _row(key: Identity, alert: Alert, *, feed: str | None, now: datetime) -> dict[str, Any]:
     first = alert.infos[0] if alert.infos else None
     return {
         "sender": alert.sender,
         "identifier": alert.identifier,
-        "sent": to_utc(alert.sent),
+        "sent": key[2],
         "status": alert.status,
         "msg_type": alert.msg_type,
         "scope": alert.scope,
@@ -80,7 +83,7 @@ def _row(alert: Alert, *, feed: str | None, now: datetime) -> dict[str, Any]:
     }
 
 
-def _store(session: Session, alerts: list[Alert], *, feed: str | None,
+def _store(session: Session, alerts: list[tuple[Identity, Alert]], *, feed: str | None,
            now: datetime) -> list[tuple[Version, Alert]]:
     """Insert the alerts; those really inserted come back, in the given order, with their row ids."""
     if not alerts:
@@ -89,16 +92,16 @@ def _store(session: Session, alerts: list[Alert], *, feed: str | None,
     dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = (dialect.insert(table).on_conflict_do_nothing(index_elements=["sender", "identifier", "sent"])
             .returning(table.c.id, table.c.sender, table.c.identifier, table.c.sent))
-    rows = [_row(alert, feed=feed, now=now) for alert in alerts]
+    rows = [_row(key, alert, feed=feed, now=now) for key, alert in alerts]
     ids: dict[Identity, int] = {}
     for start in range(0, len(rows), INSERT_CHUNK):
         for rid, sender, identifier, sent in session.execute(stmt, rows[start:start + INSERT_CHUNK]):
             ids[(sender, identifier, sent)] = rid
     stored: list[tuple[Version, Alert]] = []
-    for alert, row in zip(alerts, rows, strict=True):
-        rid = ids.get(alert.key())
+    for (key, alert), row in zip(alerts, rows, strict=True):
+        rid = ids.get(key)
         if rid is not None:
-            stored.append((Version(rid, alert.key(), alert.msg_type, row["end_time"]), alert))
+            stored.append((Version(rid, key, alert.msg_type, row["end_time"]), alert))
     return stored
 
 

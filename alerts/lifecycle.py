@@ -21,13 +21,13 @@ they had been written one at a time) and writes the outcome back in a few bulk s
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, update
+from sqlalchemy import Table, bindparam, func, insert, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -36,8 +36,12 @@ from feeds.model import Alert
 
 Identity = tuple[str, str, datetime]
 
-#: Identities per lookup query (SQLite's expression depth limit is the real bound).
-LOOKUP_CHUNK = 256
+# The hot paths use Core statements on the tables: ORM-enabled queries cost several times more per row.
+_ALERT_TABLE: Table = AlertRecord.__table__  # type: ignore[attr-defined]
+_THREAD_TABLE: Table = AlertThread.__table__  # type: ignore[attr-defined]
+_REFERENCE_TABLE: Table = AlertReference.__table__  # type: ignore[attr-defined]
+_ALERT, _THREAD, _REFERENCE = _ALERT_TABLE.c, _THREAD_TABLE.c, _REFERENCE_TABLE.c
+
 #: Keys or ids per ``IN (...)`` list.
 IN_CHUNK = 500
 #: Threads created in a batch have no id until written, but they sort after every stored thread (ids only
@@ -76,13 +80,15 @@ class _Node:
     rank: int
     id: int | None
     key: str | None
-    feed: str | None
-    opened_at: datetime
     state: str = "active"
     current_alert_id: int | None = None
     closed_at: datetime | None = None
     end_time: datetime | None = None
-    current: Version | None = None
+    #: (sent, msg_type) of the current alert: all that deciding the next version's effect needs
+    current: tuple[datetime, str] | None = None
+    #: where a new thread is opened (stored threads are not read for it)
+    feed: str | None = None
+    opened_at: datetime | None = None
     #: (state, current_alert_id, closed_at, end_time) as stored; None for a new thread
     stored: tuple[Any, ...] | None = None
 
@@ -116,42 +122,48 @@ class ThreadBatch:
 
     # -- loading -------------------------------------------------------------------------------------------
 
-    def prefetch(self, alerts: Sequence[Alert]) -> None:
-        """Load, in bulk, every stored thread the batch's alerts could join."""
-        referenced = {ref.key() for alert in alerts for ref in alert.references}
+    def prefetch(self, batch: Sequence[tuple[Version, Alert]],
+                 stored: Mapping[Identity, int | None] | None = None) -> None:
+        """Load, in bulk, every stored thread the batch's alerts could join.
+
+        ``stored`` may carry what :func:`stored_threads` said about the referenced identities before the
+        batch was stored (ingest asks once for the batch's own identities and the ones they reference).
+        """
+        self.session.flush()  # the lookups are Core statements: they do not autoflush
+        referenced = {ref.key() for _, alert in batch for ref in alert.references}
+        if stored is None:
+            stored = stored_threads(self.session, referenced)
         wanted: set[int] = set()
-        for (sender, identifier, sent, thread_id) in select_by_identity(
-                self.session, referenced, AlertRecord.sender, AlertRecord.identifier, AlertRecord.sent,
-                AlertRecord.thread_id):
+        for key in referenced:
+            thread_id = stored.get(key)
             if thread_id is not None:
-                self._thread_of[(sender, identifier, sent)] = self._member(thread_id)
+                self._thread_of[key] = self._member(thread_id)
                 wanted.add(thread_id)
-        for target, thread_id in _referrer_threads(self.session, {alert.key() for alert in alerts}):
+        for target, thread_id in _referrer_threads(self.session, {version.key for version, _ in batch}):
             self._referrers.setdefault(target, []).append(self._member(thread_id))
             wanted.add(thread_id)
-        wanted.update(_candidate_ids_by_key(self.session, {a.thread_key for a in alerts if a.thread_key}))
-        self._load(wanted)
+        t = _THREAD
+        for chunk in _chunks(sorted({a.thread_key for _, a in batch if a.thread_key}), IN_CHUNK):
+            # what a key lookup can return: every active thread with the key, and the newest of any state
+            newest = core_select(func.max(t.id)).where(t.key.in_(chunk)).group_by(t.key)
+            self._load_where(t.key.in_(chunk) & ((t.state == "active") | t.id.in_(newest)))
+        for chunk in _chunks(sorted(wanted - self._nodes.keys()), IN_CHUNK):
+            self._load_where(t.id.in_(chunk))
 
-    def _load(self, ids: Iterable[int]) -> None:
-        missing = sorted(set(ids) - self._nodes.keys())
-        nodes: list[_Node] = []
-        t = AlertThread
-        for chunk in _chunks(missing, IN_CHUNK):
-            for row in self.session.execute(
-                    select(t.id, t.key, t.feed, t.opened_at, t.state, t.current_alert_id, t.closed_at, t.end_time)
-                    .where(col(t.id).in_(chunk))):
-                node = _Node(row[0], *row)
-                node.stored = node.mutable()
-                nodes.append(node)
-        currents = {node.current_alert_id for node in nodes if node.current_alert_id is not None}
-        versions: dict[int, Version] = {}
-        for chunk in _chunks(sorted(currents), IN_CHUNK):
-            for rid, sender, identifier, sent, msg_type, end_time in self.session.exec(
-                    select(AlertRecord.id, AlertRecord.sender, AlertRecord.identifier, AlertRecord.sent,
-                           AlertRecord.msg_type, AlertRecord.end_time).where(col(AlertRecord.id).in_(chunk))):
-                versions[rid] = Version(rid, (sender, identifier, sent), msg_type, end_time)
-        for node in nodes:
-            node.current = versions.get(node.current_alert_id) if node.current_alert_id is not None else None
+    def _load_where(self, condition: Any) -> None:
+        """Threads with their current version, in one query (only the columns the rules read: every
+        datetime column costs a parse per row)."""
+        t, a = _THREAD, _ALERT
+        stmt = (core_select(t.id, t.key, t.state, t.current_alert_id, t.closed_at, t.end_time, a.sent, a.msg_type)
+                .select_from(_THREAD_TABLE.outerjoin(_ALERT_TABLE, a.id == t.current_alert_id))
+                .where(condition))
+        for row in self.session.execute(stmt):
+            if row[0] in self._nodes:
+                continue
+            node = _Node(row[0], *row[:6])
+            node.stored = node.mutable()
+            if node.current_alert_id is not None and row[6] is not None:
+                node.current = (row[6], row[7])
             self._add(node)
 
     def _member(self, rank: int) -> _Member:
@@ -168,23 +180,24 @@ class ThreadBatch:
 
     def assign(self, version: Version, alert: Alert) -> None:
         """Thread one stored alert (alerts of a batch go oldest first)."""
-        node = self._by_references(alert) or self._by_referrers(version.key) or self._by_thread_key(alert)
+        references = list(dict.fromkeys(ref.key() for ref in alert.references))
+        node = (self._by_references(references) or self._by_referrers(version.key)
+                or self._by_thread_key(alert))
         if node is None:
-            node = _Node(NEW_RANK + len(self._new), None, alert.thread_key, self.feed, self.now)
+            node = _Node(NEW_RANK + len(self._new), None, alert.thread_key, feed=self.feed, opened_at=self.now)
             self._new.append(node)
             self._add(node)
         member = self._member(node.rank)
         self._thread_of[version.key] = member
         self._assigned.append((version.id, member))
-        for ref in dict.fromkeys(r.key() for r in alert.references):
+        for ref in references:
             self._references.append({"alert_id": version.id, "ref_sender": ref[0], "ref_identifier": ref[1],
                                      "ref_sent": ref[2]})
             self._referrers.setdefault(ref, []).append(member)
         self._advance(node, version, alert.msg_type)
 
-    def _by_references(self, alert: Alert) -> _Node | None:
-        ranks = sorted({member.rank for ref in alert.references
-                        if (member := self._thread_of.get(ref.key())) is not None})
+    def _by_references(self, references: list[Identity]) -> _Node | None:
+        ranks = sorted({member.rank for ref in references if (member := self._thread_of.get(ref)) is not None})
         if not ranks:
             return None
         for other in ranks[1:]:
@@ -224,12 +237,12 @@ class ThreadBatch:
 
     def _advance(self, node: _Node, version: Version, msg_type: str) -> None:
         thread, current = node, node.current
-        if current is not None and current.sent > version.sent:
+        if current is not None and current[0] > version.sent:
             return  # a late older version: stored, threaded, never current
-        replaced_in_same_bulletin = (current is not None and current.msg_type == "Cancel"
-                                     and current.sent == version.sent and msg_type == "Update")
+        replaced_in_same_bulletin = (current is not None and current[1] == "Cancel"
+                                     and current[0] == version.sent and msg_type == "Update")
         thread.current_alert_id = version.id
-        node.current = version
+        node.current = (version.sent, msg_type)
         if replaced_in_same_bulletin:
             # KMA lifts the old level and issues the new one in one bulletin (변경해제 + 변경발표): the
             # warning goes on at the new level in the same thread.
@@ -256,30 +269,45 @@ class ThreadBatch:
         self._insert_new_threads()
         self._update_changed_threads()
         thread_of = {rid: self._row_id(member.rank) for rid, member in self._assigned}
-        if thread_of:
-            table = AlertRecord.__table__  # type: ignore[attr-defined]
-            self.session.execute(
-                update(table).where(table.c.id == bindparam("b_id")).values(thread_id=bindparam("b_thread")),
-                [{"b_id": rid, "b_thread": tid} for rid, tid in thread_of.items()])
-        if self._references:
-            self.session.execute(insert(AlertReference.__table__), self._references)  # type: ignore[attr-defined]
+        self._set_record_threads(thread_of)
+        self._insert_references()
         self._assigned.clear()
         self._references.clear()
         self._new.clear()
         return thread_of
 
+    def _set_record_threads(self, thread_of: dict[int, int]) -> None:
+        if thread_of:
+            table = _ALERT_TABLE
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("b_id")).values(thread_id=bindparam("b_thread")),
+                [{"b_id": rid, "b_thread": tid} for rid, tid in thread_of.items()])
+
+    def _insert_references(self) -> None:
+        if self._references:
+            self.session.execute(insert(_REFERENCE_TABLE), self._references)
+
     def _insert_new_threads(self) -> None:
+        """One multi-row INSERT for the new threads.
+
+        Each row is matched to its id through its current alert, unique to it (an alert is current in one
+        thread only). ``sort_by_parameter_order`` would match by position, but SQLAlchemy can only honour it
+        on SQLite by inserting row by row. A new thread without a current alert was merged away and holds
+        no alert: nothing refers to its id, so it is simply inserted.
+        """
         if not self._new:
             return
-        table = AlertThread.__table__  # type: ignore[attr-defined]
+        table = _THREAD_TABLE
+        by_current = {n.current_alert_id: n for n in self._new if n.current_alert_id is not None}
         rows = [{"key": n.key, "feed": n.feed, "opened_at": n.opened_at, "state": n.state,
                  "current_alert_id": n.current_alert_id, "closed_at": n.closed_at, "end_time": n.end_time}
                 for n in self._new]
-        ids = self.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                   rows).scalars().all()
-        for node, row_id in zip(self._new, ids, strict=True):
-            node.id = row_id
-            node.stored = node.mutable()
+        for row_id, current in self.session.execute(
+                insert(table).returning(table.c.id, table.c.current_alert_id), rows):
+            node = by_current.get(current)
+            if node is not None:
+                node.id = row_id
+                node.stored = node.mutable()
 
     def _update_changed_threads(self) -> None:
         """One executemany UPDATE; thread objects the session already holds are given the same values, so
@@ -287,7 +315,7 @@ class ThreadBatch:
         changed = [n for n in self._nodes.values() if n.id is not None and n.stored != n.mutable()]
         if not changed:
             return
-        table = AlertThread.__table__  # type: ignore[attr-defined]
+        table = _THREAD_TABLE
         self.session.execute(
             update(table).where(table.c.id == bindparam("b_id"))
             .values(state=bindparam("b_state"), current_alert_id=bindparam("b_current"),
@@ -312,8 +340,9 @@ def assign_thread(session: Session, record: AlertRecord, alert: Alert, *, feed: 
     """Thread one stored alert (the batch path with a batch of one: the same rules, one code path)."""
     assert record.id is not None, "the alert is stored (flushed) before it is threaded"
     batch = ThreadBatch(session, feed, now)
-    batch.prefetch([alert])
-    batch.assign(Version(record.id, alert.key(), alert.msg_type, record.end_time), alert)
+    version = Version(record.id, alert.key(), alert.msg_type, record.end_time)
+    batch.prefetch([(version, alert)])
+    batch.assign(version, alert)
     thread_id = batch.write()[record.id]
     set_committed_value(record, "thread_id", thread_id)  # written by write() already
     thread = session.get(AlertThread, thread_id)
@@ -321,71 +350,44 @@ def assign_thread(session: Session, record: AlertRecord, alert: Alert, *, feed: 
     return thread
 
 
-def select_by_identity(session: Session, keys: Iterable[Identity], *columns: Any) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``alert`` whose (sender, identifier, sent) is one of ``keys``, in chunks (one query each)."""
-    for size, params in _identity_params(keys):
-        yield from session.execute(_by_identity_statement(columns, size), params)
+def stored_threads(session: Session, keys: Iterable[Identity]) -> dict[Identity, int | None]:
+    """Identity -> thread id (None if not threaded yet) of each of ``keys`` that is stored."""
+    found: dict[Identity, int | None] = {}
+    r = _ALERT
+    for wanted, sender, chunk in _identity_chunks(keys):
+        stmt = core_select(r.sender, r.identifier, r.sent, r.thread_id).where(r.sender == sender,
+                                                                              r.identifier.in_(chunk))
+        for row_sender, identifier, sent, thread_id in session.execute(stmt):
+            if (row_sender, identifier, sent) in wanted:
+                found[(row_sender, identifier, sent)] = thread_id
+    return found
 
 
 def _referrer_threads(session: Session, keys: Iterable[Identity]) -> Iterator[tuple[Identity, int]]:
     """(identity, thread id) for every stored, threaded alert that references one of ``keys``."""
-    for size, params in _identity_params(keys):
-        for sender, identifier, sent, thread_id in session.execute(_referrers_statement(size), params):
-            yield (sender, identifier, sent), thread_id
+    ref = _REFERENCE
+    for wanted, sender, chunk in _identity_chunks(keys):
+        stmt = (core_select(ref.ref_sender, ref.ref_identifier, ref.ref_sent, _ALERT.thread_id)
+                .join_from(_REFERENCE_TABLE, _ALERT_TABLE, ref.alert_id == _ALERT.id)
+                .where(ref.ref_sender == sender, ref.ref_identifier.in_(chunk), _ALERT.thread_id.is_not(None)))
+        for row_sender, identifier, sent, thread_id in session.execute(stmt):
+            if (row_sender, identifier, sent) in wanted:
+                yield (row_sender, identifier, sent), thread_id
 
 
-# The identity lookups are ORs of (sender = ? AND identifier = ? AND sent = ?): each branch is an index
-# lookup on SQLite and PostgreSQL alike (SQLite scans the whole index for a row-value IN list). Built once
-# per shape with named parameters, so that SQLAlchemy compiles each shape once instead of once per query;
-# a chunk is padded (by repeating its last key) to one of a few sizes.
-
-def _identity_params(keys: Iterable[Identity]) -> Iterator[tuple[int, dict[str, Any]]]:
-    unique = list(dict.fromkeys(keys))
-    for chunk in _chunks(unique, LOOKUP_CHUNK):
-        size = _shape(len(chunk))
-        padded = [*chunk, *[chunk[-1]] * (size - len(chunk))]
-        params: dict[str, Any] = {}
-        for n, (sender, identifier, sent) in enumerate(padded):
-            params[f"s{n}"], params[f"i{n}"], params[f"t{n}"] = sender, identifier, sent
-        yield size, params
-
-
-def _shape(count: int) -> int:
-    """The padded chunk size: the next power of two, so at most nine shapes up to LOOKUP_CHUNK."""
-    return 1 << max(0, count - 1).bit_length()
-
-
-def _identity_match(sender: Any, identifier: Any, sent: Any, size: int) -> Any:
-    return or_(*(and_(sender == bindparam(f"s{n}"), identifier == bindparam(f"i{n}"), sent == bindparam(f"t{n}"))
-                 for n in range(size)))
-
-
-@functools.cache
-def _by_identity_statement(columns: tuple[Any, ...], size: int) -> Any:
-    return select(*columns).where(_identity_match(col(AlertRecord.sender), col(AlertRecord.identifier),
-                                                  col(AlertRecord.sent), size))
-
-
-@functools.cache
-def _referrers_statement(size: int) -> Any:
-    return (select(AlertReference.ref_sender, AlertReference.ref_identifier, AlertReference.ref_sent,
-                   AlertRecord.thread_id)
-            .join(AlertRecord, col(AlertReference.alert_id) == col(AlertRecord.id))
-            .where(_identity_match(col(AlertReference.ref_sender), col(AlertReference.ref_identifier),
-                                   col(AlertReference.ref_sent), size),
-                   col(AlertRecord.thread_id).is_not(None)))
-
-
-def _candidate_ids_by_key(session: Session, keys: set[str]) -> set[int]:
-    """Per key, every active thread and the newest thread of any state (what a key lookup can return)."""
-    ids: set[int] = set()
-    for chunk in _chunks(sorted(keys), IN_CHUNK):
-        ids.update(session.exec(select(AlertThread.id).where(col(AlertThread.key).in_(chunk),
-                                                             AlertThread.state == "active")))
-        ids.update(session.exec(select(func.max(AlertThread.id)).where(col(AlertThread.key).in_(chunk))
-                                .group_by(AlertThread.key)))
-    ids.discard(None)  # type: ignore[arg-type]
-    return ids
+def _identity_chunks(keys: Iterable[Identity]) -> Iterator[tuple[set[Identity], str, Sequence[str]]]:
+    """Identity lookups as ``sender = ? AND identifier IN (...)``: an index range on (sender, identifier,
+    sent) in SQLite and PostgreSQL alike, one compiled statement for any batch, and no per-key datetime
+    parameters (an OR of one (sender, identifier, sent) triplet per key cost ~2 us per parameter in
+    SQLAlchemy alone). Rows come back for every ``sent`` of an identifier; the caller keeps the wanted ones.
+    """
+    wanted = set(keys)
+    by_sender: dict[str, set[str]] = {}
+    for sender, identifier, _ in wanted:
+        by_sender.setdefault(sender, set()).add(identifier)
+    for sender, identifiers in by_sender.items():
+        for chunk in _chunks(sorted(identifiers), IN_CHUNK):
+            yield wanted, sender, chunk
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -17,6 +17,7 @@ Run: /work/venv/bin/python benchmarks/bench_ingest.py [--alerts 10000] [--batch 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import sys
@@ -64,10 +65,7 @@ def make_stream(count: int, seed: int = 7) -> tuple[list[Alert], int]:
         key = f"kma:{zone}:{hazard}"
         sent = START + timedelta(minutes=n)
         previous = live.get(key)
-        if previous is None:
-            msg_type = "Alert"
-        else:
-            msg_type = "Cancel" if rng.random() < 0.35 else "Update"
+        msg_type = "Alert" if previous is None else "Cancel" if rng.random() < 0.35 else "Update"
         alert = Alert(
             sender=SENDER, identifier=f"kma-{zone}-{hazard}-{n:06d}", sent=sent, msg_type=msg_type,
             source="bench", thread_key=key,
@@ -129,10 +127,8 @@ def run_ingest(engine: Engine, polls: Sequence[Sequence[Alert]] | Sequence[Seque
     started = time.perf_counter()
     now = START + timedelta(days=30)
     for poll in polls:
-        if parse:
-            alerts = [a for data in poll for a in parser.parse(data).alerts]  # type: ignore[arg-type]
-        else:
-            alerts = list(poll)  # type: ignore[arg-type]
+        alerts = ([a for data in poll for a in parser.parse(data).alerts] if parse  # type: ignore[arg-type]
+                  else list(poll))  # type: ignore[arg-type]
         with Session(engine, expire_on_commit=False) as session:
             report = ingest(session, alerts, feed="bench", now=now)
             session.commit()
@@ -203,6 +199,11 @@ def main() -> None:
     stream, distinct = make_stream(args.alerts)
     polls = [stream[i:i + args.batch] for i in range(0, len(stream), args.batch)]
     xml_polls = [[cap_bytes(a) for a in poll] for poll in polls]
+    # The 10,000 input alerts and documents live through the whole run; in the service a poll's alerts are
+    # garbage after their transaction. Freezing them keeps the collector from rescanning the benchmark's own
+    # fixtures on every collection (~20% of the measured time otherwise), for every variant alike.
+    gc.collect()
+    gc.freeze()
     workdir = Path(tempfile.mkdtemp(prefix="alimcast-bench-ingest-"))
 
     def sqlite_url(tag: str) -> Callable[[int], str]:

@@ -102,8 +102,9 @@ def _clean(value: Any) -> str | None:
     return value or None
 
 
-def _envelope_from_tree(entry: etree._Element) -> Envelope:
-    """Fallback when feedparser fails or disagrees with lxml on the entry count (rare, but never fatal)."""
+def _envelope_from_tree(entry: etree._Element, *, id_only: bool = False) -> Envelope:
+    """Fallback when feedparser fails or disagrees with lxml on the entry count (rare, but never fatal),
+    and the whole envelope of a fat entry (``id_only``: its id names it in messages, nothing else is read)."""
     env = Envelope()
     for child in entry:
         if not isinstance(child.tag, str):
@@ -111,6 +112,8 @@ def _envelope_from_tree(entry: etree._Element) -> Envelope:
         name = local_name(child)
         if name in ("id", "guid") and env.id is None:
             env.id = _clean("".join(child.itertext()))
+            if id_only:
+                return env
         elif name == "title" and env.title is None:
             env.title = _clean("".join(child.itertext()))
         elif name == "link":
@@ -171,7 +174,8 @@ def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element
     if not all(inline) and len(entries) <= FEEDPARSER_MAX_ENTRIES:
         envelopes = _envelopes_from_feedparser(data, origin, rss_guid_is_link=noun == "item")
     if envelopes is None or len(envelopes) != len(entries):
-        envelopes = [_envelope_from_tree(entry) for entry in entries]
+        fat = all(inline)
+        envelopes = [_envelope_from_tree(entry, id_only=fat) for entry in entries]
     result = ParseResult()
     checks = PolygonChecks()  # one vectorised validity check for every polygon of the feed
     seen_links: set[str] = set()
