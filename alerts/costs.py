@@ -35,6 +35,9 @@ def ledger_row(delivery: Delivery, prices: Prices, *, dry_run: bool, now: dateti
     if delivery.status not in BILLED_STATUSES:
         return None
     channel = (delivery.channel or BILLED_STATUSES[delivery.status] or "alimtalk").lower()
+    if delivery.status == "fallback_sent" and channel not in ("sms", "lms"):
+        # The provider did not say which (NHN's results omit the resend type): we chose it by length.
+        channel = (delivery.fallback_kind or "LMS").lower()
     if channel not in ("alimtalk", "sms", "lms"):
         channel = "alimtalk"
     base = baseline_channel(delivery)
