@@ -25,6 +25,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts.render import split_event
 from feeds.model import Alert
 from subscribers.geo_models import VesselPosition, ZonePolygon
 from subscribers.geoindex import GeoIndex
@@ -106,9 +107,24 @@ class Audience:
         ids, aboard = self._find(session, alert, value_names, at=at)
         categories = sorted({c for info in alert.infos for c in info.category})
         found = recipients_for_ids(session, sorted(ids), severity=alert.max_severity(),
-                                   urgency=alert.max_urgency(), categories=categories, at=at, include_skipped=True)
+                                   urgency=alert.max_urgency(), categories=categories, hazards=alert_hazards(alert),
+                                   at=at, include_skipped=True)
         marine = any(code.startswith("S") for code in alert.zone_codes(tuple(value_names)))
         return [_never_hold_at_sea(r) if (marine or r.subscriber_id in aboard) else r for r in found]
+
+
+def alert_hazards(alert: Alert) -> list[str]:
+    """The hazard words an alert is about: KMA's hazard (풍랑 of 풍랑주의보, or the KMA_HAZARD parameter the
+    KMA parsers set), else the event name as the feed wrote it (Gale Warning)."""
+    words: dict[str, None] = {}
+    for info in alert.infos:
+        for value in info.parameters.get("KMA_HAZARD", []):
+            words[value] = None
+        hazard, level = split_event(info.event)
+        words[hazard] = None
+        if level is not None:
+            words[info.event.strip()] = None
+    return [w for w in words if w]
 
 
 def _never_hold_at_sea(recipient: Recipient) -> Recipient:

@@ -181,6 +181,7 @@ def match_zones(
     severity: str,
     urgency: str,
     categories: Iterable[str] = (),
+    hazards: Iterable[str] = (),
     at: datetime,
     index: ZoneIndex | None = None,
     include_skipped: bool = False,
@@ -192,8 +193,8 @@ def match_zones(
     """
     codes = list(zone_codes)
     ids = index.lookup(codes) if index is not None else matching_ids_sql(session, codes)
-    return recipients_for_ids(session, ids, severity=severity, urgency=urgency, categories=categories, at=at,
-                              include_skipped=include_skipped)
+    return recipients_for_ids(session, ids, severity=severity, urgency=urgency, categories=categories,
+                              hazards=hazards, at=at, include_skipped=include_skipped)
 
 
 def recipients_for_ids(
@@ -203,6 +204,7 @@ def recipients_for_ids(
     severity: str,
     urgency: str,
     categories: Iterable[str] = (),
+    hazards: Iterable[str] = (),
     at: datetime,
     include_skipped: bool = False,
 ) -> list[Recipient]:
@@ -218,6 +220,7 @@ def recipients_for_ids(
     if len(ids) == 0:
         return []
     wanted = list(categories)
+    alert_hazards = list(hazards)
     person = Subscriber.__table__.c  # type: ignore[attr-defined]
     out: list[Recipient] = []
     with _connection(session) as conn:
@@ -227,6 +230,7 @@ def recipients_for_ids(
                 select(
                     person.id, person.phone, person.name, person.language, person.status,
                     person.min_severity, person.categories, person.quiet_start_min, person.quiet_end_min,
+                    person.hazards,
                 )
                 .where(person.id.in_(batch))
                 .order_by(person.id)
@@ -238,8 +242,10 @@ def recipients_for_ids(
                     categories=tuple(row.categories or ()),
                     quiet_start_min=row.quiet_start_min,
                     quiet_end_min=row.quiet_end_min,
+                    hazards=tuple(row.hazards or ()),
                 )
-                decision = decide(prefs, severity=severity, urgency=urgency, categories=wanted, at=at)
+                decision = decide(prefs, severity=severity, urgency=urgency, categories=wanted,
+                                  hazards=alert_hazards, at=at)
                 if decision.action is Action.SKIP and not include_skipped:
                     continue
                 out.append(Recipient(row.id, row.phone, row.name, row.language, decision))

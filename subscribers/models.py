@@ -30,6 +30,8 @@ class Subscriber(SQLModel, table=True):
     min_severity: str = Field(default="Unknown", max_length=16)
     #: CAP categories the person wants; empty means all.
     categories: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    #: Hazards the person wants (KMA words such as 풍랑, 태풍, or a feed's event name); empty means all.
+    hazards: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False, server_default="[]"))
     #: Quiet hours in KST as minutes after midnight; Extreme or Immediate alerts ignore them.
     quiet_start_min: int | None = None
     quiet_end_min: int | None = None

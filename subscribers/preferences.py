@@ -68,6 +68,7 @@ class Preferences:
     min_severity: str = "Unknown"
     categories: tuple[str, ...] = ()
     quiet_start_min: int | None = None
+    hazards: tuple[str, ...] = ()
     quiet_end_min: int | None = None
 
 
@@ -77,15 +78,24 @@ def decide(
     severity: str,
     urgency: str,
     categories: Iterable[str] = (),
+    hazards: Iterable[str] = (),
     at: datetime,
 ) -> Decision:
+    """The topic filters (categories, hazards) let a person pick what they hear about, but an Extreme
+    warning in their area reaches them whatever they picked."""
     if prefs.status != "active":
         return skip(prefs.status)
     if SEVERITY_RANK.get(severity, 0) < SEVERITY_RANK.get(prefs.min_severity, 0):
         return skip(f"severity {severity} below {prefs.min_severity}")
+    extreme = severity == "Extreme"
     alert_categories = set(categories)
-    if prefs.categories and alert_categories and not alert_categories.intersection(prefs.categories):
+    if (prefs.categories and alert_categories and not extreme
+            and not alert_categories.intersection(prefs.categories)):
         return skip(f"categories {','.join(sorted(alert_categories))} not wanted")
+    alert_hazards = {h.casefold() for h in hazards}
+    if (prefs.hazards and alert_hazards and not extreme
+            and not alert_hazards.intersection(h.casefold() for h in prefs.hazards)):
+        return skip(f"hazard {','.join(sorted(alert_hazards))} not wanted")
     if severity == "Extreme" or urgency == "Immediate":
         return SEND
     end = quiet_end(prefs.quiet_start_min, prefs.quiet_end_min, at)
@@ -158,6 +168,23 @@ def check_language(value: str | None) -> str:
     if value.strip().lower() not in LANGUAGES:
         raise PreferenceError(f"language {value!r}: must be one of {', '.join(LANGUAGES)}")
     return value.strip().lower()
+
+
+def parse_hazards(value: str | Iterable[str] | None) -> list[str]:
+    """Space- or comma-separated hazard words (풍랑 태풍, or a feed's event name); empty means all.
+
+    Free words, not a closed list: each source names its hazards differently."""
+    if value is None:
+        return []
+    items = value.replace(",", " ").split() if isinstance(value, str) else [str(v) for v in value]
+    out: list[str] = []
+    for item in items:
+        word = item.strip()
+        if len(word) > 40:
+            raise PreferenceError(f"hazard {word[:40]!r}…: at most 40 characters")
+        if word and word not in out:
+            out.append(word)
+    return out
 
 
 def parse_categories(value: str | Iterable[str] | None) -> list[str]:

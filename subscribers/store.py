@@ -30,6 +30,7 @@ from subscribers.preferences import (
     check_severity,
     format_quiet_hours,
     parse_categories,
+    parse_hazards,
     parse_quiet_hours,
 )
 from subscribers.sqltypes import utcnow
@@ -56,6 +57,7 @@ def add_subscriber(
     categories: Iterable[str] | str | None = None,
     quiet_hours: str | None = None,
     points: Iterable[tuple[float, float, float]] = (),
+    hazards: Iterable[str] | str | None = None,
 ) -> Subscriber:
     """Create or update the person with this phone and add the zones and fixed points (lat, lon,
     radius_km). Raises PhoneError, ZoneError, PreferenceError (all ValueError) before writing anything."""
@@ -67,6 +69,7 @@ def add_subscriber(
     severity = check_severity(min_severity) if min_severity is not None else None
     lang = check_language(language) if language is not None else None
     cats = parse_categories(categories) if categories is not None else None
+    wanted_hazards = parse_hazards(hazards) if hazards is not None else None
     quiet = parse_quiet_hours(quiet_hours) if quiet_hours is not None else None
     now = utcnow()
 
@@ -100,6 +103,8 @@ def add_subscriber(
         subscriber.language = lang
     if cats is not None:
         subscriber.categories = cats
+    if wanted_hazards is not None:
+        subscriber.hazards = wanted_hazards
     if quiet is not None:
         subscriber.quiet_start_min, subscriber.quiet_end_min = quiet
     subscriber.updated_at = now
@@ -215,8 +220,10 @@ def set_preferences(
     language: str | None = None,
     categories: Iterable[str] | str | None = None,
     quiet_hours: str | None = None,
+    hazards: Iterable[str] | str | None = None,
 ) -> Subscriber:
-    """Change only what is given; ``quiet_hours=""`` clears quiet hours, ``categories=[]`` means all."""
+    """Change only what is given; ``quiet_hours=""`` clears quiet hours, ``categories=[]`` and
+    ``hazards=[]`` mean all."""
     subscriber = require(session, phone)
     if name is not None:
         subscriber.name = name
@@ -226,6 +233,8 @@ def set_preferences(
         subscriber.language = check_language(language)
     if categories is not None:
         subscriber.categories = parse_categories(categories)
+    if hazards is not None:
+        subscriber.hazards = parse_hazards(hazards)
     if quiet_hours is not None:
         subscriber.quiet_start_min, subscriber.quiet_end_min = parse_quiet_hours(quiet_hours)
     subscriber.updated_at = utcnow()

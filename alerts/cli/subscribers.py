@@ -38,6 +38,7 @@ def add(
     name: Annotated[str | None, typer.Option("--name")] = None,
     language: Annotated[str | None, typer.Option("--language", help="ko or en")] = None,
     categories: Annotated[str | None, typer.Option("--categories", help="CAP categories, e.g. 'Met Geo'")] = None,
+    hazards: Annotated[str | None, typer.Option("--hazards", help="only these hazards, e.g. '풍랑 태풍'")] = None,
     quiet_hours: Annotated[str | None, typer.Option("--quiet-hours", help="KST, e.g. 22:00-06:00")] = None,
     consent_text: Annotated[str, typer.Option("--consent-text", help="what the person agreed to")] = "",
     config: ConfigOption = None,
@@ -50,7 +51,7 @@ def add(
             subscriber = store.add_subscriber(
                 session, phone, zone or [], name=name, min_severity=min_severity, language=language,
                 consent_source="cli", consent_text=consent_text, categories=categories, quiet_hours=quiet_hours,
-                points=points,
+                points=points, hazards=hazards,
             )
             codes = store.zone_codes_of(session, subscriber.id or 0)
             line = f"{mask(subscriber.phone)} id={subscriber.id} status={subscriber.status} zones={len(codes)}"
@@ -121,6 +122,7 @@ def list_(
             "min_severity": p.min_severity,
             "language": p.language,
             "categories": p.categories or [],
+            "hazards": p.hazards or [],
             "quiet_hours": format_quiet_hours(p.quiet_start_min, p.quiet_end_min),
             "zones": zones.get(p.id or 0, []),
         }
@@ -175,6 +177,7 @@ def prefs(
     name: Annotated[str | None, typer.Option("--name")] = None,
     language: Annotated[str | None, typer.Option("--language")] = None,
     categories: Annotated[str | None, typer.Option("--categories", help="'' for all")] = None,
+    hazards: Annotated[str | None, typer.Option("--hazards", help="'' for all")] = None,
     quiet_hours: Annotated[str | None, typer.Option("--quiet-hours", help="'' to clear")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -183,9 +186,10 @@ def prefs(
     try:
         with ctx.session() as session:
             p = store.set_preferences(session, phone, name=name, min_severity=min_severity, language=language,
-                                      categories=categories, quiet_hours=quiet_hours)
+                                      categories=categories, quiet_hours=quiet_hours, hazards=hazards)
             line = (f"{mask(p.phone)} min_severity={p.min_severity} language={p.language} "
                     f"categories={' '.join(p.categories or []) or 'all'} "
+                    f"hazards={' '.join(p.hazards or []) or 'all'} "
                     f"quiet_hours={format_quiet_hours(p.quiet_start_min, p.quiet_end_min) or 'none'}")
     except _INPUT_ERRORS as exc:
         fail(str(exc))

@@ -133,3 +133,28 @@ def test_quiet_hours_hold_on_land_never_at_sea(db_url: str, tmp_path: Path, writ
     assert rows["호우"].next_attempt_at is not None and rows["호우"].next_attempt_at > NOW  # held till morning
     assert rows["풍랑"].next_attempt_at is None  # the sea warning goes now
     pipeline.close()
+
+
+def test_hazard_preference_with_extreme_override(db_url: str, tmp_path: Path,
+                                                 write_config: Callable[..., Path]) -> None:
+    feed = tmp_path / "kma.xml"
+    pipeline = Pipeline(load_config(write_config(db_url, [("kma", "cap", str(feed))])))
+    with session_scope(pipeline.engine) as s:
+        typhoon_only = add_subscriber(s, "01020000008", ["S1251100"], hazards="태풍").id
+        everything = add_subscriber(s, "01020000009", ["S1251100"]).id
+    spec = feed_spec(pipeline.config.feeds[0])
+    feed.write_bytes(cap_xml("H-1", sent=NOW, zones=["S1251100"]))  # 풍랑주의보, Moderate
+    pipeline.poll(spec, force=True)
+    feed.write_bytes(cap_xml("H-2", sent=NOW + timedelta(seconds=1), zones=["S1251100"], event="태풍주의보"))
+    pipeline.poll(spec, force=True)
+    feed.write_bytes(cap_xml("H-3", sent=NOW + timedelta(seconds=2), zones=["S1251100"], event="지진해일경보",
+                             severity="Extreme", urgency="Immediate"))
+    pipeline.poll(spec, force=True)
+    pipeline.match()
+    with session_scope(pipeline.engine) as s:
+        got: dict[int, list[str]] = {}
+        for d in s.exec(select(Delivery).order_by(Delivery.id)):
+            got.setdefault(d.subscriber_id, []).append(d.params["hazard"])
+    assert got[everything] == ["풍랑", "태풍", "지진해일"]
+    assert got[typhoon_only] == ["태풍", "지진해일"]  # the Extreme tsunami warning reaches everyone in the area
+    pipeline.close()

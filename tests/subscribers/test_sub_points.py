@@ -35,3 +35,21 @@ def test_bad_points_are_refused_before_writing(session: Session, point: tuple[fl
 def test_nothing_to_follow_is_an_error(session: Session) -> None:
     with pytest.raises(ValueError, match="at least one zone or point"):
         add_subscriber(session, "010-2222-5555", [])
+
+
+@pytest.mark.parametrize(("wanted", "alert", "severity", "sent"), [
+    ((), ["풍랑"], "Moderate", True),
+    (("태풍",), ["풍랑"], "Moderate", False),
+    (("태풍", "풍랑"), ["풍랑"], "Moderate", True),
+    (("gale warning",), ["Gale Warning"], "Severe", True),  # case does not matter
+    (("태풍",), ["풍랑"], "Extreme", True),  # an Extreme warning overrides topic filters
+    (("태풍",), [], "Moderate", True),  # an alert that names no hazard is not filtered out
+])
+def test_hazard_rule(wanted: tuple[str, ...], alert: list[str], severity: str, sent: bool) -> None:
+    from datetime import UTC, datetime
+
+    from subscribers.preferences import Action, Preferences, decide
+
+    decision = decide(Preferences(hazards=wanted), severity=severity, urgency="Expected", hazards=alert,
+                      at=datetime(2026, 11, 27, 3, 0, tzinfo=UTC))
+    assert (decision.action is Action.SEND) is sent

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 15:36:04.801972
+Create Date: 2026-11-27 16:28:06.111903
 """
 
 from collections.abc import Sequence
@@ -63,6 +63,12 @@ def upgrade() -> None:
         sa.Column("min_severity", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column(
             "categories", sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"), nullable=False
+        ),
+        sa.Column(
+            "hazards",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            server_default="[]",
+            nullable=False,
         ),
         sa.Column("quiet_start_min", sa.Integer(), nullable=True),
         sa.Column("quiet_end_min", sa.Integer(), nullable=True),
