@@ -260,6 +260,9 @@ class Dispatcher:
         log.log(level, "provider refused a batch of %d: %s%s", len(rows), exc,
                 "" if exc.retryable else " — configuration error: fix it; messages stay queued")
         report.errors.append(str(exc))
+        # A provider outage is never a reason to drop a warning: the rows are retried until their
+        # warning ends (expired or cancelled rows are suppressed at the next claim), and the operator is
+        # told loudly once they have failed max_attempts times.
         with session_scope(self.engine) as session:
             for row in rows:
                 fresh = session.get(Delivery, row.id)
@@ -267,11 +270,9 @@ class Dispatcher:
                     continue
                 fresh.last_error = str(exc)[:500]
                 fresh.lease_until = None
-                if exc.retryable and fresh.attempts >= self.config.max_attempts:
-                    fresh.status = "failed"
-                    fresh.finished_at = now
-                    report.failed += 1
-                    continue
+                if fresh.attempts == self.config.max_attempts:
+                    log.error("delivery %s still not accepted after %d attempts (last: %s); retrying until its "
+                              "warning ends", fresh.id, fresh.attempts, exc)
                 fresh.status = "queued"
                 fresh.idempotency_key = None
                 wait = backoff(fresh.attempts, exc.retry_after) if exc.retryable else CONFIG_ERROR_BACKOFF

@@ -198,3 +198,23 @@ def test_orphaned_batch_after_a_long_outage_is_not_sent_twice(
         assert [srv.sends_to(f"0103{i:07d}") for i in range(3)] == [1, 1, 1]
         assert {d.status for d in deliveries(pipeline)} == {"accepted"}
         pipeline.close()
+
+
+def test_provider_outage_never_drops_a_live_warning(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch, extra="[dispatch]\nmax_attempts = 2\n")
+    subscribe(pipeline, 2)
+    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    pipeline.match()
+    server.fail_next(5, status=503)
+    for _ in range(5):  # five failed rounds, more than max_attempts
+        pipeline.dispatch()
+        with session_scope(pipeline.engine) as s:
+            for row in s.exec(select(Delivery)):
+                row.next_attempt_at = None
+                s.add(row)
+    rows = deliveries(pipeline)
+    assert {r.status for r in rows} == {"queued"} and all(r.attempts == 5 for r in rows)
+    assert pipeline.dispatch().accepted == 2  # the provider is back
+    pipeline.close()
