@@ -7,8 +7,10 @@ database from any folder.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,30 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+#: JSON columns on SQLite: exactly ``json.dumps``' text, without building an encoder and a cycle-tracking
+#: dict per value (the stored bodies are trees of plain dicts and lists; ~1 us of ~8 per alert).
+json_serializer = json.JSONEncoder(check_circular=False).encode
+
+
+def sqlite_datetime(value: datetime | None) -> str | None:
+    """The text a ``UTCDateTime`` column stores on SQLite (UTC, naive, SQLAlchemy's DATETIME format
+    ``YYYY-MM-DD HH:MM:SS.ffffff``), for statements that hand rows to the driver directly.
+
+    SQLAlchemy's own path (TypeDecorator, then DATETIME's %-format of a dict) costs ~2 us per value;
+    ``isoformat`` writes the same text in C.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_serializer=json_serializer)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)

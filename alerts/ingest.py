@@ -12,14 +12,17 @@ and fanned out once. A batch costs a few statements whatever its size (benchmark
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from alerts.db import sqlite_datetime
 from alerts.lifecycle import Identity, ThreadBatch, Version, live_threads_of_feed, stored_threads
 from alerts.models import AlertRecord, AlertThread
 from feeds.model import Alert, Reference
@@ -63,24 +66,17 @@ def ingest(session: Session, alerts: Sequence[Alert], *, feed: str | None, now: 
     return report
 
 
-def _row(key: Identity, alert: Alert, *, feed: str | None, now: datetime) -> dict[str, Any]:
+#: The columns ``_store`` writes, in the order of :func:`_values`.
+_COLUMNS = ("sender", "identifier", "sent", "status", "msg_type", "scope", "event", "severity", "urgency",
+            "headline", "feed", "end_time", "received_at", "body")
+
+
+def _values(key: Identity, alert: Alert, end_time: datetime | None, feed: str | None,
+            now: datetime) -> tuple[Any, ...]:
     first = alert.infos[0] if alert.infos else None
-    return {
-        "sender": alert.sender,
-        "identifier": alert.identifier,
-        "sent": key[2],
-        "status": alert.status,
-        "msg_type": alert.msg_type,
-        "scope": alert.scope,
-        "event": (first.event if first else "")[:255],
-        "severity": alert.max_severity(),
-        "urgency": alert.max_urgency(),
-        "headline": first.headline if first else None,
-        "feed": feed,
-        "end_time": alert.end_time(),
-        "received_at": now,
-        "body": alert.to_json(),
-    }
+    return (alert.sender, alert.identifier, key[2], alert.status, alert.msg_type, alert.scope,
+            (first.event if first else "")[:255], alert.max_severity(), alert.max_urgency(),
+            first.headline if first else None, feed, end_time, now, alert.to_json())
 
 
 def _store(session: Session, alerts: list[tuple[Identity, Alert]], *, feed: str | None,
@@ -88,21 +84,78 @@ def _store(session: Session, alerts: list[tuple[Identity, Alert]], *, feed: str 
     """Insert the alerts; those really inserted come back, in the given order, with their row ids."""
     if not alerts:
         return []
-    table = AlertRecord.__table__  # type: ignore[attr-defined]
-    dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(table).on_conflict_do_nothing(index_elements=["sender", "identifier", "sent"])
-            .returning(table.c.id, table.c.sender, table.c.identifier, table.c.sent))
-    rows = [_row(key, alert, feed=feed, now=now) for key, alert in alerts]
-    ids: dict[Identity, int] = {}
-    for start in range(0, len(rows), INSERT_CHUNK):
-        for rid, sender, identifier, sent in session.execute(stmt, rows[start:start + INSERT_CHUNK]):
-            ids[(sender, identifier, sent)] = rid
+    ends = [alert.end_time() for _, alert in alerts]
+    connection = session.connection()
+    insert_rows = _insert_sqlite if connection.dialect.name == "sqlite" else _insert_core
+    ids = insert_rows(connection, [_values(key, alert, end, feed, now)
+                                   for (key, alert), end in zip(alerts, ends, strict=True)])
     stored: list[tuple[Version, Alert]] = []
-    for (key, alert), row in zip(alerts, rows, strict=True):
+    for (key, alert), end in zip(alerts, ends, strict=True):
         rid = ids.get(key)
         if rid is not None:
-            stored.append((Version(rid, key, alert.msg_type, row["end_time"]), alert))
+            stored.append((Version(rid, key, alert.msg_type, end), alert))
     return stored
+
+
+def _insert_core(connection: Connection, rows: list[tuple[Any, ...]]) -> dict[Identity, int]:
+    """One multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per chunk, through SQLAlchemy."""
+    table = AlertRecord.__table__  # type: ignore[attr-defined]
+    dialect: Any = postgresql if connection.dialect.name == "postgresql" else sqlite
+    stmt = (dialect.insert(table).on_conflict_do_nothing(index_elements=["sender", "identifier", "sent"])
+            .returning(table.c.id, table.c.sender, table.c.identifier, table.c.sent))
+    params = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+    ids: dict[Identity, int] = {}
+    for start in range(0, len(params), INSERT_CHUNK):
+        for rid, sender, identifier, sent in connection.execute(stmt, params[start:start + INSERT_CHUNK]):
+            ids[(sender, identifier, sent)] = rid
+    return ids
+
+
+def _insert_sqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> dict[Identity, int]:
+    """The same statement on SQLite, with the rows handed to the driver as they are stored.
+
+    SQLAlchemy's per-parameter processing (the UTC datetime type, then DATETIME's formatting, per value)
+    cost more than SQLite's insert itself. Values are written here in the very text SQLAlchemy writes
+    (:func:`alerts.db.sqlite_datetime`, the dialect's own JSON processor), so the ORM reads them back
+    unchanged; the returned ``sent`` text maps each row back to its identity.
+    """
+    table = AlertRecord.__table__  # type: ignore[attr-defined]
+    body = _bind_processor(table.c.body, connection)
+    width = len(_COLUMNS)
+    identity_of: dict[tuple[str, str, str], Identity] = {}
+    flat: list[Any] = []
+    now, received = None, None
+    for row in rows:
+        sent = sqlite_datetime(row[2])
+        identity_of[(row[0], row[1], sent)] = (row[0], row[1], row[2])
+        if row[12] is not now:  # the same ``now`` for the whole batch: converted once
+            now, received = row[12], sqlite_datetime(row[12])
+        flat += (*row[:2], sent, *row[3:11], sqlite_datetime(row[11]), received,
+                 body(row[13]) if body else row[13])
+    ids: dict[Identity, int] = {}
+    for start in range(0, len(rows), INSERT_CHUNK):
+        count = min(INSERT_CHUNK, len(rows) - start)
+        chunk = tuple(flat[start * width:(start + count) * width])
+        for rid, sender, identifier, sent in connection.exec_driver_sql(_sqlite_insert_sql(count), chunk):
+            ids[identity_of[(sender, identifier, sent)]] = rid
+    return ids
+
+
+@functools.cache
+def _sqlite_insert_sql(rows: int) -> str:
+    """The multi-row INSERT as SQLAlchemy compiles it for SQLite, for ``rows`` rows (qmark parameters)."""
+    table = AlertRecord.__table__  # type: ignore[attr-defined]
+    stmt = (sqlite.insert(table).on_conflict_do_nothing(index_elements=["sender", "identifier", "sent"])
+            .returning(table.c.id, table.c.sender, table.c.identifier, table.c.sent))
+    one = str(stmt.compile(dialect=sqlite.dialect(), column_keys=list(_COLUMNS)))
+    group = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+    assert one.count(group) == 1, one
+    return one.replace(group, ", ".join([group] * rows))
+
+
+def _bind_processor(column: Any, connection: Connection) -> Any:
+    """The processor SQLAlchemy itself applies to the column on this connection's dialect."""
+    return column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
 
 
 def end_vanished(session: Session, feed: str, current: Sequence[Alert], *, now: datetime) -> IngestReport:

@@ -103,7 +103,11 @@ class _Children:
         found = self.by_name.get(name)
         if not found:
             return None
-        return _text(found[0]) or None
+        elem = found[0]
+        if not len(elem):  # _text's usual case, inline: this runs for every field of every alert
+            value = elem.text
+            return value.strip() or None if value else None
+        return _text(elem) or None
 
 
 class PolygonChecks:
@@ -186,27 +190,26 @@ class _CapReader:
                  where: str) -> _Children:
         out = _Children()
         by_name = out.by_name
-        ranks = _ranks(order)
-        prefix, cut = self.prefix, len(self.prefix)
+        known = _tag_ranks(self.prefix, order)
         highest = -1
         highest_name = ""
         misplaced: list[str] = []
         seen_signature = False
         for child in elem:
             tag = child.tag
-            if tag.__class__ is not str:  # comments and processing instructions
-                continue
-            if not tag.startswith(prefix):
-                if namespace(child) == XMLDSIG_NAMESPACE and local_name(child) == "Signature":
-                    seen_signature = True
+            hit = known.get(tag)  # one lookup settles the usual child: a CAP element of this schema
+            if hit is None:
+                if tag.__class__ is not str:  # comments and processing instructions
                     continue
-                self.warn(f"{where}: foreign element <{tag}> ignored")
+                if not tag.startswith(self.prefix):
+                    if namespace(child) == XMLDSIG_NAMESPACE and local_name(child) == "Signature":
+                        seen_signature = True
+                        continue
+                    self.warn(f"{where}: foreign element <{tag}> ignored")
+                    continue
+                self.warn(f"{where}: unknown element <{tag[len(self.prefix):]}> ignored")
                 continue
-            name = tag[cut:]
-            rank = ranks.get(name)
-            if rank is None:
-                self.warn(f"{where}: unknown element <{name}> ignored")
-                continue
+            name, rank = hit
             if seen_signature:
                 self.warn(f"{where}: <{name}> after the XML signature")
             if rank > highest:
@@ -231,9 +234,10 @@ class _CapReader:
         match = _TIME.match(value)
         if match is None:
             raise self.fail(f"invalid {what} {value!r} (expected YYYY-MM-DDThh:mm:ss+hh:mm)")
-        if match.group("tz") is None:
+        tz = match.group("tz")
+        if tz is None:
             raise self.fail(f"{what} {value!r} has no UTC offset")
-        if match.group("tz") in ("Z", "z"):
+        if tz in ("Z", "z"):
             self.warn(f"{what} {value!r} uses 'Z' instead of an offset (read as UTC)")
             value = value[:-1] + "+00:00"
         try:
@@ -252,20 +256,23 @@ class _CapReader:
 
     def read(self) -> Alert:
         kids = self.children(self.elem, _ALERT_ORDER, _ALERT_REPEATABLE, "alert")
+        required: dict[str, str] = {}
         for name in _ALERT_REQUIRED:
             if kids.first(name) is None:
                 raise self.fail(f"missing <{name}>")
-            if kids.text(name) is None:
+            value = kids.text(name)
+            if value is None:
                 raise self.fail(f"empty <{name}>")
-        identifier = kids.text("identifier") or ""
-        sender = kids.text("sender") or ""
+            required[name] = value
+        identifier = required["identifier"]
+        sender = required["sender"]
         for what, value in (("identifier", identifier), ("sender", sender)):
             if _BAD_ID_CHARS.search(value):
                 raise self.fail(f"invalid <{what}> {value!r}: spaces, commas, '<' and '&' are not allowed")
-        sent = self.time(kids.text("sent") or "", "<sent>")
-        status = self.enum(kids.text("status"), STATUSES, "status")
-        msg_type = self.enum(kids.text("msgType"), MSG_TYPES, "msgType")
-        scope = self.enum(kids.text("scope"), SCOPES, "scope")
+        sent = self.time(required["sent"], "<sent>")
+        status = self.enum(required["status"], STATUSES, "status")
+        msg_type = self.enum(required["msgType"], MSG_TYPES, "msgType")
+        scope = self.enum(required["scope"], SCOPES, "scope")
         restriction = kids.text("restriction")
         addresses = kids.text("addresses")
         if scope == "Restricted" and not restriction:
@@ -458,7 +465,17 @@ class _CapReader:
 
     def points(self, tokens: list[str], where: str) -> list[tuple[float, float]] | None:
         """Parse ``lat,lon`` tokens, un-swap an obviously swapped list, refuse impossible coordinates."""
-        pts: list[tuple[float, float]] = []
+        try:  # the usual polygon: every token two numbers, all in range (NaN and inf fail the range test)
+            pts = [(float(lat), float(lon)) for lat, lon in [token.split(",") for token in tokens]]
+        except ValueError:
+            pass
+        else:
+            for lat, lon in pts:
+                if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                    break
+            else:
+                return pts
+        pts = []
         for token in tokens:
             parts = token.split(",")
             try:
@@ -514,9 +531,10 @@ CAP_ALERT_TAGS: tuple[str, ...] = tuple(f"{{{ns}}}alert" for ns in CAP_NAMESPACE
 
 
 @functools.cache
-def _ranks(order: tuple[str, ...]) -> dict[str, int]:
-    """Schema position of each child name (a dict lookup instead of ``tuple.index`` per child)."""
-    return {name: rank for rank, name in enumerate(order)}
+def _tag_ranks(prefix: str, order: tuple[str, ...]) -> dict[str, tuple[str, int]]:
+    """Whole tag (``"{ns}name"``) -> (local name, schema position): one dict lookup per child instead of a
+    prefix test, a slice and a rank lookup."""
+    return {f"{prefix}{name}": (name, rank) for rank, name in enumerate(order)}
 
 
 def is_cap_alert(elem: etree._Element) -> bool:

@@ -9,6 +9,7 @@ legitimate use in any format we read, so instead of neutralising DTDs we refuse 
 from __future__ import annotations
 
 import re
+import threading
 
 from lxml import etree
 
@@ -26,8 +27,19 @@ def _prefix(origin: str) -> str:
     return f"{origin}: " if origin else ""
 
 
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    """This thread's parser: lxml parsers are not thread-safe, but one is reusable call after call (each
+    parse starts a clean error log), and setting one up cost ~1.5 us of a ~6 us small CAP document."""
+    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = _new_parser()
+    return parser
+
+
 def _new_parser() -> etree.XMLParser:
-    """A fresh parser per call: lxml parsers keep an error log and are not thread-safe."""
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -86,7 +98,7 @@ def parse_xml(data: bytes, *, origin: str, max_bytes: int = DEFAULT_MAX_BYTES) -
             raise ParseError(f"{_prefix(origin)}not XML: document starts with {first!r}")
     _check_utf8(data, origin, _declared_encoding(head))
     try:
-        root = etree.fromstring(data, _new_parser())
+        root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         if _DTD_MARKERS.search(data[:65536]):
             raise ParseError(f"{_prefix(origin)}DTD/entity declarations are not accepted") from None
@@ -99,7 +111,7 @@ def parse_xml(data: bytes, *, origin: str, max_bytes: int = DEFAULT_MAX_BYTES) -
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise ParseError(f"{_prefix(origin)}DTD/entity declarations are not accepted")
-    if isinstance(root.tag, str) and etree.QName(root).localname.lower() == "html":
+    if local_name(root).lower() == "html":
         raise ParseError(f"{_prefix(origin)}not XML: looks like an HTML page (moved or error page?)")
     return root
 
