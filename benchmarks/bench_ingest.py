@@ -213,12 +213,15 @@ def main() -> None:
           f"polls of {args.batch}, SQLite (WAL, synchronous=NORMAL)")
     fast = measure("ingest (store + dedup + threading)", args.runs, sqlite_url("fast"),
                    lambda e: run_ingest(e, polls), distinct)
-    measure("parse CAP bytes + ingest", args.runs, sqlite_url("parse"),
-            lambda e: run_ingest(e, xml_polls, parse=True), distinct)
+    parsed = measure("parse CAP bytes + ingest", args.runs, sqlite_url("parse"),
+                     lambda e: run_ingest(e, xml_polls, parse=True), distinct)
     naive = measure(f"naive baseline: ORM add+commit per alert ({args.naive})", args.runs, sqlite_url("naive"),
                     lambda e: run_naive(e, stream[:args.naive]), None)
-    print(f"  ratio ingest / naive baseline: {fast / naive:.1f}x; goal {GOAL_PER_S:,} alerts/s: "
-          f"{'met' if fast >= GOAL_PER_S else 'NOT met'}")
+    print(f"  ratio ingest / naive baseline: {fast / naive:.1f}x")
+    # The issue states the goal for "ingest (parse + store + dedup)": both readings are printed.
+    for label, rate in (("store + dedup + threading", fast), ("parse + store + dedup + threading", parsed)):
+        print(f"  goal {GOAL_PER_S:,} alerts/s, {label}: {'met' if rate >= GOAL_PER_S else 'NOT met'} "
+              f"({rate:,.0f}/s)")
 
     if args.postgres:
         sys.path.insert(0, str(ROOT / "tests"))
