@@ -91,6 +91,16 @@ class Provider(ABC):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = settings
 
+    def check_batch(self, batch: Sequence[OutgoingMessage]) -> None:
+        """The shape every provider needs: 1..max_batch messages of one template (the dispatcher groups so)."""
+        if not batch:
+            raise ValueError("empty batch")
+        if len(batch) > self.max_batch:
+            raise ValueError(f"batch of {len(batch)} exceeds the {self.kind} limit of {self.max_batch} recipients")
+        template_codes = {m.template_code for m in batch}
+        if len(template_codes) != 1:
+            raise ValueError(f"one batch must use one template, got {sorted(template_codes)}")
+
     @abstractmethod
     def send(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str) -> list[SendOutcome]:
         """Send one batch (≤ ``max_batch``). The same ``idempotency_key`` is reused on every retry of this

@@ -53,13 +53,7 @@ class DryRunProvider(Provider):
         self._lock = threading.Lock()
 
     def send(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str) -> list[SendOutcome]:
-        if not batch:
-            raise ValueError("empty batch")
-        if len(batch) > self.max_batch:
-            raise ValueError(f"batch of {len(batch)} exceeds the limit of {self.max_batch} recipients")
-        codes = {m.template_code for m in batch}
-        if len(codes) != 1:
-            raise ValueError(f"one batch must use one template, got {sorted(codes)}")
+        self.check_batch(batch)
         with self._lock:
             # Same key again = a retry of the same batch: answer as before, record nothing new,
             # mirroring the real provider's idempotency.

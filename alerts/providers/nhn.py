@@ -169,13 +169,7 @@ class NhnProvider(Provider):
 
     def build_body(self, batch: Sequence[OutgoingMessage], sender_grouping_key: str) -> dict[str, Any]:
         """The JSON body NHN expects for ``batch`` (public so the request shape can be inspected)."""
-        if not batch:
-            raise ValueError("empty batch")
-        if len(batch) > self.max_batch:
-            raise ValueError(f"batch of {len(batch)} exceeds NHN's limit of {self.max_batch} recipients")
-        template_codes = {m.template_code for m in batch}
-        if len(template_codes) != 1:
-            raise ValueError(f"one batch must use one template, got {sorted(template_codes)}")
+        self.check_batch(batch)
         recipients = []
         for m in batch:
             entry: dict[str, Any] = {
