@@ -67,12 +67,16 @@ def test_server_error_requeues_then_sends_once(db_url: str, tmp_path: Path, serv
     pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
     pipeline.match()
     server.fail_next(1, status=503)
+    frozen = datetime.now(UTC)
+    pipeline.dispatcher.clock = lambda: frozen  # a loaded machine must not make the backoff look over
     report = pipeline.dispatch()
     assert report.requeued == 3 and report.accepted == 0
     rows = deliveries(pipeline)
-    assert {r.status for r in rows} == {"queued"} and all(r.next_attempt_at for r in rows)
+    assert {r.status for r in rows} == {"queued"}
+    assert all(r.next_attempt_at == frozen + timedelta(seconds=5) for r in rows)
     # Not due yet: nothing is sent early.
     assert pipeline.dispatch().requests == 0
+    pipeline.dispatcher.clock = lambda: datetime.now(UTC)
     with session_scope(pipeline.engine) as s:
         for row in s.exec(select(Delivery)):
             row.next_attempt_at = NOW - timedelta(seconds=1)
