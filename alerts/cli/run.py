@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from alerts.cli.common import ConfigOption, fail, load, setup_logging
 from alerts.db import session_scope
-from alerts.models import CostEntry
+from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
@@ -63,6 +63,9 @@ def print_run_summary(pipeline: Pipeline, summary: RunSummary, started: datetime
     dry = pipeline.provider.kind == "dryrun"
     with session_scope(pipeline.engine) as session:
         entries = list(session.exec(select(CostEntry).where(col(CostEntry.created_at) >= started)))
+        first = session.exec(select(Delivery).where(col(Delivery.created_at) >= started)
+                             .order_by(col(Delivery.id)).limit(1)).first()
+        first_text = first.text if first is not None else ""
     cost = sum(e.price_krw for e in entries)
     baseline = sum(e.baseline_krw for e in entries)
     table = Table(title="alimcast run --once" + (" (dry run: nothing was sent)" if dry else ""))
@@ -82,7 +85,9 @@ def print_run_summary(pipeline: Pipeline, summary: RunSummary, started: datetime
     verb = "would have gone" if dry else "delivered"
     table.add_row(f"messages by channel ({verb})", channels)
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(summary.results.by_status.items())) or "none yet"
-    table.add_row("delivery results", statuses)
+    table.add_row("delivery results" + (" (simulated)" if dry else ""), statuses)
+    if first_text:
+        table.add_row("first message", first_text)
     if baseline:
         saving = 1 - cost / baseline
         table.add_row("cost" + (" (would be)" if dry else ""),
