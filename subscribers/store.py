@@ -35,7 +35,7 @@ from subscribers.preferences import (
 )
 from subscribers.sqltypes import utcnow
 
-CSV_HEADER = ("phone", "name", "zones", "min_severity", "language", "categories", "quiet_hours")
+CSV_HEADER = ("phone", "name", "zones", "min_severity", "language", "categories", "quiet_hours", "hazards")
 STATUSES_SETTABLE = ("active", "paused")
 
 
@@ -261,6 +261,7 @@ def export(session: Session, path: str | Path) -> int:
                     subscriber.language,
                     " ".join(subscriber.categories or []),
                     format_quiet_hours(subscriber.quiet_start_min, subscriber.quiet_end_min),
+                    " ".join(subscriber.hazards or []),
                 )
             )
             written += 1

@@ -53,3 +53,27 @@ def test_hazard_rule(wanted: tuple[str, ...], alert: list[str], severity: str, s
     decision = decide(Preferences(hazards=wanted), severity=severity, urgency="Expected", hazards=alert,
                       at=datetime(2026, 11, 27, 3, 0, tzinfo=UTC))
     assert (decision.action is Action.SEND) is sent
+
+
+def test_csv_hazards_column_imports_updates_and_exports(tmp_path, session: Session) -> None:  # type: ignore[no-untyped-def]
+    from subscribers.csv_import import import_csv
+    from subscribers.models import Subscriber
+    from subscribers.store import export
+
+    first = tmp_path / "a.csv"
+    first.write_text("phone,name,zones,min_severity,hazards\n010-4000-0001,A,S1251100,,풍랑 태풍\n"
+                     "010-4000-0002,B,S1251100,,\n", encoding="utf-8")
+    assert import_csv(session, first).inserted == 2
+    second = tmp_path / "b.csv"
+    second.write_text("phone,name,zones,min_severity,hazards\n010-4000-0001,A,S1251100,,태풍\n", encoding="utf-8")
+    assert import_csv(session, second).updated == 1
+    # A file without the column leaves the stored choice alone.
+    third = tmp_path / "c.csv"
+    third.write_text("phone,name,zones,min_severity\n010-4000-0001,A,S1251100,\n", encoding="utf-8")
+    import_csv(session, third)
+    session.expire_all()
+    people = {p.phone: p.hazards for p in session.exec(select(Subscriber))}
+    assert people == {"01040000001": ["태풍"], "01040000002": []}
+    out = tmp_path / "out.csv"
+    export(session, out)
+    assert "01040000001,A,S1251100,Unknown,ko,,,태풍" in out.read_text(encoding="utf-8")

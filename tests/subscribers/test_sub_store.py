@@ -99,4 +99,4 @@ def test_export_writes_import_header_and_skips_unsubscribed(session: Session, tm
     with out.open(encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == store.CSV_HEADER
-    assert rows[1] == ["01011110000", "A", "S1251100 S1252010", "Unknown", "ko", "", "22:00-06:00"]
+    assert rows[1] == ["01011110000", "A", "S1251100 S1252010", "Unknown", "ko", "", "22:00-06:00", ""]
