@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, update
@@ -295,13 +295,10 @@ class ThreadBatch:
         """
         if not self._new:
             return
-        table = _THREAD_TABLE
         by_current = {n.current_alert_id: n for n in self._new if n.current_alert_id is not None}
-        rows = [{"key": n.key, "feed": n.feed, "opened_at": n.opened_at, "state": n.state,
-                 "current_alert_id": n.current_alert_id, "closed_at": n.closed_at, "end_time": n.end_time}
-                for n in self._new]
-        for row_id, current in self.session.execute(
-                insert(table).returning(table.c.id, table.c.current_alert_id), rows):
+        for row_id, current in insert_threads(self.session.connection(), [
+                (n.key, n.feed, n.opened_at, n.state, n.current_alert_id, n.closed_at, n.end_time)
+                for n in self._new]):
             node = by_current.get(current)
             if node is not None:
                 node.id = row_id
@@ -313,13 +310,8 @@ class ThreadBatch:
         changed = [n for n in self._nodes.values() if n.id is not None and n.stored != n.mutable()]
         if not changed:
             return
-        table = _THREAD_TABLE
-        self.session.execute(
-            update(table).where(table.c.id == bindparam("b_id"))
-            .values(state=bindparam("b_state"), current_alert_id=bindparam("b_current"),
-                    closed_at=bindparam("b_closed"), end_time=bindparam("b_end")),
-            [{"b_id": n.id, "b_state": n.state, "b_current": n.current_alert_id, "b_closed": n.closed_at,
-              "b_end": n.end_time} for n in changed])
+        update_threads(self.session.connection(),
+                       [(n.id, n.state, n.current_alert_id, n.closed_at, n.end_time) for n in changed])
         for node in changed:
             node.stored = node.mutable()
             held = self.session.identity_map.get(self.session.identity_key(AlertThread, node.id))
@@ -331,6 +323,62 @@ class ThreadBatch:
         row_id = self._nodes[rank].id
         assert row_id is not None, "threads are written before the alerts that point to them"
         return row_id
+
+
+#: ``alert_thread`` columns written by :func:`insert_threads`, in its row order.
+_THREAD_COLUMNS = ("key", "feed", "opened_at", "state", "current_alert_id", "closed_at", "end_time")
+
+
+def insert_threads(connection: Connection, rows: Sequence[tuple[Any, ...]], *,
+                   direct: bool | None = None) -> list[tuple[int, int | None]]:
+    """New ``alert_thread`` rows (in :data:`_THREAD_COLUMNS` order); returns (id, current_alert_id) of each,
+    in no particular order.
+
+    On SQLite (``direct``) one multi-row INSERT per chunk goes to the driver, times in the text SQLAlchemy
+    itself writes (:func:`alerts.db.sqlite_datetime`): its per-value processing cost more than the insert.
+    """
+    if direct is None:
+        direct = connection.dialect.name == "sqlite"
+    if not rows:
+        return []
+    if not direct:
+        table = _THREAD_TABLE
+        return [(row_id, current) for row_id, current in connection.execute(
+            insert(table).returning(table.c.id, table.c.current_alert_id),
+            [dict(zip(_THREAD_COLUMNS, row, strict=True)) for row in rows])]
+    out: list[tuple[int, int | None]] = []
+    group = "(" + ", ".join("?" * len(_THREAD_COLUMNS)) + ")"
+    for chunk in _chunks(rows, IN_CHUNK):
+        flat: list[Any] = []
+        for key, feed, opened_at, state, current, closed_at, end_time in chunk:
+            flat += (key, feed, sqlite_datetime(opened_at), state, current, sqlite_datetime(closed_at),
+                     sqlite_datetime(end_time))
+        sql = (f"INSERT INTO alert_thread ({', '.join(_THREAD_COLUMNS)}) VALUES "
+               f"{', '.join([group] * len(chunk))} RETURNING id, current_alert_id")
+        out.extend((row_id, current) for row_id, current in connection.exec_driver_sql(sql, tuple(flat)))
+    return out
+
+
+def update_threads(connection: Connection, rows: Sequence[tuple[int, str, int | None, datetime | None,
+                                                                datetime | None]], *,
+                   direct: bool | None = None) -> None:
+    """(id, state, current_alert_id, closed_at, end_time) of changed threads, as one executemany (direct to
+    the driver on SQLite, as :func:`set_record_threads`)."""
+    if direct is None:
+        direct = connection.dialect.name == "sqlite"
+    if direct:
+        connection.exec_driver_sql(
+            "UPDATE alert_thread SET state=?, current_alert_id=?, closed_at=?, end_time=? WHERE alert_thread.id = ?",
+            [(state, current, sqlite_datetime(closed_at), sqlite_datetime(end_time), row_id)
+             for row_id, state, current, closed_at, end_time in rows])
+        return
+    table = _THREAD_TABLE
+    connection.execute(
+        update(table).where(table.c.id == bindparam("b_id"))
+        .values(state=bindparam("b_state"), current_alert_id=bindparam("b_current"),
+                closed_at=bindparam("b_closed"), end_time=bindparam("b_end")),
+        [{"b_id": row_id, "b_state": state, "b_current": current, "b_closed": closed_at, "b_end": end_time}
+         for row_id, state, current, closed_at, end_time in rows])
 
 
 def set_record_threads(connection: Connection, thread_of: Sequence[tuple[int, int]], *,
@@ -387,27 +435,55 @@ def assign_thread(session: Session, record: AlertRecord, alert: Alert, *, feed: 
 
 def stored_threads(session: Session, keys: Iterable[Identity]) -> dict[Identity, int | None]:
     """Identity -> thread id (None if not threaded yet) of each of ``keys`` that is stored."""
-    found: dict[Identity, int | None] = {}
     r = _ALERT
-    for wanted, sender, chunk in _identity_chunks(keys):
-        stmt = core_select(r.sender, r.identifier, r.sent, r.thread_id).where(r.sender == sender,
-                                                                              r.identifier.in_(chunk))
-        for row_sender, identifier, sent, thread_id in session.execute(stmt):
-            if (row_sender, identifier, sent) in wanted:
-                found[(row_sender, identifier, sent)] = thread_id
-    return found
+    return dict(_identity_rows(
+        session, keys,
+        lambda sender, chunk: core_select(r.sender, r.identifier, r.sent, r.thread_id)
+        .where(r.sender == sender, r.identifier.in_(chunk)),
+        "SELECT alert.sender, alert.identifier, alert.sent, alert.thread_id FROM alert "
+        "WHERE alert.sender = ? AND alert.identifier IN ({})"))
 
 
 def _referrer_threads(session: Session, keys: Iterable[Identity]) -> Iterator[tuple[Identity, int]]:
     """(identity, thread id) for every stored, threaded alert that references one of ``keys``."""
     ref = _REFERENCE
+    return _identity_rows(  # type: ignore[return-value]
+        session, keys,
+        lambda sender, chunk: core_select(ref.ref_sender, ref.ref_identifier, ref.ref_sent, _ALERT.thread_id)
+        .join_from(_REFERENCE_TABLE, _ALERT_TABLE, ref.alert_id == _ALERT.id)
+        .where(ref.ref_sender == sender, ref.ref_identifier.in_(chunk), _ALERT.thread_id.is_not(None)),
+        "SELECT alert_reference.ref_sender, alert_reference.ref_identifier, alert_reference.ref_sent, "
+        "alert.thread_id FROM alert_reference JOIN alert ON alert_reference.alert_id = alert.id "
+        "WHERE alert_reference.ref_sender = ? AND alert_reference.ref_identifier IN ({}) "
+        "AND alert.thread_id IS NOT NULL")
+
+
+def _identity_rows(session: Session, keys: Iterable[Identity], statement: Any,
+                   sqlite_sql: str) -> Iterator[tuple[Identity, int | None]]:
+    """(identity, thread id) rows of an identity lookup whose columns are (sender, identifier, sent,
+    thread id), keeping the wanted identities.
+
+    On SQLite the same statement goes to the driver as SQLAlchemy compiles it (``sqlite_sql``, the ``IN``
+    list as ``{}``), and ``sent`` is read as SQLAlchemy's UTC column reads it: compiling the expanding
+    ``IN`` and processing each row's datetime through the type layers cost more than the query itself.
+    """
+    direct = session.get_bind().dialect.name == "sqlite"
     for wanted, sender, chunk in _identity_chunks(keys):
-        stmt = (core_select(ref.ref_sender, ref.ref_identifier, ref.ref_sent, _ALERT.thread_id)
-                .join_from(_REFERENCE_TABLE, _ALERT_TABLE, ref.alert_id == _ALERT.id)
-                .where(ref.ref_sender == sender, ref.ref_identifier.in_(chunk), _ALERT.thread_id.is_not(None)))
-        for row_sender, identifier, sent, thread_id in session.execute(stmt):
-            if (row_sender, identifier, sent) in wanted:
-                yield (row_sender, identifier, sent), thread_id
+        if not direct:
+            for row_sender, identifier, sent, thread_id in session.execute(statement(sender, chunk)):
+                if (row_sender, identifier, sent) in wanted:
+                    yield (row_sender, identifier, sent), thread_id
+            continue
+        sql = sqlite_sql.format(", ".join("?" * len(chunk)))
+        for row_sender, identifier, text, thread_id in session.connection().exec_driver_sql(sql, (sender, *chunk)):
+            key = (row_sender, identifier, _sqlite_utc(text))
+            if key in wanted:
+                yield key, thread_id
+
+
+def _sqlite_utc(text: str) -> datetime:
+    """A ``UTCDateTime`` value as SQLAlchemy reads it back from SQLite: naive text, aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _identity_chunks(keys: Iterable[Identity]) -> Iterator[tuple[set[Identity], str, Sequence[str]]]:
