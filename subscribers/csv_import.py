@@ -137,40 +137,27 @@ class _Parser:
         return cached
 
     def _category_list(self, text: str) -> tuple[str, ...]:
-        cached = self._categories.get(text)
-        if cached is None:
-            try:
-                cached = tuple(parse_categories(text))
-            except PreferenceError as exc:
-                cached = str(exc)
-            self._categories[text] = cached
-        if isinstance(cached, str):
-            raise PreferenceError(cached)
-        return cached
+        return _cached(self._categories, text, lambda t: tuple(parse_categories(t)))
 
     def _hazard_list(self, text: str) -> tuple[str, ...]:
-        cached = self._hazards.get(text)
-        if cached is None:
-            try:
-                cached = tuple(parse_hazards(text))
-            except PreferenceError as exc:
-                cached = str(exc)
-            self._hazards[text] = cached
-        if isinstance(cached, str):
-            raise PreferenceError(cached)
-        return cached
+        return _cached(self._hazards, text, lambda t: tuple(parse_hazards(t)))
 
     def _quiet_hours(self, text: str) -> tuple[int | None, int | None]:
-        cached = self._quiet.get(text)
-        if cached is None:
-            try:
-                cached = parse_quiet_hours(text)
-            except PreferenceError as exc:
-                cached = str(exc)
-            self._quiet[text] = cached
-        if isinstance(cached, str):
-            raise PreferenceError(cached)
-        return cached
+        return _cached(self._quiet, text, parse_quiet_hours)
+
+
+def _cached(cache: dict[str, Any], text: str, parse: Callable[[str], Any]) -> Any:
+    """Parse a cell once per distinct text; a bad one is remembered as its error message."""
+    found = cache.get(text)
+    if found is None:
+        try:
+            found = parse(text)
+        except PreferenceError as exc:
+            found = str(exc)
+        cache[text] = found
+    if isinstance(found, str):
+        raise PreferenceError(found)
+    return found
 
 
 def import_csv(

@@ -59,13 +59,18 @@ def feed(tmp_path: Path, body: bytes) -> None:
     (tmp_path / "feed.xml").write_bytes(body)
 
 
+def queue(pipeline: Pipeline, tmp_path: Path, body: bytes) -> None:
+    """Publish a document, poll it and match it: its messages wait in the outbox."""
+    feed(tmp_path, body)
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    pipeline.match()
+
+
 def test_server_error_requeues_then_sends_once(db_url: str, tmp_path: Path, server: NhnTestServer,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
     subscribe(pipeline, 3)
-    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
-    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
-    pipeline.match()
+    queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
     server.fail_next(1, status=503)
     frozen = datetime.now(UTC)
     pipeline.dispatcher.clock = lambda: frozen  # a loaded machine must not make the backoff look over
@@ -116,9 +121,7 @@ def test_configuration_error_keeps_messages_queued(db_url: str, tmp_path: Path, 
     pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
     server.secret_key = "rotated"  # our key is now wrong: NHN answers -1001
     subscribe(pipeline, 2)
-    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
-    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
-    pipeline.match()
+    queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
     report = pipeline.dispatch()
     assert report.errors and report.accepted == 0
     rows = deliveries(pipeline)
@@ -151,9 +154,7 @@ def test_two_workers_never_send_twice_on_postgres(pg_url: str, tmp_path: Path, s
     """Several dispatchers on one PostgreSQL outbox (SKIP LOCKED claims): each message goes once."""
     pipeline = make_pipeline(pg_url, tmp_path, server, monkeypatch)
     subscribe(pipeline, 1200)
-    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
-    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
-    pipeline.match()
+    queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
     pipeline.config.provider.batch_size = 100
     workers = [Dispatcher(pipeline.engine, pipeline.config,
                           create_provider("nhn", pipeline.config.provider.settings)) for _ in range(3)]
@@ -183,9 +184,7 @@ def test_orphaned_batch_after_a_long_outage_is_not_sent_twice(
     with NhnTestServer(templates=templates, idempotency_window_seconds=0.2) as srv:
         pipeline = make_pipeline(db_url, tmp_path, srv, monkeypatch)
         subscribe(pipeline, 3)
-        feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
-        pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
-        pipeline.match()
+        queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
         dispatcher = pipeline.dispatcher
         claim = dispatcher._claim()  # what a worker commits just before its request
         if reached_provider:
@@ -208,9 +207,7 @@ def test_provider_outage_never_drops_a_live_warning(db_url: str, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch, extra="[dispatch]\nmax_attempts = 2\n")
     subscribe(pipeline, 2)
-    feed(tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
-    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
-    pipeline.match()
+    queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
     server.fail_next(5, status=503)
     for _ in range(5):  # five failed rounds, more than max_attempts
         pipeline.dispatch()
