@@ -16,15 +16,10 @@ Run: python benchmarks/bench_geo_match.py [--points 1000000] [--vessels 50000] [
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
-import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,13 +31,15 @@ import shapely
 from shapely.geometry import Polygon, box
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from pgserver import PgServer  # noqa: E402
 
 from subscribers.geodesy import KM_PER_DEG_LAT, KM_PER_NM  # noqa: E402
 from subscribers.geoindex import GeoIndex, ZoneTree  # noqa: E402
 
 NOW = datetime.now(UTC)
 ALERT = [(34.2, 125.9), (34.6, 125.8), (34.75, 126.3), (34.5, 126.55), (34.15, 126.35)]
-PG_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 
 
 def median_ms(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -94,51 +91,10 @@ def brute_force(d: dict[str, np.ndarray]) -> Callable[[], np.ndarray]:
 # -- PostGIS ------------------------------------------------------------------------------------------------
 
 
-def _pg_binary(name: str) -> str | None:
-    for folder in PG_DIRS:
-        if (Path(folder) / name).is_file():
-            return str(Path(folder) / name)
-    return shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ThrowawayPostgres:
-    def __init__(self) -> None:
-        self.initdb, self.pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
-        self.root = Path(tempfile.mkdtemp(prefix="bench-postgis-"))
-        self.port = _free_port()
-        self.as_root = os.geteuid() == 0
-
-    def why_not(self) -> str | None:
-        if not self.initdb or not self.pg_ctl:
-            return "initdb/pg_ctl not found (Debian package postgresql-15)"
-        if not list(Path("/usr/share/postgresql").glob("*/extension/postgis.control")):
-            return "PostGIS is not installed (Debian: apt-get install postgresql-15-postgis-3)"
-        return None
-
-    def _run(self, args: list[str]) -> None:
-        if self.as_root:
-            args = ["runuser", "-u", "postgres", "--", *args]
-        subprocess.run(args, check=True, capture_output=True, text=True, timeout=120)
-
-    def start(self) -> str:
-        if self.as_root:
-            shutil.chown(self.root, user="postgres")
-        data = self.root / "data"
-        self._run([str(self.initdb), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses='' -c fsync=off -c shared_buffers=256MB"
-        self._run([str(self.pg_ctl), "-D", str(data), "-o", opts, "-l", str(self.root / "log"), "-w", "start"])
-        return f"host={self.root} port={self.port} user=postgres dbname=postgres"
-
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            self._run([str(self.pg_ctl), "-D", str(self.root / "data"), "-m", "immediate", "stop"])
-        shutil.rmtree(self.root, ignore_errors=True)
+def _postgis_missing() -> str | None:
+    if not list(Path("/usr/share/postgresql").glob("*/extension/postgis.control")):
+        return "PostGIS is not installed (Debian: apt-get install postgresql-15-postgis-3)"
+    return None
 
 
 POSTGIS_QUERY = """
@@ -156,12 +112,13 @@ def postgis(d: dict[str, np.ndarray], repeat: int) -> tuple[float, int] | str:
         import psycopg
     except ImportError:
         return "psycopg is not installed"
-    server = ThrowawayPostgres()
-    reason = server.why_not()
+    server = PgServer()  # the test suite's throwaway server (initdb/pg_ctl, run as postgres under root)
+    reason = server.available or _postgis_missing()
     if reason:
         return reason
     try:
-        dsn = server.start()
+        server.start()
+        dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres"
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         return f"PostgreSQL did not start: {getattr(exc, 'stderr', '') or exc}".strip()
     try:
