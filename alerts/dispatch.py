@@ -60,11 +60,10 @@ class DispatchReport:
     rejected: int = 0
     requeued: int = 0
     suppressed: int = 0
-    failed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: DispatchReport) -> None:
-        for name in ("requests", "accepted", "rejected", "requeued", "suppressed", "failed"):
+        for name in ("requests", "accepted", "rejected", "requeued", "suppressed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
 

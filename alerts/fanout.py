@@ -155,7 +155,7 @@ def _suppress_queued(session: Session, thread_id: int, subscriber_ids: Iterable[
     return done
 
 
-def priority_of(alert: Alert, kind: str) -> int:
+def priority_of(alert: Alert) -> int:
     """Severe and immediate first; a 해제 of a severe warning ranks like the warning."""
     return SEVERITY_RANK.get(alert.max_severity(), 0) * 10 + URGENCY_RANK.get(alert.max_urgency(), 0)
 
@@ -167,7 +167,7 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
     languages = _languages(session, [t.subscriber_id for t in targets])
     rendered: dict[tuple[str, str], tuple[dict[str, str], str, str]] = {}
     rows = []
-    priority = priority_of(alert, "alert")
+    priority = priority_of(alert)
     for target in targets:
         language = languages.get(target.subscriber_id)
         if language is None:

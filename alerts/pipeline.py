@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -44,7 +43,6 @@ class RunSummary:
     fanout: FanoutReport = field(default_factory=FanoutReport)
     dispatch: DispatchReport = field(default_factory=DispatchReport)
     results: ResultsReport = field(default_factory=ResultsReport)
-    by_channel: Counter[str] = field(default_factory=Counter)
 
 
 def feed_spec(feed: FeedConfig) -> FeedSpec:
