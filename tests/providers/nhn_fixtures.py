@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import pytest
 
 from alerts.providers.base import Fallback, OutgoingMessage
 from alerts.testing import NhnTestServer
@@ -46,3 +49,17 @@ def provider_settings(server: NhnTestServer, **overrides: Any) -> dict[str, Any]
     }
     settings.update(overrides)
     return settings
+
+
+def assert_no_numbers_logged(caplog: pytest.LogCaptureFixture, *numbers: str) -> None:
+    """No phone number, in any spelling, in anything logged; no long digit run in our own records.
+
+    Third-party debug records (httpcore prints object addresses) are held only to the first rule,
+    so an address that happens to be nine digits long cannot fail the test.
+    """
+    for number in numbers:
+        local = number[1:] if number.startswith("0") else number
+        for spelling in (number, local, f"+82{local}", f"{number[:3]}-{number[3:-4]}-{number[-4:]}", number[3:]):
+            assert spelling not in caplog.text, f"{spelling} appears in the log"
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("alerts"))
+    assert not re.search(r"\d{9,}", ours), ours

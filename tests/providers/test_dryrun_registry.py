@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import re
 
 import pytest
-from nhn_fixtures import make_message
+from nhn_fixtures import assert_no_numbers_logged, make_message
 
 from alerts.providers.base import Fallback, PendingDelivery, Provider
 from alerts.providers.dryrun import DRYRUN_CODE, DryRunProvider
@@ -30,7 +29,7 @@ def test_dryrun_records_and_sends_nothing(caplog: pytest.LogCaptureFixture) -> N
     assert req1.masked_numbers == ("010-****-5678", "010-****-4321")
     assert req2.recipient_count == 1
     assert "would send" in caplog.text
-    assert not re.search(r"\d{9,}", caplog.text)
+    assert_no_numbers_logged(caplog, "01012345678", "01087654321", "01011112222")
 
 
 def test_dryrun_same_key_is_a_retry() -> None:

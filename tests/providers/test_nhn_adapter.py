@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 import pytest
-from nhn_fixtures import TEMPLATE_CODE, TEMPLATES, make_message, provider_settings
+from nhn_fixtures import TEMPLATE_CODE, TEMPLATES, assert_no_numbers_logged, make_message, provider_settings
 
 from alerts.providers import nhn as nhn_module
 from alerts.providers.base import Fallback, PendingDelivery, ProviderError
@@ -92,7 +91,7 @@ def test_per_recipient_rejection_and_masking(caplog: pytest.LogCaptureFixture) -
             (False, "-5000", False),
         ]
         assert "010-****-0000" in caplog.text
-        assert not re.search(r"\d{9,}", caplog.text)
+        assert_no_numbers_logged(caplog, "01012345678", "01099990000")
         # every recipient rejected: NHN answers -1031 with per-recipient results
         outcomes = p.send([make_message(3, "01099990000")], idempotency_key="k2")
         assert [(o.accepted, o.result_code) for o in outcomes] == [(False, "-5000")]
@@ -350,4 +349,4 @@ def test_refused_request_logs_answer_without_numbers(caplog: pytest.LogCaptureFi
         with caplog.at_level(logging.ERROR, logger="alerts.providers.nhn"), pytest.raises(ProviderError):
             p.send([make_message(1, "01012345678", template_code="NOPE")], idempotency_key="k")
     assert "-3003" in caplog.text and "Template does not exist" in caplog.text
-    assert not re.search(r"\d{9,}", caplog.text)
+    assert_no_numbers_logged(caplog, "01012345678")
