@@ -11,7 +11,8 @@ person through their vessel, goes out at once.
 
 All of it is merged into one set of subscriber ids before preferences are applied, so a person found
 three ways still gets one message. The geometry index is built from the database and reused for
-``ttl`` seconds: building it for a million points takes a second, answering takes milliseconds.
+``ttl`` seconds: building it for a million points takes a second, answering takes milliseconds. Zone
+subscribers come from a live zone index, exact at every call (``subscribers.live_zone_index``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from alerts.render import split_event
 from feeds.model import Alert
 from subscribers.geo_models import VesselPosition, ZonePolygon
 from subscribers.geoindex import GeoIndex
-from subscribers.matching import Recipient, alert_leaves, matching_ids_sql, recipients_for_ids
+from subscribers.live_zone_index import LiveZoneIndex
+from subscribers.matching import Recipient, alert_leaves, recipients_for_ids
 from subscribers.models import Subscription
 from subscribers.positions import vessels_in_zones_now
 from subscribers.preferences import SEND, Action
@@ -45,6 +47,7 @@ class Audience:
         self._index: GeoIndex | None = None
         self._built_at = 0.0
         self._has_geometry: bool | None = None
+        self.zones = LiveZoneIndex()
 
     def invalidate(self) -> None:
         """Call after zone outlines, points or vessel positions changed in bulk."""
@@ -78,7 +81,7 @@ class Audience:
               at: datetime) -> tuple[set[int], set[int]]:
         """(everyone affected, those of them reached because their vessel is in it)."""
         codes = alert.zone_codes(tuple(value_names))
-        ids: set[int] = set(matching_ids_sql(session, codes).tolist()) if codes else set()
+        ids: set[int] = set(self.zones.ids(session, codes).tolist()) if codes else set()
         aboard: set[int] = set()
         polygons = [ring for info in alert.infos for area in info.areas for ring in area.polygons]
         circles = [(c.lat, c.lon, c.radius_km) for info in alert.infos for area in info.areas for c in area.circles]
@@ -89,7 +92,7 @@ class Audience:
             affected = index.affected(polygons, circles, at=at)
             ids.update(affected.subscriber_ids.tolist())
             if affected.zone_codes:
-                ids.update(matching_ids_sql(session, sorted(affected.zone_codes)).tolist())
+                ids.update(self.zones.ids(session, sorted(affected.zone_codes)).tolist())
             if len(affected.mmsis):
                 aboard.update(subscribers_for_vessels(session, affected.mmsis.tolist()))
         if codes and self._has_positions(session):

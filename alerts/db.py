@@ -7,7 +7,6 @@ database from any folder.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,15 +14,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-#: JSON columns on SQLite: exactly ``json.dumps``' text, without building an encoder and a cycle-tracking
-#: dict per value (the stored bodies are trees of plain dicts and lists; ~1 us of ~8 per alert).
-json_serializer = json.JSONEncoder(check_circular=False).encode
+
+def json_serializer(value: Any) -> str:
+    """JSON columns on both engines, written by orjson.
+
+    orjson writes our dataclasses (an :class:`feeds.model.Alert` body) and aware datetimes directly, in C:
+    building a dict tree and encoding it with the standard library cost ~20 us of the ~100 us an ingested
+    alert may take (the issue's 10,000 alerts/s). Text stays UTF-8 rather than ``\\uXXXX`` escapes.
+    """
+    return orjson.dumps(value).decode()
+
+
+def json_deserializer(value: str | bytes) -> Any:
+    return orjson.loads(value)
 
 
 def sqlite_datetime(value: datetime | None) -> str | None:
@@ -44,10 +54,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
-                               json_serializer=json_serializer)
+                               json_serializer=json_serializer, json_deserializer=json_deserializer)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=json_serializer,
+                         json_deserializer=json_deserializer)
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -76,7 +76,7 @@ def _values(key: Identity, alert: Alert, end_time: datetime | None, feed: str | 
     first = alert.infos[0] if alert.infos else None
     return (alert.sender, alert.identifier, key[2], alert.status, alert.msg_type, alert.scope,
             (first.event if first else "")[:255], alert.max_severity(), alert.max_urgency(),
-            first.headline if first else None, feed, end_time, now, alert.to_json())
+            first.headline if first else None, feed, end_time, now, alert)
 
 
 def _store(session: Session, alerts: list[tuple[Identity, Alert]], *, feed: str | None,

@@ -36,6 +36,7 @@ from feeds.model import (
     Circle,
     Info,
     Reference,
+    Resource,
     to_utc,
 )
 from feeds.xmlsafe import local_name, namespace, parse_xml
@@ -62,6 +63,7 @@ _INFO_ORDER = ("language", "category", "event", "responseType", "urgency", "seve
                "audience", "eventCode", "effective", "onset", "expires", "senderName", "headline",
                "description", "instruction", "web", "contact", "parameter", "resource", "area")
 _AREA_ORDER = ("areaDesc", "polygon", "circle", "geocode", "altitude", "ceiling")
+_RESOURCE_ORDER = ("resourceDesc", "mimeType", "size", "uri", "derefUri", "digest")
 _ALERT_REQUIRED = ("identifier", "sender", "sent", "status", "msgType", "scope")
 _ALERT_REPEATABLE = ("code", "info")
 _INFO_REPEATABLE = ("category", "responseType", "eventCode", "parameter", "resource", "area")
@@ -414,7 +416,28 @@ class _CapReader:
         )
         for area_number, area_elem in enumerate(kids.all("area"), start=1):
             info.areas.append(self.area(area_elem, f"{where} area {area_number}"))
+        for resource_number, resource_elem in enumerate(kids.all("resource"), start=1):
+            info.resources.append(self.resource(resource_elem, f"{where} resource {resource_number}"))
         return info
+
+    def resource(self, elem: etree._Element, where: str) -> Resource:
+        """Kept even when incomplete (an attachment's fault is no reason to drop a warning), with a warning."""
+        kids = self.children(elem, _RESOURCE_ORDER, (), where)
+        text = kids.texts.get
+        desc, mime_type = text("resourceDesc"), text("mimeType")
+        if desc is None:
+            self.warn(f"{where}: missing <resourceDesc>")
+        if mime_type is None:
+            self.warn(f"{where}: missing <mimeType>")
+        size_text = text("size")
+        size = int(size_text) if size_text is not None and size_text.isdigit() else None
+        if size_text is not None and size is None:
+            self.warn(f"{where}: invalid <size> {size_text!r} ignored")
+        uri = text("uri")
+        if uri and not _SCHEME.match(uri) and not urlparse(uri).scheme:
+            self.warn(f"{where}: <uri> {uri!r} is not an absolute URI")
+        return Resource(desc=desc or "", mime_type=mime_type, size=size, uri=uri, deref_uri=text("derefUri"),
+                        digest=text("digest"))
 
     def pairs(self, elems: Iterable[etree._Element], where: str, what: str,
               keep_empty: bool = True) -> dict[str, list[str]]:

@@ -80,6 +80,22 @@ class Area:
 
 
 @dataclass(slots=True)
+class Resource:
+    """A CAP ``<resource>``: a file that goes with the warning (a map, an image, a bulletin PDF).
+
+    Kept as sent, so an operator or a later channel can use it; AlimTalk messages do not carry it.
+    ``deref_uri`` is the file itself, base64, when the sender embedded it.
+    """
+
+    desc: str
+    mime_type: str | None = None
+    size: int | None = None
+    uri: str | None = None
+    deref_uri: str | None = None
+    digest: str | None = None
+
+
+@dataclass(slots=True)
 class Info:
     event: str
     category: list[str] = field(default_factory=lambda: ["Other"])
@@ -101,6 +117,7 @@ class Info:
     contact: str | None = None
     parameters: dict[str, list[str]] = field(default_factory=dict)
     areas: list[Area] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
 
     def parameter(self, name: str) -> str | None:
         values = self.parameters.get(name)
@@ -189,6 +206,10 @@ class Alert:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Alert:
+        """Read :meth:`to_json`'s shape, or the dataclass itself as a JSON encoder writes it (the stored body).
+
+        The two differ only in references: ``[sender, identifier, sent]`` lists here, objects there.
+        """
         return cls(
             sender=data["sender"],
             identifier=data["identifier"],
@@ -201,12 +222,19 @@ class Alert:
             addresses=data.get("addresses"),
             code=list(data.get("code") or []),
             note=data.get("note"),
-            references=[Reference(s, i, datetime.fromisoformat(t)) for s, i, t in data.get("references") or []],
+            references=[_reference_from_json(r) for r in data.get("references") or []],
             incidents=data.get("incidents"),
             thread_key=data.get("thread_key"),
             warnings=list(data.get("warnings") or []),
             infos=[_info_from_json(i) for i in data.get("infos") or []],
         )
+
+
+def _reference_from_json(data: list[str] | dict[str, str]) -> Reference:
+    if isinstance(data, dict):
+        return Reference(data["sender"], data["identifier"], datetime.fromisoformat(data["sent"]))
+    sender, identifier, sent = data
+    return Reference(sender, identifier, datetime.fromisoformat(sent))
 
 
 def _parse_time_lenient(value: str) -> datetime | None:
@@ -253,6 +281,11 @@ def _info_json(info: Info) -> dict[str, Any]:
             }
             for a in info.areas
         ],
+        "resources": [
+            {"desc": r.desc, "mime_type": r.mime_type, "size": r.size, "uri": r.uri, "deref_uri": r.deref_uri,
+             "digest": r.digest}
+            for r in info.resources
+        ],
     }
 
 
@@ -287,5 +320,10 @@ def _info_from_json(data: dict[str, Any]) -> Info:
                 ceiling=a.get("ceiling"),
             )
             for a in data.get("areas") or []
+        ],
+        resources=[
+            Resource(desc=r.get("desc", ""), mime_type=r.get("mime_type"), size=r.get("size"), uri=r.get("uri"),
+                     deref_uri=r.get("deref_uri"), digest=r.get("digest"))
+            for r in data.get("resources") or []
         ],
     )

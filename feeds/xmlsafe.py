@@ -96,21 +96,25 @@ def parse_xml(data: bytes, *, origin: str, max_bytes: int = DEFAULT_MAX_BYTES) -
         if not head.startswith(b"<"):
             first = head[:40].decode("utf-8", "replace").splitlines()[0]
             raise ParseError(f"{_prefix(origin)}not XML: document starts with {first!r}")
-    _check_utf8(data, origin, _declared_encoding(head))
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         if _DTD_MARKERS.search(data[:65536]):
             raise ParseError(f"{_prefix(origin)}DTD/entity declarations are not accepted") from None
+        # libxml2 refuses bytes that are not UTF-8 where UTF-8 is declared or implied; say why precisely
+        _check_utf8(data, origin, _declared_encoding(head))
         message = str(exc).splitlines()[0] if str(exc) else "syntax error"
         raise ParseError(f"{_prefix(origin)}not well-formed XML: {message}") from None
     except (etree.LxmlError, ValueError, TypeError, MemoryError, RecursionError) as exc:
         raise ParseError(f"{_prefix(origin)}not XML: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     if root is None:
         raise ParseError(f"{_prefix(origin)}not XML: no root element")
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise ParseError(f"{_prefix(origin)}DTD/entity declarations are not accepted")
+    # A document type declaration can only come from "<!DOCTYPE" in an ASCII-compatible document; asking
+    # libxml2 (docinfo) costs more than the scan, so it is asked only where the scan cannot settle it.
+    if utf16 or not head.startswith(b"<") or _DTD_MARKERS.search(data) is not None:
+        docinfo = root.getroottree().docinfo
+        if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+            raise ParseError(f"{_prefix(origin)}DTD/entity declarations are not accepted")
     if local_name(root).lower() == "html":
         raise ParseError(f"{_prefix(origin)}not XML: looks like an HTML page (moved or error page?)")
     return root

@@ -5,9 +5,9 @@ Two ways to find the people, same answer (a test checks they agree on random dat
   subscribers; the default of ``match_zones``.
 - ``ZoneIndex``: zone code -> sorted numpy array of subscriber ids, built once from the database
   (a second or two for a million people) and answering in well under a millisecond for a typical alert.
-  It is a snapshot: people added after ``build`` are not in it, so the caller rebuilds it after imports
-  (or on a timer); status and preferences are still read fresh from the database for the ids it returns,
-  so a person paused since the build is not messaged.
+  It is a snapshot: people added after ``build`` are not in it. The running pipeline therefore uses
+  ``subscribers.live_zone_index.LiveZoneIndex``, which corrects the snapshot with the change log the
+  database's triggers keep, and so always gives the SQL answer at the index's speed.
 
 Alert codes are expanded to leaf zones the same way subscriptions were stored (``subscribers.zones``),
 so an alert for a group reaches the subscribers of all its leaves, and a person who subscribed to
@@ -69,7 +69,8 @@ def alert_leaves(zone_codes: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-def _connection(target: Session | Engine | Connection) -> Any:
+def borrow_connection(target: Session | Engine | Connection) -> Any:
+    """A context manager yielding a connection: the session's or the given one (left open), or a new one."""
     if isinstance(target, Session):
         return _Borrowed(target.connection())
     if isinstance(target, Connection):
@@ -104,7 +105,7 @@ def matching_ids_sql(target: Session | Engine | Connection, zone_codes: Iterable
         .where(sub.kind == "zone", sub.zone_code.in_(leaves), person.status == "active")
         .order_by(sub.subscriber_id)
     )
-    with _connection(target) as conn:
+    with borrow_connection(target) as conn:
         return np.fromiter((sid for (sid,) in conn.execute(query)), dtype=np.int64)
 
 
@@ -126,7 +127,7 @@ class ZoneIndex:
             .join_from(sub, person, person.c.id == sub.c.subscriber_id)
             .where(sub.c.kind == "zone", person.c.status.in_(list(statuses)))
         )
-        with _connection(target) as conn:
+        with borrow_connection(target) as conn:
             compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
             # The raw DBAPI cursor returns plain tuples: ~3x faster than Row objects for millions of rows.
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -223,7 +224,7 @@ def recipients_for_ids(
     alert_hazards = list(hazards)
     person = Subscriber.__table__.c  # type: ignore[attr-defined]
     out: list[Recipient] = []
-    with _connection(session) as conn:
+    with borrow_connection(session) as conn:
         for start in range(0, len(ids), IN_BATCH):
             batch = ids[start : start + IN_BATCH].tolist()
             query = (

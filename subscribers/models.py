@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
@@ -75,3 +75,31 @@ class Subscription(SQLModel, table=True):
     lat: float | None = None
     lon: float | None = None
     radius_km: float | None = None
+
+
+class SubscriptionChange(SQLModel, table=True):
+    """A person whose zone matching may have changed: written by database triggers, never by our code.
+
+    Triggers on ``subscription`` (insert, update, delete) and on ``subscriber.status`` add a row here, so
+    every writer (the CLI, a CSV import, another worker, an operator's SQL) is seen. A live zone index
+    (``subscribers.live_zone_index``) answers from its snapshot and re-checks exactly the people listed
+    here since that snapshot; it never has to guess whether it is stale.
+
+    ``id`` orders changes on SQLite (one writer at a time, so ids follow commit order; pruning always keeps
+    the newest row, so an id is never handed out twice). PostgreSQL transactions commit out of id order, so
+    there ``txn`` holds the writing transaction's id, compared with the oldest transaction still running when
+    the snapshot was taken. Its index is partial: SQLite rows (NULL) cost a bulk import nothing.
+    """
+
+    __tablename__ = "subscription_change"
+    __table_args__ = (
+        Index("ix_subscription_change_txn", "txn", sqlite_where=text("txn IS NOT NULL"),
+              postgresql_where=text("txn IS NOT NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int
+    #: PostgreSQL: ``pg_current_xact_id()`` of the writer; NULL on SQLite.
+    txn: int | None = Field(default=None, sa_type=BigInteger)
+    #: Seconds since the epoch (database clock), for pruning old rows.
+    changed_at: float

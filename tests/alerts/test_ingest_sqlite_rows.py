@@ -100,8 +100,13 @@ def test_fast_path_stores_the_same_text_as_sqlalchemy(tmp_path: Path) -> None:
     assert _stored_text(fast) == _stored_text(core)
     stored = _stored_text(fast)
     assert len(stored) == len(alerts)
-    # the body text is json.dumps' own (what SQLite held before the fast path), not just equal content
-    assert [row[-1] for row in stored] == [json.dumps(a.to_json()) for a in alerts]
+    # the body is the alert dataclass as orjson writes it: UTF-8 text, references as objects
+    assert [json.loads(row[-1]) for row in stored] == [
+        {**a.to_json(), "references": [{"sender": r.sender, "identifier": r.identifier, "sent": r.sent.isoformat()}
+                                       for r in a.references]}
+        for a in alerts
+    ]
+    assert "풍랑주의보" in stored[0][-1]
 
 
 def test_ingest_on_sqlite_reads_back_through_the_orm(tmp_path: Path) -> None:
@@ -118,8 +123,7 @@ def test_ingest_on_sqlite_reads_back_through_the_orm(tmp_path: Path) -> None:
         assert (record.sender, record.identifier, record.sent) == alert.key()
         assert record.sent.tzinfo is UTC and record.received_at == NOW
         assert record.end_time == alert.end_time()
-        assert record.body == alert.to_json()
-        assert Alert.from_json(record.body).key() == alert.key()
+        assert Alert.from_json(record.body) == alert  # every field, references and times included
         assert (record.status, record.msg_type, record.scope) == (alert.status, alert.msg_type, alert.scope)
         assert record.severity == alert.max_severity() and record.urgency == alert.max_urgency()
         assert record.feed == "feed-a" and record.thread_id is not None

@@ -68,6 +68,7 @@ def test_valid_files_parse_and_keep_every_info_area_polygon(path: Path) -> None:
         for info, info_elem in zip(alert.infos, infos, strict=True):
             areas = cap_children(info_elem, "area")
             assert len(info.areas) == len(areas)
+            assert len(info.resources) == len(cap_children(info_elem, "resource"))
             for area, area_elem in zip(info.areas, areas, strict=True):
                 polygons = [p for p in cap_children(area_elem, "polygon") if (p.text or "").strip()]
                 assert len(area.polygons) == len(polygons), f"{path.name}: polygons dropped: {alert.warnings}"
@@ -85,6 +86,19 @@ def test_noaa_multiple_polygons_keeps_both_rings() -> None:
     expected = root.xpath("count(//*[local-name()='area']/*[local-name()='polygon'])")
     (alert,) = CapParser().parse(data, origin="noaa").alerts
     assert sum(len(a.polygons) for i in alert.infos for a in i.areas) == expected == 2
+
+
+def test_resources_are_kept_as_sent() -> None:
+    data = (CAP_CORPUS / "google-cap-library" / "valid" / "wcatwc-warning.cap").read_bytes()
+    (alert,) = CapParser().parse(data).alerts
+    first = alert.infos[0].resources[0]
+    assert (first.desc, first.mime_type) == ("Energy Map", "image/jpeg")
+    assert first.uri is not None and first.uri.endswith("energylqw6d6-02.jpg")
+    data = (CAP_CORPUS / "capparselib" / "valid" / "sweden.cap").read_bytes()
+    (alert,) = CapParser().parse(data).alerts
+    (html,) = alert.infos[0].resources
+    assert html.mime_type == "Text/Html" and html.uri is None
+    assert html.deref_uri is not None and html.deref_uri.startswith("VXBwZGF0ZXJpbmcg")
 
 
 def test_sweden_order_problems_are_warnings_not_rejections() -> None:

@@ -9,6 +9,7 @@ from feeds_cap_builders import CAP10, CAP11, CAP12, area_xml, cap_xml, info_xml
 
 from feeds.base import ParseError
 from feeds.cap import CapParser, parse_cap_element
+from feeds.model import Resource
 from feeds.xmlsafe import parse_xml
 
 KST = timezone(timedelta(hours=9))
@@ -155,6 +156,15 @@ LENIENT = [
                  id="relative-web"),
     pytest.param(cap_xml(infos=(info_xml(extra="<area><polygon>37,126 37,127 38,127 37,126</polygon></area>"),)),
                  "missing <areaDesc>", lambda a: len(a.infos[0].areas[0].polygons) == 1, id="no-areaDesc"),
+    pytest.param(cap_xml(infos=(info_xml(extra="<resource><resourceDesc>지도</resourceDesc>"
+                                               "<uri>https://www.kma.go.kr/map.png</uri></resource>" + area_xml()),)),
+                 "info 1 resource 1: missing <mimeType>",
+                 lambda a: (a.infos[0].resources[0].desc, a.infos[0].resources[0].mime_type) == ("지도", None),
+                 id="resource-without-mimeType"),
+    pytest.param(cap_xml(infos=(info_xml(extra="<resource><resourceDesc>m</resourceDesc><mimeType>image/png"
+                                               "</mimeType><size>12kB</size></resource>" + area_xml()),)),
+                 "invalid <size> '12kB' ignored", lambda a: a.infos[0].resources[0].size is None,
+                 id="resource-bad-size"),
 ]
 
 
@@ -189,7 +199,8 @@ FULL_INFO = (
     "<parameter><valueName>eventEndingTime</valueName><value>2026-11-27T21:00:00+09:00</value></parameter>"
     "<parameter><valueName>wave</valueName><value>2</value></parameter>"
     "<parameter><valueName>wave</valueName><value>4</value></parameter>"
-    "<resource><resourceDesc>map</resourceDesc><mimeType>image/png</mimeType></resource>"
+    "<resource><resourceDesc>map</resourceDesc><mimeType>image/png</mimeType><size>2048</size>"
+    "<uri>https://www.weather.go.kr/map.png</uri><digest>da39a3ee5e6b4b0d3255bfef95601890afd80709</digest></resource>"
     + area_xml(
         "<polygon>37,126 37,127 38,127 37,126</polygon>",
         "<polygon>35,125 35,126 36,126 35,125</polygon>",
@@ -243,6 +254,9 @@ def test_full_mapping_into_the_model() -> None:
     assert area.geocodes == {"KMA_ZONE": ["S1251100", "S1251200"], "UGC": ["PZZ560"]}
     assert (area.altitude, area.ceiling) == (0.0, 1000.0)
     assert alert.zone_codes() == ["S1251100", "S1251200"]
+    assert info.resources == [Resource(desc="map", mime_type="image/png", size=2048,
+                                       uri="https://www.weather.go.kr/map.png", deref_uri=None,
+                                       digest="da39a3ee5e6b4b0d3255bfef95601890afd80709")]
     # the JSON shape round-trips
     assert type(alert).from_json(alert.to_json()).to_json() == alert.to_json()
 
