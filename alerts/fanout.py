@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
 from alerts.audience import Audience
 from alerts.config import Config
+from alerts.leader import MATCH_LOCK_KEY
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
 from alerts.render import parameters_for, render
 from alerts.sms import build_fallback
@@ -60,8 +61,14 @@ class Target:
 
 def fan_out_pending(session: Session, config: Config, audience: Audience, *, now: datetime,
                     zone_name: Callable[[str], str | None]) -> FanoutReport:
-    """Fan out every alert not yet matched, oldest first (an original before its update)."""
+    """Fan out every alert not yet matched, oldest first (an original before its update).
+
+    On PostgreSQL several workers may call this at once: a transaction-scoped advisory lock makes them
+    take turns, so the second sees the first one's work committed and never matches an alert twice.
+    """
     report = FanoutReport()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MATCH_LOCK_KEY})
     pending = session.exec(select(AlertRecord).where(col(AlertRecord.matched_at).is_(None))
                            .order_by(col(AlertRecord.sent), col(AlertRecord.id))).all()
     for record in pending:

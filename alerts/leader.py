@@ -20,6 +20,8 @@ log = logging.getLogger("alimcast.leader")
 
 #: The advisory lock key: "alim" in ASCII.
 LOCK_KEY = 0x616C696D
+#: The transaction lock matching takes on PostgreSQL ("almm"), so two workers never fan out one alert twice.
+MATCH_LOCK_KEY = 0x616C6D6D
 
 
 class PollingLease:

@@ -2,7 +2,9 @@
 
 ``run --once`` calls each stage once; ``run`` hands the same methods to the scheduler. On SQLite one
 lock serialises the writing stages (SQLite has one writer, and a dispatcher must not race itself);
-on PostgreSQL the outbox is claimed with SKIP LOCKED and the lock only guards this process.
+on PostgreSQL the outbox is claimed with SKIP LOCKED and the lock only guards this process. Several
+``alimcast run`` on one PostgreSQL database: only the holder of the polling lease (``alerts.leader``)
+polls; every worker matches (one at a time, under a transaction lock) and dispatches.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from alerts.dispatch import Dispatcher, DispatchReport, ResultsReport
 from alerts.fanout import FanoutReport, fan_out_pending
 from alerts.feedstate import DbFeedStateStore
 from alerts.ingest import end_vanished, ingest
+from alerts.leader import PollingLease
 from alerts.lifecycle import expire_threads
 from alerts.providers.base import Provider
 from alerts.providers.registry import create_provider
@@ -71,8 +74,10 @@ class Pipeline:
         self.audience = Audience(self.engine, buffer_nm=config.vessel_buffer_nm,
                                  stale_after=timedelta(hours=config.vessel_stale_after_hours))
         self.lock = threading.RLock()
+        self.lease = PollingLease(self.engine)
 
     def close(self) -> None:
+        self.lease.release()
         self.fetcher.close()
         self.provider.close()
         self.engine.dispose()
@@ -159,8 +164,15 @@ class Pipeline:
         return summary
 
     def poll_and_process(self, spec: FeedSpec) -> None:
-        """The scheduler's job for one feed: a new warning goes out without waiting for the next tick."""
-        self.poll(spec)
+        """The scheduler's job for one feed: a new warning goes out without waiting for the next tick.
+
+        Polled only by the lease holder: another worker on the same PostgreSQL database polls instead
+        (and takes over within one interval when that worker dies); this one still matches and sends.
+        """
+        if self.lease.held():
+            self.poll(spec)
+        else:
+            log.debug("feed %s: another worker holds the polling lease", spec.name)
         self.match()
         self.dispatch()
 

@@ -17,9 +17,10 @@ def insert_ignore(session: Session, model: type[SQLModel], rows: Sequence[dict[s
     table = model.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    # Counted from RETURNING: an executemany's rowcount is -1 on psycopg (the report said "-1 queued").
+    key = next(iter(table.primary_key.columns))
+    stmt = module.insert(table).on_conflict_do_nothing(index_elements=list(conflict)).returning(key)
     inserted = 0
     for start in range(0, len(rows), 500):
-        result = session.execute(stmt, list(rows[start:start + 500]))
-        inserted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        inserted += len(session.execute(stmt, list(rows[start:start + 500])).all())
     return inserted

@@ -6,9 +6,11 @@ One alert polygon (~60 x 50 km off 전남) is matched. Printed: medians of build
 query, and the ratios against
   * brute force: shapely.intersects_xy of every row against the polygon buffered by the largest reach
     (no prefilter; a cheaper, approximate question than GeoIndex answers, so the ratio is conservative);
-  * PostGIS 3 (ST_DWithin on geography with a GiST index) answering the same question, on a throwaway
-    cluster started here. If PostGIS is not installed (Debian: postgresql-15-postgis-3) or the server
-    cannot start, a "skip:" line says why.
+  * PostGIS 3 answering the same question, on a throwaway cluster started here, asked two ways:
+    ST_DWithin on geography with a GiST index (the natural form: a point within its radius of the polygon),
+    and ST_Intersects with a GiST index on each subscriber's reach stored as a geometry (the point buffered
+    by its radius, a vessel by the boundary buffer). If PostGIS is not installed (Debian:
+    postgresql-15-postgis-3) or the server cannot start, a "skip:" line says why.
 
 Run: python benchmarks/bench_geo_match.py [--points 1000000] [--vessels 50000] [--repeat 30]
 """
@@ -97,6 +99,13 @@ def _postgis_missing() -> str | None:
     return None
 
 
+POSTGIS_INTERSECTS_QUERY = """
+WITH alert AS (SELECT ST_GeomFromText(%(wkt)s, 4326) AS g)
+SELECT sub_id FROM point_sub, alert WHERE ST_Intersects(reach, alert.g)
+UNION
+SELECT sub_id FROM vessel_sub, alert WHERE ST_Intersects(reach, alert.g) AND fix_at >= %(cutoff)s
+"""
+
 POSTGIS_QUERY = """
 WITH alert AS (SELECT ST_GeomFromText(%(wkt)s, 4326)::geography AS g)
 SELECT sub_id FROM point_sub, alert
@@ -107,7 +116,7 @@ SELECT sub_id FROM vessel_sub, alert
 """
 
 
-def postgis(d: dict[str, np.ndarray], repeat: int) -> tuple[float, int] | str:
+def postgis(d: dict[str, np.ndarray], repeat: int) -> dict[str, tuple[float, int]] | str:
     try:
         import psycopg
     except ImportError:
@@ -139,12 +148,25 @@ def postgis(d: dict[str, np.ndarray], repeat: int) -> tuple[float, int] | str:
             conn.execute("CREATE INDEX ON vessel_sub USING GIST (geog)")
             conn.execute("ANALYZE")
             load_s = time.perf_counter() - t
+            t = time.perf_counter()
+            conn.execute("ALTER TABLE point_sub ADD COLUMN reach geometry")
+            conn.execute("UPDATE point_sub SET reach = CASE WHEN radius_m > 0 "
+                         "THEN ST_Buffer(geog, radius_m)::geometry ELSE geog::geometry END")
+            conn.execute("ALTER TABLE vessel_sub ADD COLUMN reach geometry")
+            conn.execute("UPDATE vessel_sub SET reach = ST_Buffer(geog, %(buffer_m)s)::geometry",
+                         {"buffer_m": KM_PER_NM * 1000.0})
+            conn.execute("CREATE INDEX ON point_sub USING GIST (reach)")
+            conn.execute("CREATE INDEX ON vessel_sub USING GIST (reach)")
+            conn.execute("VACUUM ANALYZE")
+            reach_s = time.perf_counter() - t
             params = {"wkt": Polygon([(lon, lat) for lat, lon in ALERT]).wkt,
                       "max_reach_m": float(d["p_rad"].max()) * 1000.0, "buffer_m": KM_PER_NM * 1000.0,
                       "cutoff": NOW.timestamp() - 6 * 3600}
             ms, rows = median_ms(lambda: conn.execute(POSTGIS_QUERY, params).fetchall(), repeat)
+            ims, irows = median_ms(lambda: conn.execute(POSTGIS_INTERSECTS_QUERY, params).fetchall(), repeat)
             print(f"postgis load (COPY + GiST + ANALYZE):      {load_s * 1000:10.1f} ms (once)")
-            return ms, len(rows)
+            print(f"postgis reach geometries (buffer + GiST):  {reach_s * 1000:10.1f} ms (once)")
+            return {"ST_DWithin + GiST": (ms, len(rows)), "ST_Intersects + GiST": (ims, len(irows))}
     finally:
         server.stop()
 
@@ -184,9 +206,11 @@ def main() -> None:
     if isinstance(outcome, str):
         print(f"skip: PostGIS comparison: {outcome}")
         return
-    pg_ms, pg_count = outcome
-    print(f"PostGIS ST_DWithin + GiST (median):        {pg_ms:10.2f} ms -> {pg_count:,} subscribers"
-          f"  ratio {pg_ms / query_ms:.1f}x slower (same question; spheroid vs sphere may differ by a few)")
+    for label, (pg_ms, pg_count) in outcome.items():
+        met = "met" if pg_ms >= 5 * query_ms else "NOT met"
+        print(f"PostGIS {label + ' (median):':<34} {pg_ms:10.2f} ms -> {pg_count:,} subscribers"
+              f"  ratio {pg_ms / query_ms:.1f}x slower (goal at least 5x: {met})")
+    print("  (same question; the spheroid, the sphere and buffered polygons may differ by a few at the edges)")
 
 
 if __name__ == "__main__":

@@ -219,3 +219,64 @@ def test_provider_outage_never_drops_a_live_warning(db_url: str, tmp_path: Path,
     assert {r.status for r in rows} == {"queued"} and all(r.attempts == 5 for r in rows)
     assert pipeline.dispatch().accepted == 2  # the provider is back
     pipeline.close()
+
+
+def test_two_workers_poll_once_and_match_once_on_postgres(pg_url: str, tmp_path: Path, server: NhnTestServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ``alimcast run`` on one database, each doing its scheduled job at the same moment: only the lease
+    holder polls, both match and dispatch, and every subscriber gets the warning once."""
+    first = make_pipeline(pg_url, tmp_path, server, monkeypatch)
+    second = make_pipeline(pg_url, tmp_path, server, monkeypatch)
+    subscribe(first, 300)
+    feed(tmp_path, cap_xml("W2", sent=NOW, zones=["S1251100"]))
+    spec = feed_spec(first.config.feeds[0])
+    polled: list[str] = []
+    for name, pipeline in (("first", first), ("second", second)):
+        original = pipeline.poll
+        pipeline.poll = lambda s, *a, _o=original, _n=name, **k: (polled.append(_n), _o(s, *a, **k))[1]  # type: ignore[method-assign]
+    assert first.lease.held()  # the first to ask holds the lease
+    errors: list[BaseException] = []
+
+    def job(pipeline: Pipeline) -> None:
+        try:
+            pipeline.poll_and_process(spec)
+            pipeline.tick()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job, args=(p,)) for p in (second, first)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == [] and polled == ["first"]
+    assert [server.sends_to(f"0103{i:07d}") for i in range(300)] == [1] * 300
+    assert len(deliveries(first)) == 300
+    second.close()
+    first.close()
+
+
+def test_matching_takes_turns_on_postgres(pg_url: str, tmp_path: Path, server: NhnTestServer,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one worker is matching (it holds the matching lock), another waits instead of matching the
+    same alerts from the same snapshot; it then sees them matched and queues nothing more."""
+    from sqlalchemy import text
+
+    from alerts.leader import MATCH_LOCK_KEY
+
+    pipeline = make_pipeline(pg_url, tmp_path, server, monkeypatch)
+    subscribe(pipeline, 20)
+    feed(tmp_path, cap_xml("W3", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    reports = []
+    with pipeline.engine.connect() as other:
+        other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MATCH_LOCK_KEY})  # "another worker"
+        waiting = threading.Thread(target=lambda: reports.append(pipeline.match()))
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive() and deliveries(pipeline) == []
+        other.commit()
+    waiting.join(timeout=30)
+    assert reports[0].queued == 20 and len(deliveries(pipeline)) == 20
+    assert pipeline.match().queued == 0
+    pipeline.close()
