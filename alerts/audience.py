@@ -18,7 +18,7 @@ subscribers come from a live zone index, exact at every call (``subscribers.live
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -114,6 +114,33 @@ class Audience:
                                    at=at, include_skipped=True)
         marine = any(code.startswith("S") for code in alert.zone_codes(tuple(value_names)))
         return [_never_hold_at_sea(r) if (marine or r.subscriber_id in aboard) else r for r in found]
+
+
+    def vessel_followers(self, session: Session, alert: Alert, value_names: Sequence[str], mmsis: Collection[int], *,
+                         at: datetime) -> list[Recipient]:
+        """People following any of these vessels whose vessel is in the alert's area now (never held).
+
+        For a warning already sent when a boat sails into it: only the boats that just moved are looked at,
+        against the warning's zones (their open visits) and its polygons and circles (their latest fix).
+        """
+        wanted = set(mmsis)
+        inside: set[int] = set()
+        codes = alert.zone_codes(tuple(value_names))
+        if codes:
+            inside |= wanted & vessels_in_zones_now(session, alert_leaves(codes), at=at, stale_after=self.stale_after)
+        polygons = [ring for info in alert.infos for area in info.areas for ring in area.polygons]
+        circles = [(c.lat, c.lon, c.radius_km) for info in alert.infos for area in info.areas for c in area.circles]
+        if polygons or circles:
+            boats = GeoIndex.from_session(session, buffer_nm=self.buffer_nm, stale_after=self.stale_after,
+                                          vessels_only=sorted(wanted))
+            inside |= set(boats.affected(polygons, circles, at=at).mmsis.tolist())
+        if not inside:
+            return []
+        categories = sorted({c for info in alert.infos for c in info.category})
+        found = recipients_for_ids(session, sorted(subscribers_for_vessels(session, inside)),
+                                   severity=alert.max_severity(), urgency=alert.max_urgency(), categories=categories,
+                                   hazards=alert_hazards(alert), at=at)
+        return [_never_hold_at_sea(r) for r in found]
 
 
 def alert_hazards(alert: Alert) -> list[str]:

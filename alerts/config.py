@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from feeds.model import SEVERITY_RANK
 from feeds.registry import PARSERS
+from subscribers.ais_stream import AisSource, SourceError, parse_source
 
 CONFIG_ENV = "ALIMCAST_CONFIG"
 PROVIDER_KINDS = ("nhn", "dryrun")
@@ -95,6 +96,12 @@ class Config:
     vessel_buffer_nm: float = 1.0
     #: A fix older than this does not place a vessel in a zone.
     vessel_stale_after_hours: float = 6.0
+    #: Live AIS receivers (``tcp://host:port``, ``udp://host:port``, or a file replayed once).
+    ais_sources: list[AisSource] = field(default_factory=list)
+    #: How often positions read from them are stored.
+    ais_flush_seconds: float = 5.0
+    #: Store positions of vessels nobody registered (default: only registered vessels).
+    ais_all_vessels: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -203,8 +210,34 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         demo_subscribers=demo,
         vessel_buffer_nm=_number(vessels, "vessels", "buffer_nm", 1.0, minimum=0.0, maximum=50.0),
         vessel_stale_after_hours=_number(vessels, "vessels", "stale_after_hours", 6.0, minimum=0.01, maximum=720.0),
+        ais_sources=_ais_sources(vessels, base_dir),
+        ais_flush_seconds=_number(vessels, "vessels", "ais_flush_seconds", 5.0, minimum=0.1, maximum=3600.0),
+        ais_all_vessels=_bool(vessels, "vessels", "ais_all_vessels", False),
         raw=raw,
     )
+
+
+def _ais_sources(vessels: dict[str, Any], base_dir: Path) -> list[AisSource]:
+    urls = vessels.get("ais_sources", [])
+    if not isinstance(urls, list) or not all(isinstance(u, str) and u.strip() for u in urls):
+        raise ConfigError("[vessels] ais_sources", "must be a list of tcp://host:port, udp://host:port or file paths")
+    sources: list[AisSource] = []
+    for url in urls:
+        try:
+            source = parse_source(url)
+        except SourceError as exc:
+            raise ConfigError("[vessels] ais_sources", str(exc)) from None
+        if source.path is not None and not source.path.is_absolute():
+            source = replace(source, path=base_dir / source.path)
+        sources.append(source)
+    return sources
+
+
+def _bool(table: dict[str, Any], section: str, key: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"[{section}] {key}", f"must be true or false, not {value!r}")
+    return value
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:

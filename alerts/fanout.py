@@ -14,7 +14,7 @@ The rules that make a warning arrive once, and never after it was lifted:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -105,6 +105,33 @@ def fan_out(session: Session, record: AlertRecord, config: Config, audience: Aud
     return report
 
 
+def follow_vessels(session: Session, config: Config, audience: Audience, mmsis: Collection[int], *, now: datetime,
+                   zone_name: Callable[[str], str | None]) -> FanoutReport:
+    """The warning follows the boat: a vessel that moved into a live, already-sent warning brings it to the
+    people following it, once per version (whoever had it already, by zone or by boat, is left alone)."""
+    report = FanoutReport()
+    if not mmsis:
+        return report
+    live = session.exec(select(AlertThread, AlertRecord)
+                        .join(AlertRecord, col(AlertRecord.id) == col(AlertThread.current_alert_id))
+                        .where(AlertThread.state == "active", col(AlertRecord.matched_at).is_not(None),
+                               AlertRecord.msg_type != "Cancel")).all()
+    for thread, record in live:
+        if _skip_reason(record, thread, now) is not None:
+            continue
+        alert = Alert.from_json(record.body)
+        found = audience.vessel_followers(session, alert, config.zone_value_names, mmsis, at=now)
+        if not found:
+            continue
+        # once per version: the outbox's unique (alert, subscriber) turns a boat's second entry into nothing
+        targets = [Target(r.subscriber_id, "alert", r.decision.until) for r in found if r.decision.action != "skip"]
+        queued = _queue(session, record, thread, alert, targets, config, zone_name, created_at=now)
+        if queued:
+            report.alerts += 1
+            report.queued += queued
+    return report
+
+
 def _skip_reason(record: AlertRecord, thread: AlertThread | None, now: datetime) -> str | None:
     if record.status != "Actual":
         return f"status {record.status}: stored, never sent to the public"
@@ -168,7 +195,7 @@ def priority_of(alert: Alert) -> int:
 
 
 def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert, targets: list[Target],
-           config: Config, zone_name: Callable[[str], str | None]) -> int:
+           config: Config, zone_name: Callable[[str], str | None], created_at: datetime | None = None) -> int:
     if not targets:
         return 0
     languages = _languages(session, [t.subscriber_id for t in targets])
@@ -192,7 +219,7 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
             "alert_id": record.id, "thread_id": thread.id, "subscriber_id": target.subscriber_id,
             "kind": target.kind, "priority": priority, "status": "queued",
             "template_code": config.templates[target.kind].code, "params": params, "text": text,
-            "fallback_kind": fallback_kind, "attempts": 0, "created_at": record.matched_at,
+            "fallback_kind": fallback_kind, "attempts": 0, "created_at": created_at or record.matched_at,
             "next_attempt_at": target.not_before,
         })
     return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id"))

@@ -18,7 +18,7 @@ from alerts.audience import Audience
 from alerts.config import Config, FeedConfig
 from alerts.db import make_engine, session_scope, upgrade
 from alerts.dispatch import Dispatcher, DispatchReport, ResultsReport
-from alerts.fanout import FanoutReport, fan_out_pending
+from alerts.fanout import FanoutReport, fan_out_pending, follow_vessels
 from alerts.feedstate import DbFeedStateStore
 from alerts.ingest import end_vanished, ingest
 from alerts.leader import PollingLease
@@ -28,6 +28,9 @@ from alerts.providers.registry import create_provider
 from feeds.fetch import Fetcher
 from feeds.poller import FeedSpec, PollOutcome, poll_feed
 from subscribers import zones
+from subscribers.ais import ReadResult
+from subscribers.ais_stream import AisSource, AisStream
+from subscribers.positions import ingest_positions
 from subscribers.sqltypes import utcnow
 from subscribers.store import add_subscriber
 
@@ -152,9 +155,42 @@ class Pipeline:
             log.info("results: %s; by channel: %s", dict(report.by_status), dict(report.by_channel))
         return report
 
+    def store_positions(self, source: AisSource, result: ReadResult) -> None:
+        """The AIS readers' sink: store the batch and move each vessel's zones (the lease holder only)."""
+        for line in result.bad[:5]:
+            log.warning("AIS %s: bad %s", source.url, line)
+        if len(result.bad) > 5:
+            log.warning("AIS %s: ... and %d more bad lines", source.url, len(result.bad) - 5)
+        if not self.lease.held():
+            log.debug("AIS %s: another worker holds the lease and stores positions", source.url)
+            return
+        with self.lock, session_scope(self.engine) as session:
+            report = ingest_positions(session, result.positions, buffer_nm=self.config.vessel_buffer_nm,
+                                      stale_after=timedelta(hours=self.config.vessel_stale_after_hours),
+                                      known_only=not self.config.ais_all_vessels, names=result.names)
+            followed = follow_vessels(session, self.config, self.audience, report.moved, now=utcnow(),
+                                      zone_name=zone_name)
+        log.info("AIS %s: %d positions, stored %d for %d vessels; zone visits: %d entered, %d left, %d expired",
+                 source.url, len(result.positions), report.stored, report.vessels, report.entered, report.left,
+                 report.expired)
+        if followed.queued:
+            log.info("AIS %s: %d messages queued: vessels sailed into %d live warnings", source.url,
+                     followed.queued, followed.alerts)
+            self.dispatch()
+
+    def ais_streams(self) -> list[AisStream]:
+        """One reader per configured AIS source (started by the caller)."""
+        return [AisStream(source, self.store_positions, flush_seconds=self.config.ais_flush_seconds)
+                for source in self.config.ais_sources]
+
     def run_once(self) -> RunSummary:
         summary = RunSummary()
         self.seed_demo_subscribers()
+        for stream in self.ais_streams():
+            if stream.source.streaming:
+                log.info("AIS %s: a live receiver is read by the running job, not by --once", stream.source.url)
+            else:
+                stream.read_file()
         for feed in self.config.feeds:
             if feed.enabled:
                 self.poll(feed_spec(feed), summary, force=True)

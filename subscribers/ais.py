@@ -56,12 +56,75 @@ class ReadResult:
     def mmsis(self) -> set[int]:
         return {p.mmsi for p in self.positions}
 
+    def extend(self, other: ReadResult) -> None:
+        """Add a later batch to this one (a batch the store refused goes again with the next)."""
+        self.positions.extend(other.positions)
+        self.names.update(other.names)
+        self.bad.extend(other.bad)
+        self.lines += other.lines
+        self.ignored += other.ignored
+        self.unavailable += other.unavailable
+
 
 @dataclass
 class _Pending:
     line: int
     parts: list[AISSentence]
     at: datetime | None
+    received: datetime
+
+
+#: A first fragment whose followers have not come within this long is reported and dropped (streams).
+FRAGMENT_TIMEOUT = timedelta(seconds=60)
+
+
+class AisDecoder:
+    """Lines in, positions out, one line at a time: a file read whole and a receiver streaming for days
+    go through the same code. Fragments of a multi-sentence message may straddle :meth:`drain` calls."""
+
+    def __init__(self, source: str = "ais") -> None:
+        self.source = source
+        self.result = ReadResult()
+        self._pending: dict[tuple[Any, ...], _Pending] = {}
+        self._number = 0
+
+    def feed(self, raw_line: str | bytes, received: datetime) -> None:
+        """Decode one line; ``received`` (aware) is the time of a fix without a tag-block time."""
+        self._number += 1
+        result = self.result
+        result.lines += 1
+        line = raw_line.decode("ascii", errors="replace") if isinstance(raw_line, bytes) else raw_line
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return
+        if line.startswith("{"):
+            _json_line(result, self._number, line, self.source)
+            return
+        try:
+            _nmea_line(result, self._pending, self._number, line, received, self.source)
+        except _Bad as exc:
+            result.bad.append(f"line {self._number}: {exc}")
+
+    def drain(self, now: datetime | None = None) -> ReadResult:
+        """What was decoded since the last drain; fragments older than ``FRAGMENT_TIMEOUT`` are given up."""
+        if now is not None:
+            for slot, p in list(self._pending.items()):
+                if now - p.received > FRAGMENT_TIMEOUT:
+                    del self._pending[slot]
+                    self.result.bad.append(_incomplete(p))
+        out, self.result = self.result, ReadResult()
+        return out
+
+    def finish(self) -> ReadResult:
+        """The end of the input: every message still missing fragments is reported."""
+        for p in self._pending.values():
+            self.result.bad.append(_incomplete(p))
+        self._pending.clear()
+        return self.drain()
+
+
+def _incomplete(p: _Pending) -> str:
+    return f"line {p.line}: multi-sentence message incomplete ({len(p.parts)} of {p.parts[0].frag_cnt} fragments)"
 
 
 def read_positions(lines: Iterable[str | bytes], *, received_at: datetime | None = None,
@@ -70,26 +133,10 @@ def read_positions(lines: Iterable[str | bytes], *, received_at: datetime | None
     received = received_at or datetime.now(UTC)
     if received.tzinfo is None:
         raise ValueError("received_at must be timezone-aware")
-    result = ReadResult()
-    pending: dict[tuple[Any, ...], _Pending] = {}
-    for number, raw_line in enumerate(lines, start=1):
-        result.lines += 1
-        line = raw_line.decode("ascii", errors="replace") if isinstance(raw_line, bytes) else raw_line
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("{"):
-            _json_line(result, number, line, source)
-            continue
-        try:
-            _nmea_line(result, pending, number, line, received, source)
-        except _Bad as exc:
-            result.bad.append(f"line {number}: {exc}")
-    for p in pending.values():
-        frag = p.parts[0]
-        result.bad.append(f"line {p.line}: multi-sentence message incomplete "
-                          f"({len(p.parts)} of {frag.frag_cnt} fragments)")
-    return result
+    decoder = AisDecoder(source)
+    for raw_line in lines:
+        decoder.feed(raw_line, received)
+    return decoder.finish()
 
 
 class _Bad(Exception):
@@ -119,10 +166,8 @@ def _nmea_line(result: ReadResult, pending: dict[tuple[Any, ...], _Pending], num
     slot = (sentence.seq_id, sentence.channel, sentence.talker_id, sentence.frag_cnt)
     if sentence.frag_num == 1:
         if slot in pending:
-            old = pending[slot]
-            result.bad.append(f"line {old.line}: multi-sentence message incomplete "
-                              f"({len(old.parts)} of {sentence.frag_cnt} fragments)")
-        pending[slot] = _Pending(number, [sentence], at)
+            result.bad.append(_incomplete(pending[slot]))
+        pending[slot] = _Pending(number, [sentence], at, received)
         return
     current = pending.get(slot)
     if current is None or len(current.parts) + 1 != sentence.frag_num:

@@ -279,12 +279,16 @@ class GeoIndex:
     @classmethod
     def from_session(cls, session: Session, *, buffer_nm: float = DEFAULT_BUFFER_NM,
                      stale_after: timedelta = DEFAULT_STALE_AFTER,
-                     statuses: Sequence[str] = ("active",)) -> GeoIndex:
-        """Zone outlines, point subscriptions, latest fix of subscribed vessels (people in ``statuses``)."""
+                     statuses: Sequence[str] = ("active",), vessels_only: Sequence[int] | None = None) -> GeoIndex:
+        """Zone outlines, point subscriptions, latest fix of subscribed vessels (people in ``statuses``).
+
+        ``vessels_only``: just these vessels, nothing else (where did the boats that just moved go?).
+        """
         from subscribers.geo_models import Vessel
         from subscribers.models import Subscriber, Subscription
 
-        pts = session.exec(
+        vessel_filter = [] if vessels_only is None else [Vessel.mmsi.in_(list(vessels_only))]  # type: ignore[attr-defined]
+        pts = [] if vessels_only is not None else session.exec(
             select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
             .where(Subscription.kind == "point", Subscriber.status.in_(list(statuses)),  # type: ignore[attr-defined]
@@ -295,10 +299,11 @@ class GeoIndex:
                    Subscription.subscriber_id)
             .join(Subscription, (Subscription.mmsi == Vessel.mmsi) & (Subscription.kind == "vessel"))  # type: ignore[arg-type]
             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
-            .where(Subscriber.status.in_(list(statuses)), Vessel.last_fix_at.is_not(None))  # type: ignore[attr-defined,union-attr]
+            .where(Subscriber.status.in_(list(statuses)), Vessel.last_fix_at.is_not(None),  # type: ignore[attr-defined,union-attr]
+                   *vessel_filter)
         ).all()
         return cls(
-            zones=ZoneTree.from_session(session),
+            zones=ZoneTree.from_session(session) if vessels_only is None else None,
             point_lon=np.array([r[0] for r in pts], dtype=float),
             point_lat=np.array([r[1] for r in pts], dtype=float),
             point_radius_km=np.array([r[2] or 0.0 for r in pts], dtype=float),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,8 @@ class IngestReport:
     left: int = 0
     #: Open visits closed because the vessel's latest fix became stale.
     expired: int = 0
+    #: Vessels whose latest known position changed (the ones a live warning may now cover).
+    moved: set[int] = field(default_factory=set)
 
 
 def ingest_positions(session: Session, positions: Iterable[Position], *, buffer_nm: float = DEFAULT_BUFFER_NM,
@@ -102,6 +104,7 @@ def ingest_positions(session: Session, positions: Iterable[Position], *, buffer_
             report.entered += 1
         vessel.last_lat, vessel.last_lon, vessel.last_fix_at = p.lat, p.lon, p.at
         session.add(vessel)
+        report.moved.add(p.mmsi)
     session.flush()
     report.expired += expire_stale_visits(session, now=now, stale_after=stale_after)
     return report

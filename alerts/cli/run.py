@@ -52,9 +52,16 @@ def _run_forever(pipeline: Pipeline) -> None:
     pipeline.seed_demo_subscribers()
     scheduler = FeedScheduler(specs, pipeline.poll_and_process, max_workers=4)
     scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)
-    log.info("alimcast running: %d feeds, provider %s, database %s; Ctrl-C to stop", len(specs),
-             cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
-    scheduler.run_forever(handle_signals=True)
+    streams = pipeline.ais_streams()
+    log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
+             len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
+    for stream in streams:
+        stream.start()
+    try:
+        scheduler.run_forever(handle_signals=True)
+    finally:
+        for stream in streams:
+            stream.stop()
     log.info("stopped cleanly")
 
 

@@ -1,7 +1,7 @@
 """``alimcast vessels add|ingest-ais|list``: registered vessels and their AIS positions.
 
-Settings come from the optional ``[vessels]`` table of config.toml: ``buffer_nm`` (default 1) and
-``stale_after_hours`` (default 6).
+Settings come from the optional ``[vessels]`` table of config.toml: ``buffer_nm`` (default 1),
+``stale_after_hours`` (default 6), and for live receivers ``ais_flush_seconds`` (default 5).
 """
 
 from __future__ import annotations
@@ -17,11 +17,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alerts.audience import Audience
 from alerts.cli.common import ConfigOption, fail, open_context
 from alerts.config import Config
-from subscribers.ais import read_positions
+from alerts.fanout import follow_vessels
+from alerts.pipeline import zone_name
+from subscribers.ais import ReadResult, read_positions
+from subscribers.ais_stream import AisStream, SourceError, parse_source
 from subscribers.phone import mask
 from subscribers.positions import ingest_positions
+from subscribers.sqltypes import utcnow
 from subscribers.vessels import VesselError, add_vessel, list_vessels
 
 app = typer.Typer(no_args_is_help=True)
@@ -53,34 +58,57 @@ def add(
 
 @app.command("ingest-ais")
 def ingest_ais(
-    file: Annotated[str, typer.Argument(help="NMEA !AIVDM lines or JSON lines; - for stdin")],
+    file: Annotated[str, typer.Argument(help="NMEA !AIVDM lines or JSON lines: a file, - for stdin, or a live "
+                                             "receiver tcp://host:port / udp://host:port (read until Ctrl-C)")],
     all_vessels: Annotated[bool, typer.Option("--all-vessels", help="also store unregistered MMSIs")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Read positions, store them and update every vessel's zones; bad lines are reported, never fatal."""
     ctx = open_context(config)
     buffer_nm, stale_after = vessel_settings(ctx.config)
+
+    audience = Audience(ctx.engine, buffer_nm=buffer_nm, stale_after=stale_after)
+
+    def store(result: ReadResult) -> None:
+        for line in result.bad[:MAX_BAD_SHOWN]:
+            typer.echo(f"bad: {file}: {line}", err=True)
+        if len(result.bad) > MAX_BAD_SHOWN:
+            typer.echo(f"bad: {file}: ... and {len(result.bad) - MAX_BAD_SHOWN} more", err=True)
+        with ctx.session() as session:
+            report = ingest_positions(session, result.positions, buffer_nm=buffer_nm, stale_after=stale_after,
+                                      known_only=not all_vessels, names=result.names)
+            followed = follow_vessels(session, ctx.config, audience, report.moved, now=utcnow(), zone_name=zone_name)
+        typer.echo(f"{len(result.positions)} positions from {len(result.mmsis)} vessels, {len(result.bad)} bad "
+                   f"lines, {result.unavailable} without position, {result.ignored} other messages; "
+                   f"stored {report.stored} for {report.vessels} registered vessels "
+                   f"({report.unknown} positions of unregistered vessels skipped); "
+                   f"zone visits: {report.entered} entered, {report.left} left, {report.expired} expired"
+                   + (f"; {followed.queued} messages queued for {followed.alerts} live warnings the vessels are in"
+                      if followed.queued else ""))
+
+    if "://" in file and not file.startswith("file://"):
+        try:
+            source = parse_source(file)
+        except SourceError as exc:
+            fail(str(exc))
+        stream = AisStream(source, lambda _source, result: store(result), flush_seconds=ctx.config.ais_flush_seconds)
+        typer.echo(f"reading {file} (Ctrl-C to stop)", err=True)
+        try:
+            stream.run()
+        except KeyboardInterrupt:
+            stream.stop_event.set()
+            stream.flush(force=True)
+        return
     if file == "-":
         result = read_positions(sys.stdin.buffer)
     else:
-        path = Path(file)
+        path = Path(file.removeprefix("file://"))
         try:
             with path.open("rb") as fh:
                 result = read_positions(fh)
         except OSError as exc:
             fail(f"{file}: cannot read: {exc.strerror or exc}")
-    for line in result.bad[:MAX_BAD_SHOWN]:
-        typer.echo(f"bad: {file}: {line}", err=True)
-    if len(result.bad) > MAX_BAD_SHOWN:
-        typer.echo(f"bad: {file}: ... and {len(result.bad) - MAX_BAD_SHOWN} more", err=True)
-    with ctx.session() as session:
-        report = ingest_positions(session, result.positions, buffer_nm=buffer_nm, stale_after=stale_after,
-                                  known_only=not all_vessels, names=result.names)
-    typer.echo(f"{len(result.positions)} positions from {len(result.mmsis)} vessels, {len(result.bad)} bad lines, "
-               f"{result.unavailable} without position, {result.ignored} other messages; "
-               f"stored {report.stored} for {report.vessels} registered vessels "
-               f"({report.unknown} positions of unregistered vessels skipped); "
-               f"zone visits: {report.entered} entered, {report.left} left, {report.expired} expired")
+    store(result)
 
 
 @app.command("list")

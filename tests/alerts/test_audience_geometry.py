@@ -18,6 +18,7 @@ from alerts.models import Delivery
 from alerts.pipeline import Pipeline, feed_spec
 from feeds.model import Alert, Area, Info
 from subscribers.ais import Position
+from subscribers.geo_models import Vessel
 from subscribers.geometry import import_zone_geojson
 from subscribers.models import Subscription
 from subscribers.positions import ingest_positions
@@ -158,3 +159,128 @@ def test_hazard_preference_with_extreme_override(db_url: str, tmp_path: Path,
     assert got[everything] == ["풍랑", "태풍", "지진해일"]
     assert got[typhoon_only] == ["태풍", "지진해일"]  # the Extreme tsunami warning reaches everyone in the area
     pipeline.close()
+
+
+def deliveries_of(pipeline: Pipeline, subscriber_id: int) -> list[tuple[str, str]]:
+    with session_scope(pipeline.engine) as s:
+        rows = s.exec(select(Delivery).where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id))
+        return [(d.kind, d.status) for d in rows]
+
+
+def sail(pipeline: Pipeline, lat: float, lon: float, at: datetime) -> None:
+    """A batch from a live AIS receiver, through the running job's sink."""
+    from subscribers.ais import ReadResult
+    from subscribers.ais_stream import parse_source
+
+    pipeline.store_positions(parse_source("tcp://127.0.0.1:10110"),
+                             ReadResult(positions=[Position(440123456, lat, lon, at)]))
+
+
+def test_a_boat_sailing_into_a_live_zone_warning_brings_it_to_its_crew(world: tuple[Pipeline, dict[str, int]],
+                                                                       tmp_path: Path) -> None:
+    pipeline, ids = world
+    sail(pipeline, 35.0, 129.0, NOW - timedelta(minutes=5))  # out of 인천·경기북부앞바다 before the warning
+    (tmp_path / "kma.xml").write_bytes(cap_xml("W-IN", sent=NOW - timedelta(minutes=4), zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
+    pipeline.tick()
+    assert recipients(pipeline) == {ids["zone"]: 1, ids["both"]: 1}
+    sail(pipeline, 37.3, 125.9, NOW - timedelta(minutes=3))  # into the zone: the warning follows the boat
+    assert deliveries_of(pipeline, ids["crew"]) == [("alert", "accepted")]  # sent by the sink at once
+    sail(pipeline, 35.0, 129.0, NOW - timedelta(minutes=2))
+    sail(pipeline, 37.3, 125.9, NOW - timedelta(minutes=1))  # out and back in: no second message
+    assert deliveries_of(pipeline, ids["crew"]) == [("alert", "accepted")]
+    (tmp_path / "kma.xml").write_bytes(cap_xml("W-IN-END", sent=NOW, zones=["S1251100"], msg_type="Cancel",
+                                               references=[("W-IN", NOW - timedelta(minutes=4))]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
+    pipeline.tick()
+    assert [k for k, _ in deliveries_of(pipeline, ids["crew"])] == ["alert", "cancel"]  # the 해제 reaches them too
+
+
+def test_a_boat_sailing_into_a_live_polygon_warning(world: tuple[Pipeline, dict[str, int]], tmp_path: Path) -> None:
+    pipeline, ids = world
+    sail(pipeline, 35.0, 129.0, NOW - timedelta(minutes=5))
+    (tmp_path / "nga.json").write_bytes(nga(8, (37.1, 125.7, 37.5, 126.1)))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    pipeline.tick()
+    assert ids["crew"] not in recipients(pipeline)
+    sail(pipeline, 36.0, 125.0, NOW - timedelta(minutes=3))  # still outside the firing area
+    assert deliveries_of(pipeline, ids["crew"]) == []
+    sail(pipeline, 37.3, 125.9, NOW - timedelta(minutes=2))
+    assert deliveries_of(pipeline, ids["crew"]) == [("alert", "accepted")]
+
+
+def test_no_live_warning_no_message(world: tuple[Pipeline, dict[str, int]], tmp_path: Path) -> None:
+    pipeline, ids = world
+    (tmp_path / "kma.xml").write_bytes(cap_xml("W-OLD", sent=NOW - timedelta(hours=3), zones=["S1251100"],
+                                               expires=NOW - timedelta(hours=1)))
+    pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
+    pipeline.tick()
+    sail(pipeline, 35.0, 129.0, NOW - timedelta(minutes=5))
+    sail(pipeline, 37.3, 125.9, NOW - timedelta(minutes=1))  # into the zone of an expired warning
+    assert deliveries_of(pipeline, ids["crew"]) == []
+
+
+def test_the_running_job_reads_a_live_ais_receiver(world: tuple[Pipeline, dict[str, int]], tmp_path: Path,
+                                                   write_config: Callable[..., Path]) -> None:
+    """``[vessels] ais_sources``: the job's reader connects to the receiver, stores the boat's fix and the
+    warning it sailed into goes to the crew, with nobody calling anything but the stream."""
+    import socket
+    import threading
+    import time
+
+    from pyais.encode import encode_dict
+
+    pipeline, ids = world
+    sail(pipeline, 35.0, 129.0, NOW - timedelta(minutes=5))
+    (tmp_path / "kma.xml").write_bytes(cap_xml("W-LIVE", sent=NOW - timedelta(minutes=4), zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
+    pipeline.tick()
+    receiver = socket.create_server(("127.0.0.1", 0))
+    sentence = encode_dict({"type": 1, "mmsi": 440123456, "lat": 37.3, "lon": 125.9}, talker_id="AI",
+                           sentence_type="VDM")[0]
+
+    def serve() -> None:
+        conn, _ = receiver.accept()
+        with conn:
+            conn.sendall(sentence.encode() + b"\r\n")
+            time.sleep(2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    pipeline.lease.release()  # on PostgreSQL the job below is the worker that stores positions now
+    extra = f'[vessels]\nais_sources = ["tcp://127.0.0.1:{receiver.getsockname()[1]}"]\nais_flush_seconds = 0.1\n'
+    feeds = [("nga", "nga-msi", str(tmp_path / "nga.json")), ("kma", "cap", str(tmp_path / "kma.xml"))]
+    job = Pipeline(load_config(write_config(pipeline.config.database_url, feeds, extra=extra)))
+    (stream,) = job.ais_streams()
+    stream.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not deliveries_of(job, ids["crew"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stream.stop()
+        receiver.close()
+        job.close()
+    assert deliveries_of(pipeline, ids["crew"]) == [("alert", "accepted")]
+
+
+def last_lat(pipeline: Pipeline) -> float | None:
+    with session_scope(pipeline.engine) as s:
+        return s.exec(select(Vessel.last_lat).where(Vessel.mmsi == 440123456)).one()
+
+
+def test_only_the_polling_lease_holder_stores_positions(world: tuple[Pipeline, dict[str, int]],
+                                                        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    """Every worker may be connected to the receiver; one stores (PostgreSQL: the lease holder)."""
+    pipeline, _ids = world
+    assert pipeline.lease.held()
+    feeds = [("nga", "nga-msi", str(tmp_path / "nga.json")), ("kma", "cap", str(tmp_path / "kma.xml"))]
+    other = Pipeline(load_config(write_config(pipeline.config.database_url, feeds)))
+    try:
+        sail(other, 33.0, 127.0, NOW)
+        if pipeline.engine.dialect.name == "postgresql":
+            assert last_lat(other) == 37.2  # dropped: the first worker holds the lease
+            sail(pipeline, 33.0, 127.0, NOW)
+        # SQLite: a deployment is one process, which always holds the lease
+        assert last_lat(other) == 33.0
+    finally:
+        other.close()

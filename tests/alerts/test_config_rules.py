@@ -28,6 +28,11 @@ CASES = [
     ("alimtalk = 8.0", "alimtalk = -1", "[prices] alimtalk"),
     ('secret_key = "env:T_SECRET_KEY"', 'secret_key = "plain-text-secret"', "[provider] secret_key"),
     ("[templates.cancel]", "[templates.cancelled]", "[templates.cancel]"),
+    ("[prices]", '[vessels]\nais_sources = ["http://receiver:10110"]\n[prices]', "[vessels] ais_sources"),
+    ("[prices]", '[vessels]\nais_sources = ["tcp://receiver"]\n[prices]', "[vessels] ais_sources"),
+    ("[prices]", '[vessels]\nais_sources = "tcp://receiver:10110"\n[prices]', "[vessels] ais_sources"),
+    ("[prices]", "[vessels]\nais_flush_seconds = 0\n[prices]", "[vessels] ais_flush_seconds"),
+    ("[prices]", '[vessels]\nais_all_vessels = "yes"\n[prices]', "[vessels] ais_all_vessels"),
 ]
 
 
@@ -68,3 +73,14 @@ def test_shipped_config_is_valid() -> None:
     assert cfg.provider.kind == "dryrun"
     assert cfg.feeds and cfg.feeds[0].url.startswith("bundled:")
     assert len(cfg.demo_subscribers) >= 3
+
+
+def test_ais_sources(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(BASE.replace("[prices]", '[vessels]\nais_sources = ["tcp://10.0.0.5:10110", '
+                                                       '"udp://0.0.0.0:10111", "replay.nmea"]\n[prices]'),
+                                          encoding="utf-8")
+    cfg = load_config(tmp_path / "config.toml")
+    assert [(s.scheme, s.host, s.port) for s in cfg.ais_sources] == [
+        ("tcp", "10.0.0.5", 10110), ("udp", "0.0.0.0", 10111), ("file", "", 0)]
+    assert cfg.ais_sources[2].path == tmp_path / "replay.nmea"  # relative to the config file
+    assert (cfg.ais_flush_seconds, cfg.ais_all_vessels) == (5.0, False)
