@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from feeds.model import SEVERITY_RANK
-from feeds.registry import PARSERS
+from feeds.registry import PARSERS, get_parser
+from feeds.signature import SignatureOptionError
 from subscribers.ais_stream import AisSource, SourceError, parse_source
 
 CONFIG_ENV = "ALIMCAST_CONFIG"
@@ -159,7 +160,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError("[[feeds]] name", f"duplicate feed name {name!r}")
-    feeds = [_resolve_feed_path(f, base_dir) for f in feeds]
+    feeds = [_check_parser_options(_resolve_feed_path(f, base_dir)) for f in feeds]
 
     templates_raw = _table(raw, "templates")
     templates: dict[str, TemplateConfig] = {}
@@ -310,10 +311,24 @@ def _feed(index: int, f: dict[str, Any]) -> FeedConfig:
 
 def _resolve_feed_path(feed: FeedConfig, base_dir: Path) -> FeedConfig:
     """Relative local paths are relative to the config file, so the config works from any folder."""
+    certs = feed.options.get("trusted_certs")
+    if isinstance(certs, list):
+        feed.options = {**feed.options, "trusted_certs": [str(base_dir / c) if isinstance(c, str) else c
+                                                          for c in certs]}
     url = feed.url
     if "://" in url or url.startswith("bundled:") or Path(url).is_absolute():
         return feed
     feed.url = str((base_dir / url).resolve())
+    return feed
+
+
+def _check_parser_options(feed: FeedConfig) -> FeedConfig:
+    """Options a parser checks when it is made (the signature policy reads its certificates) fail here, at
+    start-up, naming the feed and option, rather than at the first poll."""
+    try:
+        get_parser(feed.kind, feed.options)
+    except SignatureOptionError as exc:
+        raise ConfigError(f"[[feeds]] {feed.name} options.{exc.option}", str(exc).split(": ", 1)[1]) from None
     return feed
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from feeds.base import FeedParser, ParseResult
-from feeds.syndication import atom_entries, parse_feed
+from lxml import etree
+
+from feeds.syndication import SyndicationParser, atom_entries
 
 
-class AtomParser(FeedParser):
+class AtomParser(SyndicationParser):
     """Atom 1.0 (and 0.3) feeds: embedded CAP becomes alerts, CAP links become ``ParseResult.links``."""
 
     kind = "atom"
+    noun = "entry"
 
-    def parse(self, data: bytes, *, origin: str = "") -> ParseResult:
-        return parse_feed(data, origin=origin, entries_of=atom_entries, noun="entry")
+    @staticmethod
+    def entries_of(root: etree._Element, origin: str) -> list[etree._Element]:
+        return atom_entries(root, origin)

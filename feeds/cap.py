@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -39,6 +40,7 @@ from feeds.model import (
     Resource,
     to_utc,
 )
+from feeds.signature import SignaturePolicy
 from feeds.xmlsafe import local_name, namespace, parse_xml
 
 #: CAP namespace -> version. Any other namespace on ``<alert>`` is refused: guessing a schema guesses meaning.
@@ -580,13 +582,18 @@ def is_cap_alert(elem: etree._Element) -> bool:
     return local_name(elem) == "alert" and namespace(elem) in CAP_NAMESPACES
 
 
-def parse_cap_element(elem: etree._Element, *, origin: str, checks: PolygonChecks | None = None) -> Alert:
+def parse_cap_element(elem: etree._Element, *, origin: str, checks: PolygonChecks | None = None,
+                      signatures: SignaturePolicy | None = None) -> Alert:
     """One CAP ``<alert>`` element (already parsed by :func:`feeds.xmlsafe.parse_xml`) into an Alert.
 
     Raises :class:`ParseError` whose message is ``"<origin>: <reason>"``; lenient findings land in
     ``Alert.warnings``. With ``checks`` (a feed of many alerts), polygon validity findings are added
-    when the caller calls ``checks.run()`` after the last alert; without, before this returns.
+    when the caller calls ``checks.run()`` after the last alert; without, before this returns. With
+    ``signatures``, the feed's XML-signature policy decides first (and a verified alert is read from
+    the copy that was signed).
     """
+    if signatures is not None:
+        elem = signatures.alert_to_read(elem, origin)
     return _CapReader(elem, origin, checks).read()
 
 
@@ -601,9 +608,16 @@ def edxl_cap_elements(root: etree._Element) -> list[etree._Element]:
 
 
 class CapParser(FeedParser):
-    """A CAP document, or an EDXL-DE envelope holding several (NSW RFS style)."""
+    """A CAP document, or an EDXL-DE envelope holding several (NSW RFS style).
+
+    Options: ``signature`` (ignore | verify | require) and ``trusted_certs`` (see :mod:`feeds.signature`).
+    """
 
     kind = "cap"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.signatures = SignaturePolicy.from_options(self.options)
 
     def parse(self, data: bytes, *, origin: str = "") -> ParseResult:
         root = parse_xml(data, origin=origin)
@@ -613,7 +627,7 @@ class CapParser(FeedParser):
             name = local_name(root) or "?"
             raise _fail(origin, f"root element <{name}> (namespace {namespace(root) or 'none'}) is not a CAP "
                                 "<alert> or an EDXL-DE envelope")
-        return ParseResult(alerts=[parse_cap_element(root, origin=origin)])
+        return ParseResult(alerts=[parse_cap_element(root, origin=origin, signatures=self.signatures)])
 
     def _parse_edxl(self, root: etree._Element, origin: str) -> ParseResult:
         elems = edxl_cap_elements(root)
@@ -623,7 +637,7 @@ class CapParser(FeedParser):
         for number, elem in enumerate(elems, start=1):
             where = f"{origin} EDXL-DE alert {number}" if origin else f"EDXL-DE alert {number}"
             try:
-                result.alerts.append(parse_cap_element(elem, origin=where))
+                result.alerts.append(parse_cap_element(elem, origin=where, signatures=self.signatures))
             except ParseError as exc:
                 result.errors.append(str(exc))
         return result

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from feeds.base import FeedParser, ParseResult
-from feeds.syndication import parse_feed, rss_entries
+from lxml import etree
+
+from feeds.syndication import SyndicationParser, rss_entries
 
 
-class RssParser(FeedParser):
+class RssParser(SyndicationParser):
     """RSS items: embedded CAP becomes alerts, CAP links (enclosure, .cap/.xml, item link) become links."""
 
     kind = "rss"
+    noun = "item"
 
-    def parse(self, data: bytes, *, origin: str = "") -> ParseResult:
-        return parse_feed(data, origin=origin, entries_of=rss_entries, noun="item")
+    @staticmethod
+    def entries_of(root: etree._Element, origin: str) -> list[etree._Element]:
+        return rss_entries(root, origin)

@@ -14,16 +14,18 @@ ten times the CAP parse itself (benchmarks/bench_feed_parse.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urljoin, urlparse
 
 import feedparser
 from lxml import etree
 
-from feeds.base import ParseError, ParseResult
+from feeds.base import FeedParser, ParseError, ParseResult
 from feeds.cap import CAP_ALERT_TAGS, CAP_NAMESPACES, PolygonChecks, is_cap_alert, parse_cap_element
+from feeds.signature import SignaturePolicy
 from feeds.xmlsafe import local_name, namespace, parse_xml
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -165,7 +167,7 @@ def _escaped_cap(entry: etree._Element, origin: str) -> list[etree._Element]:
 
 
 def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element, str], list[etree._Element]],
-               noun: str) -> ParseResult:
+               noun: str, signatures: SignaturePolicy | None = None) -> ParseResult:
     """Alerts from "fat" entries, links from "index" entries, one error line per unusable entry."""
     root = parse_xml(data, origin=origin)
     entries = entries_of(root, origin)
@@ -187,7 +189,8 @@ def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element
                 caps = _escaped_cap(entry, where)
             if caps:
                 # all or nothing per entry: a half-read entry would hide which of its alerts went missing
-                alerts = [parse_cap_element(elem, origin=where, checks=checks) for elem in caps]
+                alerts = [parse_cap_element(elem, origin=where, checks=checks, signatures=signatures)
+                          for elem in caps]
                 result.alerts.extend(alerts)
                 continue
         except ParseError as exc:
@@ -202,3 +205,25 @@ def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element
             result.links.append(link)
     checks.run()
     return result
+
+
+class SyndicationParser(FeedParser):
+    """Atom and RSS share everything but how entries are found: subclasses name ``entries_of`` and ``noun``.
+
+    Options: ``signature`` and ``trusted_certs`` apply to every embedded or linked CAP alert.
+    """
+
+    noun: ClassVar[str]
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.signatures = SignaturePolicy.from_options(self.options)
+
+    @staticmethod
+    @abstractmethod
+    def entries_of(root: etree._Element, origin: str) -> list[etree._Element]:
+        """The feed's entries (Atom ``entry``, RSS ``item``)."""
+
+    def parse(self, data: bytes, *, origin: str = "") -> ParseResult:
+        return parse_feed(data, origin=origin, entries_of=self.entries_of, noun=self.noun,
+                          signatures=self.signatures)
