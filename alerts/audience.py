@@ -3,6 +3,7 @@
 * subscribers of the KMA zones the alert names (group codes expand to their leaves);
 * subscribers of zones whose imported outline intersects the alert's polygons or circles;
 * people whose fixed point (a port, a sea farm) or followed vessel is inside the alert's geometry;
+* people whose fixed point is inside the outline of a zone the alert names;
 * people following a vessel whose current position is inside a zone the alert names — the warning
   follows the boat.
 
@@ -95,6 +96,13 @@ class Audience:
                 ids.update(self.zones.ids(session, sorted(affected.zone_codes)).tolist())
             if len(affected.mmsis):
                 aboard.update(subscribers_for_vessels(session, affected.mmsis.tolist()))
+        if codes:
+            # fixed points (a sea farm, a port) inside the stored outline of a warned zone, and boats the
+            # index places there: a zone-coded warning covers them as a polygon warning would
+            inside = index.affected_by_zones(alert_leaves(codes), at=at)
+            ids.update(inside.subscriber_ids.tolist())
+            if len(inside.mmsis):
+                aboard.update(subscribers_for_vessels(session, inside.mmsis.tolist()))
         if codes and self._has_positions(session):
             mmsis = vessels_in_zones_now(session, alert_leaves(codes), at=at, stale_after=self.stale_after)
             if mmsis:

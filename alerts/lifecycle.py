@@ -418,21 +418,6 @@ def insert_references(connection: Connection, rows: Sequence[tuple[int, str, str
                         for alert_id, sender, identifier, sent in rows])
 
 
-def assign_thread(session: Session, record: AlertRecord, alert: Alert, *, feed: str | None,
-                  now: datetime) -> AlertThread:
-    """Thread one stored alert (the batch path with a batch of one: the same rules, one code path)."""
-    assert record.id is not None, "the alert is stored (flushed) before it is threaded"
-    batch = ThreadBatch(session, feed, now)
-    version = Version(record.id, alert.key(), alert.msg_type, record.end_time)
-    batch.prefetch([(version, alert)])
-    batch.assign(version, alert)
-    thread_id = batch.write()[record.id]
-    set_committed_value(record, "thread_id", thread_id)  # written by write() already
-    thread = session.get(AlertThread, thread_id)
-    assert thread is not None
-    return thread
-
-
 def stored_threads(session: Session, keys: Iterable[Identity]) -> dict[Identity, int | None]:
     """Identity -> thread id (None if not threaded yet) of each of ``keys`` that is stored."""
     r = _ALERT

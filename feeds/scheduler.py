@@ -87,9 +87,6 @@ class FeedScheduler:
             **self._first_run(),
         )
 
-    def remove_feed(self, name: str) -> None:
-        self._scheduler.remove_job(f"feed:{name}")
-
     def add_periodic(self, name: str, seconds: float, func: Callable[[], None]) -> None:
         """A housekeeping job (dispatch, delivery results) every ``seconds``; errors are logged, not fatal."""
         if seconds <= 0:
@@ -111,10 +108,6 @@ class FeedScheduler:
 
     def job_ids(self) -> list[str]:
         return [job.id for job in self._scheduler.get_jobs()]
-
-    def next_runs(self) -> dict[str, datetime | None]:
-        """Job id -> next run time (UTC), for status pages."""
-        return {job.id: getattr(job, "next_run_time", None) for job in self._scheduler.get_jobs()}
 
     def _first_run(self) -> dict[str, datetime]:
         # Without this the first poll waits a whole interval after start-up.

@@ -210,7 +210,3 @@ def load_zone_polygons(session: Session, codes: Iterable[str] | None = None) -> 
         stmt = stmt.where(ZonePolygon.code.in_(list(codes)))  # type: ignore[union-attr]
     rows = session.exec(stmt).all()
     return [ZoneShape(z.code, z.name, shapely.from_wkb(z.geometry), z.source) for z in rows]
-
-
-def zone_codes_with_polygons(session: Session) -> set[str]:
-    return set(session.exec(select(ZonePolygon.code)).all())

@@ -44,10 +44,6 @@ class Decision:
     #: For SKIP (and HOLD): why, in a few words for the log.
     reason: str = ""
 
-    @property
-    def sends_now(self) -> bool:
-        return self.action is Action.SEND
-
 
 SEND = Decision(Action.SEND)
 

@@ -91,13 +91,14 @@ def test_polygon_warning_reaches_zone_point_and_vessel_once(world: tuple[Pipelin
     assert got == {ids["zone"]: 1, ids["port"]: 1, ids["crew"]: 1, ids["both"]: 1}
 
 
-def test_zone_warning_follows_the_vessel(world: tuple[Pipeline, dict[str, int]], tmp_path: Path) -> None:
+def test_zone_warning_reaches_the_vessel_and_the_fixed_point_in_the_zone(world: tuple[Pipeline, dict[str, int]], tmp_path: Path) -> None:
     pipeline, ids = world
     (tmp_path / "kma.xml").write_bytes(cap_xml("W-V", sent=NOW, zones=["S1251100"]))
     pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
     pipeline.tick()
-    # The crew subscribed to no West Sea zone, but their boat is inside S1251100 now.
-    assert recipients(pipeline) == {ids["zone"]: 1, ids["crew"]: 1, ids["both"]: 1}
+    # The crew subscribed to no West Sea zone, but their boat is inside S1251100 now; the sea farm's fixed
+    # point lies inside the zone's outline.
+    assert recipients(pipeline) == {ids["zone"]: 1, ids["crew"]: 1, ids["both"]: 1, ids["port"]: 1}
 
 
 def test_stale_vessel_position_does_not_count(world: tuple[Pipeline, dict[str, int]]) -> None:
@@ -183,7 +184,7 @@ def test_a_boat_sailing_into_a_live_zone_warning_brings_it_to_its_crew(world: tu
     (tmp_path / "kma.xml").write_bytes(cap_xml("W-IN", sent=NOW - timedelta(minutes=4), zones=["S1251100"]))
     pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
     pipeline.tick()
-    assert recipients(pipeline) == {ids["zone"]: 1, ids["both"]: 1}
+    assert recipients(pipeline) == {ids["zone"]: 1, ids["both"]: 1, ids["port"]: 1}
     sail(pipeline, 37.3, 125.9, NOW - timedelta(minutes=3))  # into the zone: the warning follows the boat
     assert deliveries_of(pipeline, ids["crew"]) == [("alert", "accepted")]  # sent by the sink at once
     sail(pipeline, 35.0, 129.0, NOW - timedelta(minutes=2))
