@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
@@ -76,24 +76,24 @@ class Audience:
         return self._index
 
     def subscriber_ids(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> list[int]:
-        return sorted(self._find(session, alert, value_names, at=at)[0])
+        return sorted(self._find(session, alert, value_names, at=at).ids)
 
-    def _find(self, session: Session, alert: Alert, value_names: Sequence[str], *,
-              at: datetime) -> tuple[set[int], set[int]]:
-        """(everyone affected, those of them reached because their vessel is in it)."""
+    def _find(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> _Found:
         codes = alert.zone_codes(tuple(value_names))
-        ids: set[int] = set(self.zones.ids(session, codes).tolist()) if codes else set()
-        aboard: set[int] = set()
+        found = _Found(ids=set(self.zones.ids(session, codes).tolist()) if codes else set(),
+                       at_sea=any(code.startswith("S") for code in codes) or _navigational(alert))
+        ids, aboard = found.ids, found.aboard
         polygons = [ring for info in alert.infos for area in info.areas for ring in area.polygons]
         circles = [(c.lat, c.lon, c.radius_km) for info in alert.infos for area in info.areas for c in area.circles]
         index = self.geo_index(session) if (polygons or circles or codes) else None
         if index is None:
-            return ids, aboard
+            return found
         if polygons or circles:
             affected = index.affected(polygons, circles, at=at)
             ids.update(affected.subscriber_ids.tolist())
             if affected.zone_codes:
                 ids.update(self.zones.ids(session, sorted(affected.zone_codes)).tolist())
+                found.at_sea = found.at_sea or any(code.startswith("S") for code in affected.zone_codes)
             if len(affected.mmsis):
                 aboard.update(subscribers_for_vessels(session, affected.mmsis.tolist()))
         if codes:
@@ -108,20 +108,19 @@ class Audience:
             if mmsis:
                 aboard.update(subscribers_for_vessels(session, mmsis))
         ids.update(aboard)
-        return ids, aboard
+        return found
 
     def _has_positions(self, session: Session) -> bool:
         return session.exec(select(VesselPosition.id).limit(1)).first() is not None
 
     def recipients(self, session: Session, alert: Alert, value_names: Sequence[str], *,
                    at: datetime) -> list[Recipient]:
-        ids, aboard = self._find(session, alert, value_names, at=at)
+        where = self._find(session, alert, value_names, at=at)
         categories = sorted({c for info in alert.infos for c in info.category})
-        found = recipients_for_ids(session, sorted(ids), severity=alert.max_severity(),
+        found = recipients_for_ids(session, sorted(where.ids), severity=alert.max_severity(),
                                    urgency=alert.max_urgency(), categories=categories, hazards=alert_hazards(alert),
                                    at=at, include_skipped=True)
-        marine = any(code.startswith("S") for code in alert.zone_codes(tuple(value_names)))
-        return [_never_hold_at_sea(r) if (marine or r.subscriber_id in aboard) else r for r in found]
+        return [_never_hold_at_sea(r) if (where.at_sea or r.subscriber_id in where.aboard) else r for r in found]
 
 
     def vessel_followers(self, session: Session, alert: Alert, value_names: Sequence[str], mmsis: Collection[int], *,
@@ -149,6 +148,22 @@ class Audience:
                                    severity=alert.max_severity(), urgency=alert.max_urgency(), categories=categories,
                                    hazards=alert_hazards(alert), at=at)
         return [_never_hold_at_sea(r) for r in found]
+
+
+@dataclass(slots=True)
+class _Found:
+    """Everyone an alert reaches, those reached through their vessel, and whether the warning is for the sea
+    (a sea zone code, an area touching a sea zone's outline, or a navigational warning): quiet hours never
+    hold a warning at sea."""
+
+    ids: set[int]
+    at_sea: bool
+    aboard: set[int] = field(default_factory=set)
+
+
+def _navigational(alert: Alert) -> bool:
+    """NGA/NAVAREA broadcast warnings are for mariners by definition, wherever their polygon lies."""
+    return any("NGA_NAVAREA" in info.parameters for info in alert.infos)
 
 
 def alert_hazards(alert: Alert) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,8 @@ class Config:
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
-    """--config, then $ALIMCAST_CONFIG, then ./config.toml; None means built-in defaults."""
+    """--config, then $ALIMCAST_CONFIG, then ./config.toml; None means the built-in default (the shipped
+    config.toml, carried in the package so an installed ``alimcast`` works from any folder)."""
     if explicit:
         return Path(explicit)
     env = os.environ.get(CONFIG_ENV)
@@ -120,7 +122,9 @@ def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     path = resolve_config_path(explicit)
     if path is None:
-        raise ConfigError("config", f"no config file: pass --config, set ${CONFIG_ENV}, or run where config.toml is")
+        # relative paths (the SQLite file) then land in the current folder, not inside the package
+        default = resources.files("alerts").joinpath("defaults", "config.toml").read_text(encoding="utf-8")
+        return parse_config(tomllib.loads(default), None)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

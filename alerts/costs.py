@@ -56,12 +56,15 @@ def record_costs(session: Session, deliveries: list[Delivery], prices: Prices, *
 
 @dataclass(slots=True)
 class MonthlySummary:
+    """One month's messages and cost, against the SMS/LMS baseline. A manager's figures are real sends only;
+    what a dry run would have cost is summed apart (``simulated``), never into the totals."""
+
     month: str
     messages: int = 0
     cost_krw: float = 0.0
     baseline_krw: float = 0.0
     by_channel: dict[str, dict[str, float]] = field(default_factory=dict)
-    dry_run_messages: int = 0
+    simulated: MonthlySummary | None = None
 
     @property
     def saving_krw(self) -> float:
@@ -72,22 +75,33 @@ class MonthlySummary:
         return None if self.baseline_krw == 0 else self.saving_krw / self.baseline_krw
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The figures; the month's report adds ``simulated`` (the dry run's figures, or null)."""
+        figures: dict[str, Any] = {
             "month": self.month, "messages": self.messages, "cost_krw": round(self.cost_krw, 2),
             "baseline_krw": round(self.baseline_krw, 2), "saving_krw": round(self.saving_krw, 2),
             "saving_ratio": None if self.saving_ratio is None else round(self.saving_ratio, 4),
-            "by_channel": self.by_channel, "dry_run_messages": self.dry_run_messages,
+            "by_channel": self.by_channel,
         }
+        return figures
+
+    def report_json(self) -> dict[str, Any]:
+        return {**self.to_json(), "simulated": self.simulated.to_json() if self.simulated is not None else None}
 
 
 def monthly_summary(session: Session, month: str) -> MonthlySummary:
+    """Real sends of ``month`` (KST); dry-run rows go into ``simulated`` when there are any."""
+    real, dry = _sum(session, month, dry_run=False), _sum(session, month, dry_run=True)
+    real.simulated = dry if dry.messages else None
+    return real
+
+
+def _sum(session: Session, month: str, *, dry_run: bool) -> MonthlySummary:
     summary = MonthlySummary(month=month)
     channels: dict[str, dict[str, float]] = defaultdict(lambda: {"messages": 0, "cost_krw": 0.0})
-    for entry in session.exec(select(CostEntry).where(CostEntry.month == month)):
+    for entry in session.exec(select(CostEntry).where(CostEntry.month == month, CostEntry.dry_run == dry_run)):
         summary.messages += 1
         summary.cost_krw += entry.price_krw
         summary.baseline_krw += entry.baseline_krw
-        summary.dry_run_messages += int(entry.dry_run)
         channels[entry.channel]["messages"] += 1
         channels[entry.channel]["cost_krw"] += entry.price_krw
     summary.by_channel = {k: {"messages": int(v["messages"]), "cost_krw": round(v["cost_krw"], 2)}

@@ -7,7 +7,9 @@ Never lost, never sent twice:
   with the same key, and the provider refuses a repeated key (NHN: -1005) instead of sending again.
 * A whole-request failure puts the rows back in the queue with a backoff (at least the provider's
   Retry-After); a configuration error (bad key, template not approved) does the same with a long
-  backoff and a loud log line, so nothing is dropped while an operator fixes it.
+  backoff and a loud log line, so nothing is dropped while an operator fixes it. A failure whose
+  outcome is unknown (a timeout after the request went out) is treated like a crash mid-request: the
+  batch keeps its key and comes back as one group after the backoff.
 * Just before a row is sent, its warning is checked again: expired, cancelled or superseded rows are
   suppressed, also when they come from the retry queue.
 * Highest priority first: severe and immediate warnings jump the queue.
@@ -61,11 +63,14 @@ class DispatchReport:
     requeued: int = 0
     suppressed: int = 0
     errors: list[str] = field(default_factory=list)
+    #: The round ended early: the provider refused the configuration.
+    stopped: bool = False
 
     def add(self, other: DispatchReport) -> None:
         for name in ("requests", "accepted", "rejected", "requeued", "suppressed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
+        self.stopped = self.stopped or other.stopped
 
 
 @dataclass(slots=True)
@@ -105,12 +110,15 @@ class Dispatcher:
             claimed = self._claim()
             report.suppressed += claimed.suppressed
             if not claimed.rows:
+                if claimed.suppressed:
+                    continue  # a page of dead rows (each now suppressed) must not end the round
                 break
             batches += 1
             if claimed.stale_since is not None and self._already_sent(claimed, report):
                 continue
             stop = self._send(claimed.rows, claimed.key, report)
             if stop:
+                report.stopped = True
                 break
         return report
 
@@ -127,8 +135,11 @@ class Dispatcher:
         with session_scope(self.engine) as session:
             stale = self._stale_sending(session, now)
             if stale:
-                since = min((r.lease_until or now) - LEASE for r in stale)
-                claim = self._lease(session, stale, stale[0].idempotency_key or uuid.uuid4().hex, now, 0)
+                since = min(r.key_used_at or (r.lease_until or now) - LEASE for r in stale)
+                live, suppressed = self._still_live(session, stale, now)  # a 해제 may have come meanwhile
+                if not live:
+                    return Dispatcher._Claim([], "", suppressed)
+                claim = self._lease(session, live, stale[0].idempotency_key or uuid.uuid4().hex, now, suppressed)
                 claim.stale_since = since
                 return claim
             stmt = (select(Delivery).where(Delivery.status == "queued",
@@ -146,19 +157,26 @@ class Dispatcher:
             return self._lease(session, rows, uuid.uuid4().hex, now, suppressed)
 
     def _stale_sending(self, session: Session, now: datetime) -> list[Delivery]:
-        """Rows whose sender died mid-request: re-send them with their own key, as one group."""
-        first = session.exec(select(Delivery).where(Delivery.status == "sending",
-                                                    col(Delivery.lease_until) < now).limit(1)).first()
+        """Rows whose sender died mid-request (or whose outcome was unknown): re-send them with their own
+        key, as one group. Locked on PostgreSQL, so two workers never recover the same batch."""
+        first_stmt = select(Delivery).where(Delivery.status == "sending", col(Delivery.lease_until) < now).limit(1)
+        if self.postgres:
+            first_stmt = first_stmt.with_for_update(skip_locked=True)
+        first = session.exec(first_stmt).first()
         if first is None:
             return []
-        return list(session.exec(select(Delivery).where(Delivery.status == "sending",
-                                                        Delivery.idempotency_key == first.idempotency_key)))
+        group = select(Delivery).where(Delivery.status == "sending", Delivery.idempotency_key == first.idempotency_key,
+                                       col(Delivery.lease_until) < now)
+        if self.postgres:
+            group = group.with_for_update(skip_locked=True)
+        return list(session.exec(group))
 
     def _lease(self, session: Session, rows: list[Delivery], key: str, now: datetime,
                suppressed: int) -> Dispatcher._Claim:
         for row in rows:
             if row.status != "sending":
                 row.attempts += 1
+                row.key_used_at = now  # a new key: the request follows this commit at once
             row.status = "sending"
             row.idempotency_key = key
             row.provider = self.provider.kind
@@ -215,11 +233,13 @@ class Dispatcher:
         return True
 
     def _rekey(self, rows: list[Delivery], key: str) -> None:
+        now = self.clock()
         with session_scope(self.engine) as session:
             for row in rows:
                 fresh = session.get(Delivery, row.id)
                 if fresh is not None:
                     fresh.idempotency_key = key
+                    fresh.key_used_at = now
                     session.add(fresh)
 
     def _send(self, rows: list[Delivery], key: str, report: DispatchReport) -> bool:
@@ -272,10 +292,16 @@ class Dispatcher:
                 if fresh.attempts == self.config.max_attempts:
                     log.error("delivery %s still not accepted after %d attempts (last: %s); retrying until its "
                               "warning ends", fresh.id, fresh.attempts, exc)
-                fresh.status = "queued"
-                fresh.idempotency_key = None
                 wait = backoff(fresh.attempts, exc.retry_after) if exc.retryable else CONFIG_ERROR_BACKOFF
-                fresh.next_attempt_at = now + wait
+                if exc.unknown_outcome:
+                    # it may have arrived: the batch stays together under its key and comes back through
+                    # the lease path after the wait (which asks the provider first once the key is forgotten)
+                    fresh.attempts += 1
+                    fresh.lease_until = now + wait
+                else:
+                    fresh.status = "queued"
+                    fresh.idempotency_key = None
+                    fresh.next_attempt_at = now + wait
                 session.add(fresh)
                 report.requeued += 1
 

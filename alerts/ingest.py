@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from alerts.db import sqlite_datetime
 from alerts.lifecycle import Identity, ThreadBatch, Version, live_threads_of_feed, stored_threads
@@ -36,6 +36,7 @@ class IngestReport:
     new_ids: list[int] = field(default_factory=list)
     duplicates: int = 0
     ended_threads: int = 0
+    relisted_threads: int = 0
 
 
 def ingest(session: Session, alerts: Sequence[Alert], *, feed: str | None, now: datetime) -> IngestReport:
@@ -195,4 +196,48 @@ def end_vanished(session: Session, feed: str, current: Sequence[Alert], *, now: 
         if thread is not None:
             thread.state = "ended"  # lifted by disappearing, not by an explicit Cancel
             session.add(thread)
+    return report
+
+
+def relist_reappeared(session: Session, feed: str, current: Sequence[Alert], *, now: datetime) -> IngestReport:
+    """For a "what is active now" feed: a warning ended by vanishing that is listed again was never lifted.
+
+    A snapshot can drop a row and bring it back (a glitch at the source); the 해제 already sent was then
+    wrong. The listed alert is a duplicate of the one the thread already holds, so nothing would happen: a
+    synthetic Update (``<identifier>.relisted.<time>``) reopens the thread, and everyone who was told gets
+    the warning again by the usual follow-up path.
+    """
+    t, a = AlertThread, AlertRecord
+    by_key = {alert.thread_key: alert for alert in current if alert.thread_key}
+    if not by_key:
+        return IngestReport()
+    live_keys = {thread.key for thread in live_threads_of_feed(session, feed)}
+    ended = session.exec(select(t).where(t.feed == feed, t.state == "ended",
+                                         col(t.key).in_(sorted(set(by_key) - live_keys)))).all()
+    updates: list[Alert] = []
+    reopened: list[AlertThread] = []
+    for thread in ended:
+        listed = by_key[thread.key]  # type: ignore[index]
+        held = session.exec(select(a.id).where(a.thread_id == thread.id, a.sender == listed.sender,
+                                               a.identifier == listed.identifier,
+                                               a.sent == listed.key()[2])).first()
+        lifted = session.get(AlertRecord, thread.current_alert_id) if thread.current_alert_id else None
+        if held is None or lifted is None or lifted.msg_type != "Cancel":
+            continue  # a new 발표 opens its own thread; only the very same warning coming back is relisted
+        updates.append(Alert(
+            sender=listed.sender, identifier=f"{listed.identifier}.relisted.{int(now.timestamp())}",
+            sent=max(now, lifted.sent + timedelta(seconds=1)).replace(microsecond=0), status=listed.status,
+            msg_type="Update", scope=listed.scope, source=feed,
+            note=f"listed again by feed {feed}: the warning is still in force",
+            references=[Reference(listed.sender, listed.identifier, listed.sent),
+                        Reference(lifted.sender, lifted.identifier, lifted.sent)],
+            thread_key=thread.key, infos=listed.infos,
+        ))
+        reopened.append(thread)
+    report = ingest(session, updates, feed=feed, now=now)
+    for thread in reopened:
+        thread.state = "active"
+        thread.closed_at = None
+        session.add(thread)
+    report.relisted_threads = len(reopened)
     return report

@@ -123,6 +123,8 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: datetime | None = _utc_column()
     #: Lease for the worker that claimed the row (PostgreSQL SKIP LOCKED dispatchers).
     lease_until: datetime | None = _utc_column()
+    #: When the current idempotency key was first sent: past the provider's key memory, a re-send asks first.
+    key_used_at: datetime | None = _utc_column()
     sent_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
 

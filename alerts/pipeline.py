@@ -20,7 +20,7 @@ from alerts.db import make_engine, session_scope, upgrade
 from alerts.dispatch import Dispatcher, DispatchReport, ResultsReport
 from alerts.fanout import FanoutReport, fan_out_pending, follow_vessels
 from alerts.feedstate import DbFeedStateStore
-from alerts.ingest import end_vanished, ingest
+from alerts.ingest import end_vanished, ingest, relist_reappeared
 from alerts.leader import PollingLease
 from alerts.lifecycle import expire_threads
 from alerts.providers.base import Provider
@@ -111,6 +111,11 @@ class Pipeline:
         now = utcnow()
         with self.lock, session_scope(self.engine) as session:
             report = ingest(session, outcome.alerts, feed=spec.name, now=now)
+            if outcome.snapshot:
+                relisted = relist_reappeared(session, spec.name, outcome.alerts, now=now)
+                if relisted.relisted_threads:
+                    log.warning("feed %s: %d warnings lifted earlier are listed again: reopened, sent again",
+                                spec.name, relisted.relisted_threads)
             if outcome.snapshot and outcome.complete:
                 ended = end_vanished(session, spec.name, outcome.alerts, now=now)
                 summary.threads_ended += ended.ended_threads
@@ -134,9 +139,17 @@ class Pipeline:
         return report
 
     def dispatch(self, summary: RunSummary | None = None) -> DispatchReport:
+        """Send everything due, one batch per hold of the lock: between two batches a poll or a match can
+        run, so a tsunami warning arriving during a 40,000-message send is not stuck behind it (and it is
+        the highest priority at the next claim)."""
         summary = summary or RunSummary()
-        with self.lock:
-            report = self.dispatcher.dispatch_due()
+        report = DispatchReport()
+        while True:
+            with self.lock:
+                step = self.dispatcher.dispatch_due(max_batches=1)
+            report.add(step)
+            if step.stopped or (step.requests == 0 and step.suppressed == 0):
+                break
         summary.dispatch.add(report)
         if report.requests or report.suppressed:
             log.info("dispatched %d requests: %d accepted, %d rejected, %d requeued, %d suppressed",

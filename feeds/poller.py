@@ -131,7 +131,9 @@ def poll_feed(
     except ParseError as exc:
         return _fail(spec, store, state, outcome, now, f"feed {spec.name}: {_naming(exc, result.final_url)}",
                      result.status)
-    outcome.complete = True
+    # A snapshot ("what is active now") only proves a warning has ended if every row of it was read: one
+    # unreadable row must not turn into a 해제 for the warning it held.
+    outcome.complete = not parsed.errors
     outcome.alerts.extend(parsed.alerts)
     outcome.errors.extend(f"feed {spec.name}: {line}" for line in parsed.errors)
 
@@ -143,6 +145,7 @@ def poll_feed(
         # Nothing usable came out of an index whose every link failed: that is a failed poll.
         return _fail(spec, store, state, outcome, now, outcome.errors[-1], result.status, record_only=True)
     if not links_ok:
+        outcome.complete = False
         state.last_error, state.last_error_at = outcome.errors[-1], now
     # Validators are kept only when everything the document promised was fetched; otherwise the next
     # poll would get a 304 and never retry the linked documents that failed.

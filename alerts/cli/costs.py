@@ -33,14 +33,20 @@ def monthly(
     with ctx.session() as session:
         summary = monthly_summary(session, month)
     if fmt == "json":
-        typer.echo(json.dumps(summary.to_json(), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(summary.report_json(), ensure_ascii=False, indent=2))
         return
     print_summary(summary)
 
 
 def print_summary(summary: MonthlySummary, console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=f"alimcast cost, {summary.month} (KRW, VAT excluded)")
+    _table(console, summary, f"alimcast cost, {summary.month} (KRW, VAT excluded)")
+    if summary.simulated is not None:
+        _table(console, summary.simulated, f"dry run, {summary.month}: what it would have cost (nothing was sent)")
+
+
+def _table(console: Console, summary: MonthlySummary, title: str) -> None:
+    table = Table(title=title)
     table.add_column("channel")
     table.add_column("messages", justify="right")
     table.add_column("cost", justify="right")
@@ -51,5 +57,3 @@ def print_summary(summary: MonthlySummary, console: Console | None = None) -> No
     console.print(table)
     if summary.saving_ratio is not None:
         console.print(f"saving: {summary.saving_krw:,.1f} KRW ({summary.saving_ratio:.1%}) against SMS/LMS")
-    if summary.dry_run_messages:
-        console.print(f"[yellow]{summary.dry_run_messages} of these were a dry run: what it would have cost[/]")

@@ -74,12 +74,16 @@ class DeliveryResult:
 
 class ProviderError(Exception):
     """A whole request failed. ``retryable`` says whether the same request (same idempotency key) may be
-    sent again; ``retry_after`` is the provider's own wait in seconds when it gave one."""
+    sent again; ``retry_after`` is the provider's own wait in seconds when it gave one. ``unknown_outcome``:
+    the request may have reached the provider (a timeout after sending), so it must only ever be repeated
+    under the same idempotency key."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 unknown_outcome: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.unknown_outcome = unknown_outcome
 
 
 class Provider(ABC):

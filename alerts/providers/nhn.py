@@ -475,7 +475,8 @@ class NhnProvider(Provider):
         except _Retryable as exc:
             hint = " (outcome unknown: retry with the same idempotency key)" if exc.unknown_outcome else ""
             raise ProviderError(
-                f"NHN {what} failed after retries: {exc}{hint}", retryable=True, retry_after=exc.retry_after
+                f"NHN {what} failed after retries: {exc}{hint}", retryable=True, retry_after=exc.retry_after,
+                unknown_outcome=exc.unknown_outcome,
             ) from exc
 
     def _api_error(self, code: int | None, header: Mapping[str, Any], payload: Mapping[str, Any]) -> ProviderError:

@@ -14,13 +14,14 @@ from sqlmodel import select
 
 from alerts.config import load_config
 from alerts.db import session_scope
+from alerts.ingest import ingest
 from alerts.models import Delivery
 from alerts.pipeline import Pipeline, feed_spec
 from feeds.model import Alert, Area, Info
 from subscribers.ais import Position
 from subscribers.geo_models import Vessel
 from subscribers.geometry import import_zone_geojson
-from subscribers.models import Subscription
+from subscribers.models import Subscriber, Subscription
 from subscribers.positions import ingest_positions
 from subscribers.store import add_subscriber
 from subscribers.vessels import add_vessel
@@ -91,7 +92,8 @@ def test_polygon_warning_reaches_zone_point_and_vessel_once(world: tuple[Pipelin
     assert got == {ids["zone"]: 1, ids["port"]: 1, ids["crew"]: 1, ids["both"]: 1}
 
 
-def test_zone_warning_reaches_the_vessel_and_the_fixed_point_in_the_zone(world: tuple[Pipeline, dict[str, int]], tmp_path: Path) -> None:
+def test_zone_warning_reaches_the_vessel_and_the_fixed_point_in_the_zone(world: tuple[Pipeline, dict[str, int]],
+                                                                          tmp_path: Path) -> None:
     pipeline, ids = world
     (tmp_path / "kma.xml").write_bytes(cap_xml("W-V", sent=NOW, zones=["S1251100"]))
     pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
@@ -285,3 +287,33 @@ def test_only_the_polling_lease_holder_stores_positions(world: tuple[Pipeline, d
         assert last_lat(other) == 33.0
     finally:
         other.close()
+
+
+def test_quiet_hours_never_hold_a_polygon_warning_at_sea(world: tuple[Pipeline, dict[str, int]],
+                                                         tmp_path: Path) -> None:
+    """A sea farm (fixed point) with quiet hours: a navigational warning drawn as a polygon at sea, and a
+    polygon alert touching the sea zone's outline, go at once, though neither names an S-zone code."""
+    pipeline, ids = world
+    with session_scope(pipeline.engine) as s:
+        store_person = s.get(Subscriber, ids["port"])
+        assert store_person is not None
+        store_person.quiet_start_min, store_person.quiet_end_min = quiet_window_minutes()
+        s.add(store_person)
+    (tmp_path / "nga.json").write_bytes(nga(9, (37.3, 125.9, 37.5, 126.1)))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    polygon = Alert(sender="coastguard", identifier="CG-1", sent=NOW, infos=[Info(
+        event="Oil spill", category=["Env"], severity="Severe", urgency="Expected",
+        areas=[Area("off Incheon", polygons=[[(37.35, 125.95), (37.35, 126.05), (37.45, 126.05), (37.45, 125.95),
+                                               (37.35, 125.95)]])])])
+    with session_scope(pipeline.engine) as s:
+        ingest(s, [polygon], feed="manual", now=NOW)
+    pipeline.match()
+    with session_scope(pipeline.engine) as s:
+        farm = select(Delivery).where(Delivery.subscriber_id == ids["port"])
+        held = [(d.alert_id, d.next_attempt_at) for d in s.exec(farm)]
+    assert len(held) == 2 and all(next_at is None for _, next_at in held)
+
+
+def quiet_window_minutes() -> tuple[int, int]:
+    hour = NOW.astimezone(timezone(timedelta(hours=9))).hour
+    return ((hour - 1) % 24) * 60, ((hour + 2) % 24) * 60

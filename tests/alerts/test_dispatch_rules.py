@@ -16,10 +16,11 @@ from sqlmodel import select
 from alerts.config import load_config
 from alerts.db import session_scope
 from alerts.dispatch import Dispatcher, backoff
-from alerts.models import Delivery
+from alerts.models import AlertRecord, Delivery
 from alerts.pipeline import Pipeline, feed_spec
 from alerts.providers.registry import create_provider
 from alerts.testing.nhn_server import NhnTestServer
+from subscribers import store
 from subscribers.store import add_subscriber
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -195,6 +196,7 @@ def test_orphaned_batch_after_a_long_outage_is_not_sent_twice(
         with session_scope(pipeline.engine) as s:
             for row in s.exec(select(Delivery)):
                 row.lease_until = NOW - timedelta(minutes=11)
+                row.key_used_at = NOW - timedelta(minutes=13)
                 s.add(row)
         time.sleep(0.3)
         pipeline.dispatch()
@@ -279,4 +281,105 @@ def test_matching_takes_turns_on_postgres(pg_url: str, tmp_path: Path, server: N
     waiting.join(timeout=30)
     assert reports[0].queued == 20 and len(deliveries(pipeline)) == 20
     assert pipeline.match().queued == 0
+    pipeline.close()
+
+
+def test_a_timeout_after_the_provider_accepted_is_not_sent_twice(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """NHN accepts the request but answers after our client gave up: the outcome is unknown, so the batch is
+    only ever repeated under its own key, which NHN refuses (-1005) and reconciles."""
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+    pipeline.config.provider.settings.update(timeout_seconds=0.3, retry_attempts=1, retry_max_seconds=2)
+    pipeline.dispatcher.provider = create_provider("nhn", pipeline.config.provider.settings)
+    subscribe(pipeline, 2)
+    queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    server.delay_next(1, 1.0)
+    first = pipeline.dispatch()
+    assert first.requeued == 2 and first.accepted == 0
+    rows = deliveries(pipeline)
+    assert {r.status for r in rows} == {"sending"} and len({r.idempotency_key for r in rows}) == 1
+    with session_scope(pipeline.engine) as s:  # the backoff has passed
+        for row in s.exec(select(Delivery)):
+            row.lease_until = NOW - timedelta(seconds=1)
+            s.add(row)
+    time.sleep(1.0)  # the delayed answer of the first request has been given by now
+    pipeline.dispatch()
+    assert [server.sends_to(f"0103{i:07d}") for i in range(2)] == [1, 1]
+    keys = {r.headers["x-nc-api-idempotency-key"] for r in server.send_requests()}
+    assert len(keys) == 1 and {d.status for d in deliveries(pipeline)} == {"accepted"}
+    pipeline.close()
+
+
+def test_a_batch_recovered_after_a_crash_is_checked_again(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker died after claiming; the 해제 came meanwhile: the warning must not go out after it."""
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+    subscribe(pipeline, 2)
+    queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    pipeline.dispatcher._claim()  # committed "sending", and the worker died before its request left
+    queue(pipeline, tmp_path, cap_xml("W1-END", sent=NOW + timedelta(minutes=1), zones=["S1251100"],
+                                      msg_type="Cancel", references=[("W1", NOW)]))
+    with session_scope(pipeline.engine) as s:
+        for row in s.exec(select(Delivery).where(Delivery.status == "sending")):
+            row.lease_until = NOW - timedelta(seconds=1)
+            s.add(row)
+    report = pipeline.dispatch()
+    assert report.suppressed == 2
+    # they may have been told (the claim was committed), so they get the 해제; the warning never follows it
+    assert [r.body["templateCode"] for r in server.send_requests()] == ["ALIMCAST_CANCEL_01"]
+    assert {(d.kind, d.status) for d in deliveries(pipeline)} == {("alert", "suppressed"), ("cancel", "accepted")}
+    pipeline.close()
+
+
+def test_a_page_of_dead_rows_does_not_hold_back_a_live_warning(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+    pipeline.config.provider.batch_size = 10
+    pipeline.dispatcher.batch_size = 10
+    subscribe(pipeline, 60)
+    queue(pipeline, tmp_path, cap_xml("OLD", sent=NOW - timedelta(hours=2), zones=["S1251100"], severity="Severe",
+                                      expires=NOW + timedelta(minutes=30)))
+    with session_scope(pipeline.engine) as s:  # it expired while its 60 messages waited (an outage)
+        for record in s.exec(select(AlertRecord)):
+            record.end_time = NOW - timedelta(minutes=1)
+            s.add(record)
+    with session_scope(pipeline.engine) as s:
+        add_subscriber(s, "01099990000", ["S1251200"])
+    queue(pipeline, tmp_path, cap_xml("LIVE", sent=NOW, zones=["S1251200"], severity="Moderate"))
+    report = pipeline.dispatch()
+    assert report.suppressed == 60 and server.sends_to("01099990000") == 1
+    pipeline.close()
+
+
+def test_an_urgent_warning_is_not_stuck_behind_a_bulk_send(tmp_path: Path) -> None:
+    """While 500 routine messages go out at 100/s, a tsunami warning from another feed is polled, matched
+    and sent between two batches, long before the bulk send ends."""
+    from alimcast_testkit import config_text
+
+    feeds = [("a", "cap", str(tmp_path / "a.xml")), ("b", "cap", str(tmp_path / "b.xml"))]
+    text = config_text(f"sqlite:///{tmp_path / 'a.db'}", feeds).replace("rate_per_second = 1000",
+                                                                         "rate_per_second = 100\nbatch_size = 20")
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    pipeline = Pipeline(load_config(tmp_path / "config.toml"))
+    with session_scope(pipeline.engine) as s:
+        for i in range(500):
+            add_subscriber(s, f"0103{i:07d}", ["S1251100"])
+        add_subscriber(s, "01099999999", ["S1131100"])
+    (tmp_path / "a.xml").write_bytes(cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    (tmp_path / "b.xml").write_bytes(cap_xml("TSU", sent=NOW, zones=["S1131100"], severity="Extreme",
+                                             urgency="Immediate"))
+    routine, urgent = (feed_spec(f) for f in pipeline.config.feeds)
+    pipeline.poll(routine, force=True)
+    pipeline.match()
+    bulk = threading.Thread(target=pipeline.dispatch)
+    bulk.start()
+    time.sleep(0.2)
+    pipeline.poll(urgent, force=True)
+    pipeline.match()
+    assert bulk.is_alive()  # polled and matched between two batches, not after the ~4 s bulk send
+    bulk.join(timeout=30)
+    sent = {d.subscriber_id: d.sent_at for d in deliveries(pipeline)}
+    with session_scope(pipeline.engine) as s:
+        tsunami_reader = store.require(s, "01099999999").id
+    assert sent[tsunami_reader] is not None and sent[tsunami_reader] < max(t for t in sent.values() if t)
     pipeline.close()

@@ -119,3 +119,21 @@ def test_feeds_parse_json_shape(tmp_path: Path) -> None:
         assert key in info
     assert info["areas"][0]["geocodes"] == {"KMA_ZONE": ["S1251100"]}
     assert set(info["areas"][0]) >= {"desc", "polygons", "circles", "geocodes"}
+
+
+def test_runs_from_any_folder_on_the_built_in_default(tmp_path: Path) -> None:
+    """No --config, no $ALIMCAST_CONFIG, no ./config.toml: the shipped default carried in the package is used,
+    and its SQLite file lands in the current folder."""
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "ALIMCAST_CONFIG"}
+    env["PYTHONPATH"] = str(root)
+    done = subprocess.run([sys.executable, "-m", "alerts.cli", "run", "--once"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "alerts ingested" in done.stdout and "1 new" in done.stdout
+    assert (tmp_path / "alimcast-data" / "alimcast.db").is_file()
+
+
+def test_the_packaged_default_is_the_shipped_config() -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "alerts" / "defaults" / "config.toml").read_bytes() == (root / "config.toml").read_bytes()

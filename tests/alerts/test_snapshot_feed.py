@@ -68,3 +68,43 @@ def test_failed_poll_ends_nothing(db_url: str, tmp_path: Path, write_config: Cal
         assert [t.state for t in s.exec(select(AlertThread))] == ["active"]
         assert [d.kind for d in s.exec(select(Delivery))] == ["alert"]
     pipeline.close()
+
+
+# The same 풍랑 row with its TM_EF garbled: the parser skips it with an error.
+PUNGRANG_UNREADABLE = PUNGRANG.replace("209912150600", "2099121506", 1)
+
+
+def run_steps(db_url: str, tmp_path: Path, write_config: Callable[..., Path],
+              *steps: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    feed = tmp_path / "now.txt"
+    pipeline = Pipeline(load_config(write_config(db_url, [("now", "kma-apihub-now", str(feed))])))
+    with session_scope(pipeline.engine) as s:
+        inner = add_subscriber(s, "01020000001", ["S1252010"]).id
+    spec = feed_spec(pipeline.config.feeds[0])
+    for rows in steps:
+        write(feed, *rows)
+        pipeline.poll(spec, force=True)
+        pipeline.tick()
+    with session_scope(pipeline.engine) as s:
+        states = {t.key or "": t.state for t in s.exec(select(AlertThread))}
+        kinds = [d.kind for d in s.exec(select(Delivery).where(Delivery.subscriber_id == inner).order_by(Delivery.id))]
+    pipeline.close()
+    return states, kinds
+
+
+def test_an_unreadable_row_does_not_lift_its_warning(db_url: str, tmp_path: Path,
+                                                     write_config: Callable[..., Path]) -> None:
+    """A snapshot with a row it could not read is not complete: it proves nothing about that row."""
+    states, kinds = run_steps(db_url, tmp_path, write_config, (PUNGRANG, GANGPUNG), (PUNGRANG_UNREADABLE, GANGPUNG),
+                              (PUNGRANG, GANGPUNG))
+    assert states["kma:S1252010:풍랑"] == "active" and kinds == ["alert"]
+
+
+def test_a_warning_listed_again_after_vanishing_is_reopened_and_sent_again(
+        db_url: str, tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    """The source dropped the row for one poll and brought it back: the 해제 was wrong, so the people told
+    hear that the warning is still in force, and the thread is live again (a later 해제 will reach them)."""
+    states, kinds = run_steps(db_url, tmp_path, write_config, (PUNGRANG, GANGPUNG), (GANGPUNG,),
+                              (PUNGRANG, GANGPUNG), (PUNGRANG, GANGPUNG), (GANGPUNG,))
+    assert kinds == ["alert", "cancel", "update", "cancel"]
+    assert states["kma:S1252010:풍랑"] == "ended"  # lifted for real at the end
