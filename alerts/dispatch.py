@@ -63,11 +63,13 @@ class DispatchReport:
     requeued: int = 0
     suppressed: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Rows taken from the outbox (sent, recorded as already sent, or put back).
+    claimed: int = 0
     #: The round ended early: the provider refused the configuration.
     stopped: bool = False
 
     def add(self, other: DispatchReport) -> None:
-        for name in ("requests", "accepted", "rejected", "requeued", "suppressed"):
+        for name in ("requests", "accepted", "rejected", "requeued", "suppressed", "claimed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
         self.stopped = self.stopped or other.stopped
@@ -114,6 +116,7 @@ class Dispatcher:
                     continue  # a page of dead rows (each now suppressed) must not end the round
                 break
             batches += 1
+            report.claimed += len(claimed.rows)
             if claimed.stale_since is not None and self._already_sent(claimed, report):
                 continue
             stop = self._send(claimed.rows, claimed.key, report)
@@ -217,8 +220,9 @@ class Dispatcher:
         try:
             outcomes = self.provider.lookup(messages, idempotency_key=claim.key, sent_after=claim.stale_since)
         except ProviderError as exc:
+            # still unknown whether it arrived: the batch keeps its key and asks again later
             log.warning("cannot look up orphaned batch %s yet: %s", claim.key, exc)
-            self._requeue(claim.rows, ProviderError(str(exc), retryable=True), report)
+            self._requeue(claim.rows, ProviderError(str(exc), retryable=True, unknown_outcome=True), report)
             return True
         if outcomes is None:
             log.warning("provider %s cannot tell whether orphaned batch %s arrived; re-sending with its key",

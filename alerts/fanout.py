@@ -112,6 +112,8 @@ def follow_vessels(session: Session, config: Config, audience: Audience, mmsis: 
     report = FanoutReport()
     if not mmsis:
         return report
+    if session.get_bind().dialect.name == "postgresql":  # never beside another worker's matching
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MATCH_LOCK_KEY})
     live = session.exec(select(AlertThread, AlertRecord)
                         .join(AlertRecord, col(AlertRecord.id) == col(AlertThread.current_alert_id))
                         .where(AlertThread.state == "active", col(AlertRecord.matched_at).is_not(None),

@@ -148,7 +148,7 @@ class Pipeline:
             with self.lock:
                 step = self.dispatcher.dispatch_due(max_batches=1)
             report.add(step)
-            if step.stopped or (step.requests == 0 and step.suppressed == 0):
+            if step.stopped or (step.claimed == 0 and step.suppressed == 0):
                 break
         summary.dispatch.add(report)
         if report.requests or report.suppressed:

@@ -4,8 +4,10 @@ A warning feed reached over plain HTTP, a mirror or a partner relay can be alter
 "태풍경보" reaches a whole coast. CAP lets the sender sign each alert. Per feed, an operator chooses:
 
 - ``ignore`` (the default): signatures are allowed where CAP puts them and not checked (KMA does not sign);
-- ``verify``: a signed alert must verify against one of ``trusted_certs`` or it is refused; unsigned pass;
-- ``require``: every alert must be signed and verify.
+- ``verify``: a signed alert must verify against one of ``trusted_certs`` or it is refused; unsigned pass.
+  This only catches a damaged or forged signature: whoever can alter an alert on the way can also strip
+  its signature. It is for a feed that is moving to signing;
+- ``require``: every alert must be signed and verify. The setting for any feed that signs.
 
 Trust is pinned: ``trusted_certs`` are the sender's signing certificates (PEM files), not a CA bundle, because
 warning senders sign with long-lived organisational certificates and a public CA says nothing about who may

@@ -98,12 +98,22 @@ class AisDecoder:
         if not line or line.startswith("#"):
             return
         if line.startswith("{"):
-            _json_line(result, self._number, line, self.source)
+            try:
+                _json_line(result, self._number, line, self.source)
+            except Exception as exc:  # noqa: BLE001 - e.g. nesting too deep, a year-1 time: a bad line
+                result.bad.append(f"line {self._number}: unreadable JSON: {type(exc).__name__}"[:300])
             return
         try:
             _nmea_line(result, self._pending, self._number, line, received, self.source)
         except _Bad as exc:
             result.bad.append(f"line {self._number}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one hostile line must never stop a receiver
+            result.bad.append(f"line {self._number}: unreadable: {type(exc).__name__}: {exc}"[:300])
+
+    @property
+    def lines_seen(self) -> int:
+        """Lines fed since the decoder was made (drains do not reset it)."""
+        return self._number
 
     def drain(self, now: datetime | None = None) -> ReadResult:
         """What was decoded since the last drain; fragments older than ``FRAGMENT_TIMEOUT`` are given up."""
@@ -267,4 +277,8 @@ def position_from_json(data: Any, *, source: str = "json") -> Position:
         raise ValueError(f"at {at!r}: not an ISO 8601 time") from None
     if when.tzinfo is None:
         raise ValueError(f"at {at!r}: no UTC offset (write Z or +09:00)")
-    return Position(mmsi, float(lat), float(lon), when.astimezone(UTC), source)
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"at {at!r}: out of range") from None
+    return Position(mmsi, float(lat), float(lon), utc, source)

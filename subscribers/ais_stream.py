@@ -102,21 +102,28 @@ class AisStream:
             self._thread.join(timeout)
 
     def run(self) -> None:
-        """Read until stopped (a file: until its end), reconnecting after failures."""
+        """Read until stopped (a file: until its end), reconnecting after failures.
+
+        Backoff grows while connections fail and starts again after one that delivered data, so a receiver
+        that drops now and then over weeks is not left waiting the maximum each time.
+        """
         if not self.source.streaming:
             self.read_file()
             return
-        retrying = Retrying(
-            retry=retry_if_exception_type(OSError),
-            wait=wait_exponential(multiplier=1, min=1, max=self.backoff_max_seconds),
-            sleep=self._wait,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
         try:
-            retrying(self._session_until_stopped)
-        except OSError:  # stopped while failing
-            pass
+            while not self.stop_event.is_set():
+                retrying = Retrying(
+                    retry=retry_if_exception_type(Exception),
+                    wait=wait_exponential(multiplier=1, min=1, max=self.backoff_max_seconds),
+                    sleep=self._wait,
+                    before_sleep=self._log_retry,
+                    reraise=True,
+                )
+                try:
+                    retrying(self._session_until_stopped)
+                except Exception:  # noqa: BLE001 - only when stopped while failing
+                    break
+                self._wait(1.0)  # a session that delivered data ended: reconnect soon, backoff reset
         finally:
             self.flush(force=True)
 
@@ -134,14 +141,17 @@ class AisStream:
         log.warning("AIS %s: %s; reconnecting in %.0f s", self.source.url, error or "failed", wait)
 
     def _session_until_stopped(self) -> None:
-        """One connection (or bound socket); an orderly close by the sender counts as a failure to retry."""
+        """One connection (or bound socket). Returns when it delivered data before it ended (or on stop);
+        raises when it failed or ended empty, so the backoff grows. Anything unexpected is a failure to
+        retry, never the end of the reader."""
         if self.stop_event.is_set():
             return
+        lines_before = self.decoder.lines_seen
         if self.source.scheme == "tcp":
             self._read_tcp()
         else:
             self._read_udp()
-        if not self.stop_event.is_set():
+        if not self.stop_event.is_set() and self.decoder.lines_seen == lines_before:
             raise ConnectionResetError("the sender closed the connection")
 
     # -- readers ---------------------------------------------------------------------------------------
@@ -223,6 +233,7 @@ class AisStream:
             # nothing is lost: the batch goes again with the next one (bounded, a receiver never stops)
             log.error("AIS %s: storing %d positions failed (%s); kept for the next batch", self.source.url,
                       len(result.positions), exc)
+            result.bad.clear()  # already reported once
             if len(result.positions) <= MAX_UNSENT:
                 self._unsent = result
             else:

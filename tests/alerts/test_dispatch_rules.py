@@ -383,3 +383,26 @@ def test_an_urgent_warning_is_not_stuck_behind_a_bulk_send(tmp_path: Path) -> No
         tsunami_reader = store.require(s, "01099999999").id
     assert sent[tsunami_reader] is not None and sent[tsunami_reader] < max(t for t in sent.values() if t)
     pipeline.close()
+
+
+def test_an_orphaned_batch_whose_lookup_fails_keeps_its_key(db_url: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past NHN's key memory we must ask what arrived; if NHN cannot answer yet, the batch must not be
+    re-keyed (a fresh key would send it again if the first request had arrived)."""
+    templates = {code: text for code, text in TEMPLATES.values()}
+    with NhnTestServer(templates=templates) as srv:
+        pipeline = make_pipeline(db_url, tmp_path, srv, monkeypatch)
+        subscribe(pipeline, 2)
+        queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+        claim = pipeline.dispatcher._claim()  # committed "sending"; the worker died
+    # NHN is unreachable now (the server is gone); the batch is 13 minutes old
+    with session_scope(pipeline.engine) as s:
+        for row in s.exec(select(Delivery)):
+            row.lease_until = NOW - timedelta(minutes=11)
+            row.key_used_at = NOW - timedelta(minutes=13)
+            s.add(row)
+    pipeline.dispatch()
+    rows = deliveries(pipeline)
+    assert {(r.status, r.idempotency_key) for r in rows} == {("sending", claim.key)}
+    assert all(r.lease_until is not None and r.lease_until > NOW for r in rows)  # asked again after a backoff
+    pipeline.close()

@@ -259,3 +259,33 @@ def test_cli_reads_a_live_receiver_until_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         server.close()
+
+
+HOSTILE = [
+    b'{"mmsi": 440000061, "lat": 35, "lon": 129, "at": "0001-01-01T00:00:00+01:00"}\r\n',  # overflows to UTC
+    b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}\r\n",  # nesting deeper than the JSON reader recurses
+    b"!AIVDM,1,1,,A,\xff\xfe\x00garbage,0*00\r\n",
+]
+
+
+def test_hostile_lines_are_bad_lines_never_fatal() -> None:
+    decoder = AisDecoder()
+    received = datetime(2026, 5, 1, 3, tzinfo=UTC)
+    for line in [*HOSTILE, *position_lines(440000062, 35.0, 129.0)]:
+        decoder.feed(line, received)
+    result = decoder.finish()
+    assert [p.mmsi for p in result.positions] == [440000062]
+    assert len(result.bad) == len(HOSTILE) and all(b.startswith(f"line {i}:") for i, b in enumerate(result.bad, 1))
+
+
+def test_a_hostile_line_does_not_stop_a_live_receiver(stop_streams: list[AisStream]) -> None:
+    server = ScriptedTcpServer([[b"".join(position_lines(440000063, 35.0, 129.0)), *HOSTILE,
+                                 b"".join(position_lines(440000064, 35.5, 129.5)), 1.0]])
+    collector = Collector()
+    stream = AisStream(parse_source(f"tcp://127.0.0.1:{server.port}"), collector, flush_seconds=0.1)
+    stop_streams.append(stream)
+    stream.start()
+    wait_for(lambda: len(collector.positions) == 2)
+    assert stream._thread is not None and stream._thread.is_alive()
+    assert len(collector.bad) == len(HOSTILE)
+    server.close()
