@@ -40,11 +40,15 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 class LiveZoneIndex:
     """Zone -> active subscriber ids, answered from an in-memory snapshot corrected by the change log."""
 
-    def __init__(self, *, max_age_s: float = 3600.0, rebuild_after: int = 20_000) -> None:
+    def __init__(self, *, max_age_s: float = 3600.0, rebuild_after: int = 20_000,
+                 min_rebuild_interval_s: float = 60.0) -> None:
         if max_age_s >= PRUNE_AFTER_S:
             raise ValueError("max_age_s must be shorter than the change log's retention")
         self.max_age_s = max_age_s
         self.rebuild_after = rebuild_after
+        #: A transaction left open on PostgreSQL holds the watermark back, so a big change log can outlive a
+        #: rebuild: rebuild at most this often, recheck in SQL otherwise (slower, still exact).
+        self.min_rebuild_interval_s = min_rebuild_interval_s
         self._index: ZoneIndex | None = None
         self._watermark = 0
         self._built_at = 0.0
@@ -63,7 +67,7 @@ class LiveZoneIndex:
             if self._index is None or time.monotonic() - self._built_at > self.max_age_s:
                 self._build(conn)
             changed = self._changed_since(conn)
-            if len(changed) > self.rebuild_after:
+            if len(changed) > self.rebuild_after and time.monotonic() - self._built_at >= self.min_rebuild_interval_s:
                 log.info("zone index: %d people changed since it was built; rebuilding", len(changed))
                 self._build(conn)
                 changed = self._changed_since(conn)
