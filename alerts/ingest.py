@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from alerts.db import sqlite_datetime
 from alerts.lifecycle import Identity, ThreadBatch, Version, live_threads_of_feed, stored_threads
 from alerts.models import AlertRecord, AlertThread
+from alerts.sqlutil import driver_rows
 from feeds.model import Alert, Reference
 
 #: Rows per INSERT statement; ~15 columns each stays far below SQLite's bound-variable limit.
@@ -137,7 +138,7 @@ def _insert_sqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> dict[
     for start in range(0, len(rows), INSERT_CHUNK):
         count = min(INSERT_CHUNK, len(rows) - start)
         chunk = tuple(flat[start * width:(start + count) * width])
-        for rid, sender, identifier, sent in connection.exec_driver_sql(_sqlite_insert_sql(count), chunk):
+        for rid, sender, identifier, sent in driver_rows(connection, _sqlite_insert_sql(count), chunk):
             ids[identity_of[(sender, identifier, sent)]] = rid
     return ids
 

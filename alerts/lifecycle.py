@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from alerts.db import sqlite_datetime
 from alerts.models import AlertRecord, AlertReference, AlertThread, Delivery
+from alerts.sqlutil import driver_rows
 from feeds.model import Alert
 
 Identity = tuple[str, str, datetime]
@@ -355,7 +356,7 @@ def insert_threads(connection: Connection, rows: Sequence[tuple[Any, ...]], *,
                      sqlite_datetime(end_time))
         sql = (f"INSERT INTO alert_thread ({', '.join(_THREAD_COLUMNS)}) VALUES "
                f"{', '.join([group] * len(chunk))} RETURNING id, current_alert_id")
-        out.extend((row_id, current) for row_id, current in connection.exec_driver_sql(sql, tuple(flat)))
+        out.extend((row_id, current) for row_id, current in driver_rows(connection, sql, tuple(flat)))
     return out
 
 
@@ -460,7 +461,7 @@ def _identity_rows(session: Session, keys: Iterable[Identity], statement: Any,
                     yield (row_sender, identifier, sent), thread_id
             continue
         sql = sqlite_sql.format(", ".join("?" * len(chunk)))
-        for row_sender, identifier, text, thread_id in session.connection().exec_driver_sql(sql, (sender, *chunk)):
+        for row_sender, identifier, text, thread_id in driver_rows(session.connection(), sql, (sender, *chunk)):
             key = (row_sender, identifier, _sqlite_utc(text))
             if key in wanted:
                 yield key, thread_id

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel
 
 
@@ -24,3 +25,12 @@ def insert_ignore(session: Session, model: type[SQLModel], rows: Sequence[dict[s
     for start in range(0, len(rows), 500):
         inserted += len(session.execute(stmt, list(rows[start:start + 500])).all())
     return inserted
+
+
+def driver_rows(connection: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run SQL on this connection's own DB-API connection (same transaction) and fetch every row at once.
+
+    For the SQLite hot paths whose SQL is already in the driver's form: SQLAlchemy's result object costs
+    ~1-2 us per row on top of the driver (over 20,000 identity rows per 10,000 ingested alerts).
+    """
+    return connection.connection.driver_connection.execute(sql, params).fetchall()  # type: ignore[union-attr]
