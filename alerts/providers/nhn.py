@@ -225,18 +225,10 @@ class NhnProvider(Provider):
         for seq, m in enumerate(batch, start=1):
             r = by_key.get(str(m.delivery_id)) or by_seq.get(seq)
             if r is None:
-                # Unknown whether it was accepted: not retryable, a blind resend could duplicate it.
-                outcomes.append(
-                    SendOutcome(
-                        m.delivery_id,
-                        False,
-                        request_id,
-                        None,
-                        None,
-                        "missing from NHN's answer: check in the NHN console",
-                        False,
-                    )
-                )
+                # Unknown whether it was accepted: no outcome. The dispatcher keeps the row under this key and
+                # sends it again later, which NHN refuses (-1005) if it had arrived, and we then look it up.
+                log.warning("nhn: delivery %s missing from NHN's answer; will be checked again under its key",
+                            m.delivery_id)
                 continue
             rc = _int(r.get("resultCode"))
             if rc == codes.API_SUCCESS:
@@ -289,25 +281,35 @@ class NhnProvider(Provider):
         rows = self.find_by_sender_grouping_key(idempotency_key, since=sent_after)
         if not rows:
             return []
-        return self._outcomes_from_rows(batch, rows)
+        return self._outcomes_from_rows(batch, rows, settled=True)
 
     def _reconcile(self, batch: Sequence[OutgoingMessage], key: str) -> list[SendOutcome]:
-        rows = self.find_by_sender_grouping_key(key)
+        """NHN says the key was used (-1005): something arrived. Whatever goes wrong from here, the outcome is
+        unknown, so the batch must keep its key (a new key could send it a second time)."""
+        try:
+            rows = self.find_by_sender_grouping_key(key)
+        except ProviderError as exc:
+            raise ProviderError(f"NHN -1005 for key {key}, and its messages cannot be listed yet: {exc}",
+                                retryable=True, retry_after=exc.retry_after, unknown_outcome=True) from exc
         if not rows:
             raise ProviderError(
                 f"NHN -1005: idempotency key {key} was used but no message carries it yet; retry later",
-                retryable=True,
+                retryable=True, unknown_outcome=True,
             )
-        return self._outcomes_from_rows(batch, rows)
+        return self._outcomes_from_rows(batch, rows, settled=False)
 
-    def _outcomes_from_rows(self, batch: Sequence[OutgoingMessage], rows: list[dict[str, Any]]) -> list[SendOutcome]:
+    def _outcomes_from_rows(self, batch: Sequence[OutgoingMessage], rows: list[dict[str, Any]], *,
+                            settled: bool) -> list[SendOutcome]:
+        """Outcomes from NHN's message list. A recipient it does not list is unknown right after a -1005 (the
+        list lags: no outcome, checked again under the key) and rejected once the key is long settled."""
         by_key = {str(r.get("recipientGroupingKey")): r for r in rows}
         outcomes = []
         for m in batch:
             r = by_key.get(str(m.delivery_id))
+            if r is None and not settled:
+                continue
             if r is None:
-                # The first attempt went through but NHN holds no message for this recipient: it was
-                # rejected per recipient then. Not retried: a retry could only duplicate if the list lags.
+                # Long after the attempt NHN holds no message for this recipient: it was rejected then.
                 outcomes.append(
                     SendOutcome(
                         m.delivery_id,

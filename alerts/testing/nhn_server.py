@@ -153,6 +153,7 @@ class NhnTestServer:
         self._failures: list[tuple[int, float | None]] = []
         self._delays: list[float] = []
         self._refusals: list[tuple[int, str]] = []
+        self._lagging_lists = 0
         self._request_counter = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -211,6 +212,11 @@ class NhnTestServer:
         """Accept and store the next ``count`` sends, then wait ``seconds`` before answering."""
         with self._lock:
             self._delays.extend([seconds] * count)
+
+    def lag_lists(self, count: int) -> None:
+        """The next ``count`` message-list queries find nothing yet (NHN's list trails its sends); 0 ends it."""
+        with self._lock:
+            self._lagging_lists = count
 
     # ---- inspection -------------------------------------------------------------------------------
 
@@ -350,6 +356,9 @@ class NhnTestServer:
 
     def handle_list(self, query: Mapping[str, list[str]]) -> dict[str, Any]:
         q = {k: v[0] for k, v in query.items() if v}
+        with self._lock:
+            lagging = self._lagging_lists > 0
+            self._lagging_lists -= int(lagging)
         request_id = q.get("requestId")
         start, end = q.get("startRequestDate"), q.get("endRequestDate")
         if not request_id and not (start and end):
@@ -369,7 +378,7 @@ class NhnTestServer:
         with self._lock:
             selected = [
                 m
-                for m in self._messages
+                for m in ([] if lagging else self._messages)
                 if (not request_id or m.request_id == request_id)
                 and (start_dt is None or m.request_date >= start_dt)
                 and (end_dt is None or m.request_date < end_dt + timedelta(minutes=1))

@@ -406,3 +406,29 @@ def test_an_orphaned_batch_whose_lookup_fails_keeps_its_key(db_url: str, tmp_pat
     assert {(r.status, r.idempotency_key) for r in rows} == {("sending", claim.key)}
     assert all(r.lease_until is not None and r.lease_until > NOW for r in rows)  # asked again after a backoff
     pipeline.close()
+
+
+def test_a_minus_1005_whose_list_lags_keeps_the_key(db_url: str, tmp_path: Path, server: NhnTestServer,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first attempt arrived but its answer was lost; the adapter's retry got -1005 and NHN's message list
+    did not show the message yet. The outcome is unknown: the batch keeps its key and is reconciled later."""
+    pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+    pipeline.config.provider.settings.update(timeout_seconds=0.3, retry_attempts=2, retry_max_seconds=5,
+                                             retry_initial_seconds=0.9)
+    pipeline.dispatcher.provider = create_provider("nhn", pipeline.config.provider.settings)
+    subscribe(pipeline, 2)
+    queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+    server.delay_next(1, 0.6)
+    server.lag_lists(5)
+    pipeline.dispatch()
+    assert {(r.status, r.idempotency_key is not None) for r in deliveries(pipeline)} == {("sending", True)}
+    with session_scope(pipeline.engine) as s:
+        for row in s.exec(select(Delivery)):
+            row.lease_until = NOW - timedelta(seconds=1)
+            s.add(row)
+    server.lag_lists(0)  # the list has caught up
+    pipeline.dispatch()
+    assert [server.sends_to(f"0103{i:07d}") for i in range(2)] == [1, 1]
+    assert len({r.headers["x-nc-api-idempotency-key"] for r in server.send_requests()}) == 1
+    assert {d.status for d in deliveries(pipeline)} == {"accepted"}
+    pipeline.close()

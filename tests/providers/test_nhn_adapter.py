@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 import pytest
 from nhn_fixtures import TEMPLATE_CODE, TEMPLATES, assert_no_numbers_logged, make_message, provider_settings
@@ -148,14 +149,21 @@ def test_repeat_send_with_same_key_reconciles(server: NhnTestServer, provider: N
     assert len(server.messages) == 2
 
 
-def test_reconcile_marks_recipient_rejected_by_first_attempt() -> None:
+def test_reconcile_leaves_an_unlisted_recipient_unknown_until_the_key_is_settled() -> None:
+    """Right after -1005 NHN's list may lag: a recipient it does not show is unknown (no outcome, so it is
+    checked again under the same key); once the key is settled (the dispatcher's look-up past NHN's key
+    memory) a recipient still not listed was rejected by the first attempt."""
     with NhnTestServer(templates=TEMPLATES, behaviours={"01099990000": RecipientBehaviour(reject=True)}) as srv:
         p = NhnProvider(provider_settings(srv))
         batch = [make_message(1, "01012345678"), make_message(2, "01099990000")]
+        started = datetime.now(UTC)
         p.send(batch, idempotency_key="k")
         again = p.send(batch, idempotency_key="k")
-        assert [(o.accepted, o.retryable) for o in again] == [(True, False), (False, False)]
+        assert [(o.delivery_id, o.accepted) for o in again] == [(1, True)]
         assert srv.sends_to("01012345678") == 1
+        settled = p.lookup(batch, idempotency_key="k", sent_after=started)
+        assert settled is not None and [(o.delivery_id, o.accepted, o.retryable) for o in settled] == [
+            (1, True, False), (2, False, False)]
 
 
 @pytest.mark.parametrize(
