@@ -185,7 +185,7 @@ class ThreadBatch:
         """Thread one stored alert (alerts of a batch go oldest first)."""
         references = list(dict.fromkeys(ref.key() for ref in alert.references))
         node = (self._by_references(references) or self._by_referrers(version.key)
-                or self._by_thread_key(alert))
+                or self._by_thread_key(alert, version.key[2]))
         if node is None:
             node = _Node(NEW_RANK + len(self._new), None, alert.thread_key, feed=self.feed, opened_at=self.now)
             self._new.append(node)
@@ -196,7 +196,7 @@ class ThreadBatch:
         for ref in references:
             self._references.append((version.id, *ref))
             self._referrers.setdefault(ref, []).append(member)
-        self._advance(node, version, alert.msg_type)
+        self._advance(node, version, alert.msg_type, keyed=bool(alert.thread_key))
 
     def _by_references(self, references: list[Identity]) -> _Node | None:
         ranks = sorted({member.rank for ref in references if (member := self._thread_of.get(ref)) is not None})
@@ -216,7 +216,12 @@ class ThreadBatch:
         for member in moved:
             member.rank = keep
         self._members.setdefault(keep, []).extend(moved)
-        node = self._nodes[other]
+        node, kept = self._nodes[other], self._nodes[keep]
+        if node.state == "active" and kept.state != "active":
+            # the warning is still live in the thread being merged: the kept one carries it on (an
+            # escalation merged into a thread lifted earlier must still go out)
+            kept.state, kept.closed_at, kept.end_time = "active", None, node.end_time
+            kept.current_alert_id, kept.current = node.current_alert_id, node.current
         node.state = "ended"
         node.current_alert_id = None
         node.current = None
@@ -226,23 +231,35 @@ class ThreadBatch:
         members = self._referrers.get(key)
         return self._nodes[min(member.rank for member in members)] if members else None
 
-    def _by_thread_key(self, alert: Alert) -> _Node | None:
+    def _by_thread_key(self, alert: Alert, sent: datetime) -> _Node | None:
         if not alert.thread_key:
             return None
         ranks = self._by_key.get(alert.thread_key, [])
         live = max((rank for rank in ranks if self._nodes[rank].state == "active"), default=None)
-        if live is not None or alert.msg_type == "Alert":
-            return self._nodes[live] if live is not None else None
+        if live is not None:
+            return self._nodes[live]
+        if alert.msg_type == "Alert":
+            # A 발표 no newer than what closed the last thread with this key is that warning's own late row
+            # (a lagging snapshot, a page read late): it joins as an older version, it does not reopen it.
+            closed = max((rank for rank in ranks if self._nodes[rank].current is not None), default=None)
+            if closed is not None and self._nodes[closed].current[0] >= sent:  # type: ignore[index]
+                return self._nodes[closed]
+            return None
         # An Update or Cancel whose warning already closed (e.g. expired) still belongs to it: those told
         # about the warning must hear that it was lifted.
         return self._nodes[max(ranks)] if ranks else None
 
-    def _advance(self, node: _Node, version: Version, msg_type: str) -> None:
+    def _advance(self, node: _Node, version: Version, msg_type: str, *, keyed: bool) -> None:
         thread, current = node, node.current
         if current is not None and current[0] > version.sent:
             return  # a late older version: stored, threaded, never current
         replaced_in_same_bulletin = (current is not None and current[1] == "Cancel"
                                      and current[0] == version.sent and msg_type == "Update")
+        if keyed and current is not None and current[0] == version.sent and not replaced_in_same_bulletin:
+            # Source-keyed (KMA) rows of one bulletin: the same 발표 through the other KMA channel, or the
+            # 변경해제 half of a 변경 whose 변경발표 came first. Stored and threaded, never current: it must
+            # neither go out twice nor lift the new level.
+            return
         thread.current_alert_id = version.id
         node.current = (version.sent, msg_type)
         if replaced_in_same_bulletin:

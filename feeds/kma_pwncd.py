@@ -226,4 +226,26 @@ class KmaPwnCdParser(FeedParser):
             seen.add(row.identifier)
             alert: Alert = build_alert(row, source="data.go.kr WthrWrnInfoService/getPwnCd")
             result.alerts.append(alert)
+        missing = _rows_beyond_this_page(envelope)
+        if missing:
+            result.errors.append(f"{where(origin)}{WHAT}: this page holds {missing} fewer rows than totalCount; "
+                                 "raise numOfRows in the feed URL (rows on later pages are not read)")
         return result
+
+
+def _rows_beyond_this_page(envelope: dict[str, Any]) -> int:
+    """How many of ``totalCount`` rows lie on later pages. We read one page per poll: a warning on page 2
+    would be missed without a word, so the shortfall is reported as an error (which also keeps the poll
+    from counting as complete)."""
+    body = (envelope.get("response") or {}).get("body") if isinstance(envelope.get("response"), dict) else None
+    if not isinstance(body, dict):
+        return 0
+    try:
+        total = int(text(body.get("totalCount")) or 0)
+        page_no = int(text(body.get("pageNo")) or 1)
+        per_page = int(text(body.get("numOfRows")) or 0)
+    except ValueError:
+        return 0
+    if per_page <= 0:
+        return 0
+    return max(0, total - page_no * per_page)

@@ -72,3 +72,36 @@ def test_issue_change_lift_is_one_thread(pipeline: Pipeline, tmp_path: Path) -> 
         update_text = next(d.text for d in sent if d.kind == "update")
         assert "풍랑 경보" in update_text
     pipeline.close()
+
+
+def replay(pipeline: Pipeline, tmp_path: Path, *steps: bytes) -> tuple[list[str], dict[int, list[str]]]:
+    feed = tmp_path / "pwn.json"
+    spec = feed_spec(pipeline.config.feeds[0])
+    for body in steps:
+        feed.write_bytes(body)
+        pipeline.poll(spec, force=True)
+        pipeline.tick()
+    with session_scope(pipeline.engine) as s:
+        states = [t.state for t in s.exec(select(AlertThread).order_by(AlertThread.id))]
+        per_person: dict[int, list[str]] = {}
+        for d in s.exec(select(Delivery).order_by(Delivery.id)):
+            per_person.setdefault(d.subscriber_id, []).append(d.kind)
+    pipeline.close()
+    return states, per_person
+
+
+def test_a_level_change_split_over_two_polls_is_not_a_lift(pipeline: Pipeline, tmp_path: Path) -> None:
+    """변경발표 (경보) seen first, its 변경해제 (주의보) row of the same bulletin a poll later: the 경보 stays in
+    force; nobody is told it was lifted."""
+    states, per_person = replay(pipeline, tmp_path, page(row(209901010500, 1, "1", 0)),
+                                page(row(209901011100, 2, "7", 1)), page(row(209901011100, 2, "8", 0)))
+    assert states == ["active"]
+    assert sorted(per_person.values()) == [["alert", "update"]] * 2
+
+
+def test_the_warnings_own_older_row_after_its_lift_is_not_sent(pipeline: Pipeline, tmp_path: Path) -> None:
+    """A page read late brings the 발표 row after the 해제: it is the lifted warning's own past, not news."""
+    states, per_person = replay(pipeline, tmp_path, page(row(209901011700, 3, "2", 0)),
+                                page(row(209901010500, 1, "1", 0)))
+    assert states == ["cancelled"]
+    assert per_person == {}  # nobody had been told, and nobody is told now

@@ -47,7 +47,8 @@ def at(minute: int) -> datetime:
 # -- the reference model ------------------------------------------------------------------------------------
 
 #: Rules a mutant model can leave out (to show the comparison notices each one).
-RULES = ("cancel_first", "merge", "referrers", "closed_key", "late_older", "same_bulletin", "reopen_expired")
+RULES = ("cancel_first", "merge", "referrers", "closed_key", "late_older", "same_bulletin", "reopen_expired",
+         "same_time", "late_alert", "merge_keeps_live")
 
 
 @dataclass
@@ -67,6 +68,7 @@ class MRecord:
     end_time: datetime | None
     refs: tuple[Identity, ...]
     thread: int | None = None
+    keyed: bool = False
 
 
 @dataclass
@@ -90,12 +92,12 @@ class Model:
                 duplicates += 1
                 continue
             refs = tuple(dict.fromkeys(r.key() for r in alert.references))
-            record = self.records[key] = MRecord(alert.msg_type, alert.end_time(), refs)
+            record = self.records[key] = MRecord(alert.msg_type, alert.end_time(), refs, keyed=bool(alert.thread_key))
             tid = self._by_references(refs)
             if tid is None:
                 tid = self._by_referrers(key)
             if tid is None:
-                tid = self._by_key(alert)
+                tid = self._by_key(alert, key[2])
             if tid is None:
                 self.threads.append(MThread(alert.thread_key, feed, now))
                 tid = len(self.threads) - 1
@@ -108,14 +110,18 @@ class Model:
         tids = sorted({t for r in refs if r in self.records and (t := self.records[r].thread) is not None})
         if not tids:
             return None
+        keep = tids[0]
         if "merge" not in self.without:
             for other in tids[1:]:
                 for record in self.records.values():
                     if record.thread == other:
-                        record.thread = tids[0]
-                self.threads[other].state = "ended"
-                self.threads[other].current = None
-        return tids[0]
+                        record.thread = keep
+                o, k = self.threads[other], self.threads[keep]
+                if o.state == "active" and k.state != "active" and "merge_keeps_live" not in self.without:
+                    k.state, k.closed_at, k.end_time, k.current = "active", None, o.end_time, o.current
+                o.state = "ended"
+                o.current = None
+        return keep
 
     def _by_referrers(self, key: Identity) -> int | None:
         if "referrers" in self.without:
@@ -123,13 +129,22 @@ class Model:
         tids = [r.thread for r in self.records.values() if key in r.refs and r.thread is not None]
         return min(tids, default=None)
 
-    def _by_key(self, alert: Alert) -> int | None:
+    def _by_key(self, alert: Alert, sent: datetime) -> int | None:
         if not alert.thread_key:
             return None
         keyed = [tid for tid, t in enumerate(self.threads) if t.key == alert.thread_key]
         live = max((tid for tid in keyed if self.threads[tid].state == "active"), default=None)
-        if live is not None or alert.msg_type == "Alert" or "closed_key" in self.without:
+        if live is not None:
             return live
+        if alert.msg_type == "Alert":
+            if "late_alert" in self.without:
+                return None
+            closed = max((tid for tid in keyed if self.threads[tid].current is not None), default=None)
+            if closed is not None and self.threads[closed].current[2] >= sent:  # type: ignore[index]
+                return closed
+            return None
+        if "closed_key" in self.without:
+            return None
         return max(keyed, default=None)
 
     def _advance(self, thread: MThread, key: Identity, record: MRecord, now: datetime) -> None:
@@ -139,6 +154,9 @@ class Model:
             return  # a late older version: stored, threaded, never current
         same_bulletin = (current is not None and current.msg_type == "Cancel" and current_sent == key[2]
                          and record.msg_type == "Update" and "same_bulletin" not in self.without)
+        if (record.keyed and current_sent == key[2] and not same_bulletin
+                and "same_time" not in self.without):
+            return  # one bulletin's other row (the other KMA channel, or the lift half of a 변경)
         thread.current = key
         if same_bulletin:
             thread.state, thread.closed_at, thread.end_time = "active", None, record.end_time
@@ -332,6 +350,16 @@ RULE_SCENARIOS: list[tuple[str, list[Poll]]] = [
     # extended (연장) after it lapsed
     ("reopen_expired", [Poll((S("a", 0, key=0, end=5),), 0), Poll((S("u", 8, "Update", key=0, end=30),), 8,
                                                                   expire_before=6)]),
+    # a 변경 split over two polls, 변경발표 first: the 변경해제 row must not lift the new level
+    ("same_time", [Poll((S("a", 0, key=0),), 0), Poll((S("u", 3, "Update", key=0),), 3),
+                   Poll((S("c", 3, "Cancel", key=0),), 4)]),
+    # the warning's own older 발표 row read after its 해제 joins the closed thread
+    ("late_alert", [Poll((S("a", 0, key=0),), 0), Poll((S("c", 5, "Cancel", key=0),), 5),
+                    Poll((S("a2", 1, key=0),), 6)]),
+    # an escalation referencing a lifted thread and a live one continues the live one
+    ("merge_keeps_live", [Poll((S("a", 0), S("b", 1)), 1),
+                          Poll((S("ca", 2, "Cancel", refs=(("a", 0, False),)),), 2),
+                          Poll((S("u", 3, "Update", refs=(("a", 0, False), ("b", 1, False))),), 3)]),
 ]
 
 

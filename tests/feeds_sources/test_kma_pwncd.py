@@ -159,3 +159,17 @@ def test_xml_with_doctype_refused() -> None:
 def test_html_page_refused() -> None:
     with pytest.raises(ParseError, match="got an HTML page"):
         KmaPwnCdParser().parse(b"<!DOCTYPE html><html><body>Moved</body></html>", origin="x")
+
+
+@pytest.mark.parametrize(("total", "page_no", "rows", "missing"), [(7, 1, 3, 4), (3, 1, 3, 0), (10, 2, 5, 0)])
+def test_rows_on_later_pages_are_reported(total: int, page_no: int, rows: int, missing: int) -> None:
+    """One page per poll: rows beyond it would be missed without a word, so the shortfall is an error."""
+    body = json.loads(_envelope([_row(tmSeq=n) for n in range(rows)]))
+    body["response"]["body"].update(totalCount=total, pageNo=page_no, numOfRows=rows)
+    result = KmaPwnCdParser().parse(json.dumps(body).encode(), origin="pwn")
+    assert len(result.alerts) == rows
+    if missing:
+        assert result.errors == [f"pwn: KMA getPwnCd: this page holds {missing} fewer rows than totalCount; raise "
+                                 "numOfRows in the feed URL (rows on later pages are not read)"]
+    else:
+        assert result.errors == []
