@@ -330,7 +330,12 @@ class Dispatcher:
                     fresh.result_code = outcome.result_code
                     fresh.sent_at = now
                     report.accepted += 1
-                elif outcome.retryable and fresh.attempts < self.config.max_attempts:
+                elif outcome.retryable:
+                    # like a whole-request failure: retried until the warning ends (then suppressed at claim)
+                    if fresh.attempts == self.config.max_attempts:
+                        log.error("delivery %s still refused after %d attempts (%s %s); retrying until its "
+                                  "warning ends", fresh.id, fresh.attempts, outcome.result_code,
+                                  outcome.result_message)
                     fresh.status = "queued"
                     fresh.idempotency_key = None
                     fresh.next_attempt_at = now + backoff(fresh.attempts)

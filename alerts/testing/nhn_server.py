@@ -63,12 +63,14 @@ class RecipientBehaviour:
 
     ``code``: the Kakao delivery result code (``1000`` delivered, ``3019`` not a KakaoTalk user, ...).
     ``fallback_ok``: when AlimTalk fails and fallback was requested, whether the SMS/LMS goes out
-    (RSC04) or fails (RSC05). ``reject``: refuse the number at send time with -5000.
+    (RSC04) or fails (RSC05). ``reject``: refuse the number at send time with -5000. ``refuse_times``:
+    refuse it that many times with -9999 (NHN's retryable system error, per recipient), then accept it.
     """
 
     code: str = "1000"
     fallback_ok: bool = True
     reject: bool = False
+    refuse_times: int = 0
 
 
 @dataclass(slots=True)
@@ -154,6 +156,7 @@ class NhnTestServer:
         self._delays: list[float] = []
         self._refusals: list[tuple[int, str]] = []
         self._lagging_lists = 0
+        self._refusals_left: dict[str, int] = {}
         self._request_counter = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -326,6 +329,10 @@ class NhnTestServer:
                 rgk = r.get("recipientGroupingKey")
                 if behaviour.reject or not no.isdigit() or len(no) < 8:
                     results.append(_send_result(seq, no, -5000, rgk))
+                    continue
+                if self._refusals_left.get(no, behaviour.refuse_times) > 0:
+                    self._refusals_left[no] = self._refusals_left.get(no, behaviour.refuse_times) - 1
+                    results.append(_send_result(seq, no, -9999, rgk))
                     continue
                 params = r.get("templateParameter") or {}
                 content = _VAR.sub(lambda m, p=params: p.get(m.group(1), m.group(0)), template)

@@ -19,7 +19,7 @@ from alerts.dispatch import Dispatcher, backoff
 from alerts.models import AlertRecord, Delivery
 from alerts.pipeline import Pipeline, feed_spec
 from alerts.providers.registry import create_provider
-from alerts.testing.nhn_server import NhnTestServer
+from alerts.testing.nhn_server import NhnTestServer, RecipientBehaviour
 from subscribers import store
 from subscribers.store import add_subscriber
 
@@ -432,3 +432,24 @@ def test_a_minus_1005_whose_list_lags_keeps_the_key(db_url: str, tmp_path: Path,
     assert len({r.headers["x-nc-api-idempotency-key"] for r in server.send_requests()}) == 1
     assert {d.status for d in deliveries(pipeline)} == {"accepted"}
     pipeline.close()
+
+
+def test_a_retryable_refusal_of_one_recipient_is_retried_past_max_attempts(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NHN refuses one number with its retryable system error three times, more than max_attempts (2): the
+    warning still reaches that person once, and the others once."""
+    behaviours = {"01030000001": RecipientBehaviour(refuse_times=3)}
+    templates = {code: text for code, text in TEMPLATES.values()}
+    with NhnTestServer(templates=templates, behaviours=behaviours) as srv:
+        pipeline = make_pipeline(db_url, tmp_path, srv, monkeypatch, extra="[dispatch]\nmax_attempts = 2\n")
+        subscribe(pipeline, 3)
+        queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+        for _ in range(4):
+            pipeline.dispatch()
+            with session_scope(pipeline.engine) as s:  # the backoff has passed
+                for row in s.exec(select(Delivery).where(Delivery.status == "queued")):
+                    row.next_attempt_at = None
+                    s.add(row)
+        assert [srv.sends_to(f"0103{i:07d}") for i in range(3)] == [1, 1, 1]
+        assert {d.status for d in deliveries(pipeline)} == {"accepted"}
+        pipeline.close()
