@@ -97,6 +97,13 @@ class Pipeline:
                                consent_text="demo subscriber from config.toml [[demo.subscribers]]")
         return len(self.config.demo_subscribers)
 
+    def warm_up(self) -> None:
+        """Build the zone and geometry indexes before the first warning needs them (about two seconds for a
+        million subscribers), so the first alert after a restart is not the one that waits."""
+        with self.lock, session_scope(self.engine) as session:
+            self.audience.zones.ids(session, ["S1251100"])
+            self.audience.geo_index(session)
+
     def poll(self, spec: FeedSpec, summary: RunSummary | None = None, *, force: bool = False) -> PollOutcome:
         summary = summary or RunSummary()
         outcome = poll_feed(spec, self.fetcher, self.states, force=force)

@@ -50,6 +50,7 @@ def _run_forever(pipeline: Pipeline) -> None:
     cfg = pipeline.config
     specs = [feed_spec(f) for f in cfg.feeds if f.enabled]
     pipeline.seed_demo_subscribers()
+    pipeline.warm_up()
     scheduler = FeedScheduler(specs, pipeline.poll_and_process, max_workers=4)
     scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)
     streams = pipeline.ais_streams()

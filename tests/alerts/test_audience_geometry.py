@@ -317,3 +317,15 @@ def test_quiet_hours_never_hold_a_polygon_warning_at_sea(world: tuple[Pipeline, 
 def quiet_window_minutes() -> tuple[int, int]:
     hour = NOW.astimezone(timezone(timedelta(hours=9))).hour
     return ((hour - 1) % 24) * 60, ((hour + 2) % 24) * 60
+
+
+def test_warm_up_builds_the_indexes_before_the_first_warning(world: tuple[Pipeline, dict[str, int]],
+                                                              tmp_path: Path) -> None:
+    pipeline, ids = world
+    pipeline.warm_up()
+    assert pipeline.audience.zones.builds == 1 and pipeline.audience._index is not None
+    (tmp_path / "kma.xml").write_bytes(cap_xml("W-WARM", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[1]), force=True)
+    pipeline.tick()
+    assert ids["zone"] in recipients(pipeline)
+    assert pipeline.audience.zones.builds == 1  # the first warning used the index built at start-up
