@@ -139,7 +139,8 @@ class Dispatcher:
             stale = self._stale_sending(session, now)
             if stale:
                 since = min(r.key_used_at or (r.lease_until or now) - LEASE for r in stale)
-                live, suppressed = self._still_live(session, stale, now)  # a 해제 may have come meanwhile
+                # a 해제 may have come meanwhile: not sent again, but it may have gone out already
+                live, suppressed = self._still_live(session, stale, now, may_have_gone=True)
                 if not live:
                     return Dispatcher._Claim([], "", suppressed)
                 claim = self._lease(session, live, stale[0].idempotency_key or uuid.uuid4().hex, now, suppressed)
@@ -187,8 +188,12 @@ class Dispatcher:
             session.add(row)
         return Dispatcher._Claim(rows, key, suppressed)
 
-    def _still_live(self, session: Session, rows: list[Delivery], now: datetime) -> tuple[list[Delivery], int]:
-        """Suppress what must no longer go out: expired, cancelled, superseded, or from a closed thread."""
+    def _still_live(self, session: Session, rows: list[Delivery], now: datetime, *,
+                    may_have_gone: bool = False) -> tuple[list[Delivery], int]:
+        """Suppress what must no longer go out: expired, cancelled, superseded, or from a closed thread.
+
+        ``may_have_gone``: rows of a batch whose send's outcome is unknown. They are not sent again either,
+        but they are recorded as ``uncertain`` (and costed as sent), not as never sent."""
         if not rows:
             return [], 0
         alert_ids = {r.alert_id for r in rows}
@@ -202,11 +207,17 @@ class Dispatcher:
             if why is None:
                 live.append(row)
                 continue
-            row.status = "suppressed"
-            row.last_error = why
+            row.status = "uncertain" if may_have_gone else "suppressed"
+            row.last_error = f"{why}; it may have gone out before (its send's outcome was unknown)" if may_have_gone \
+                else why
             row.finished_at = now
             session.add(row)
             suppressed += 1
+        if may_have_gone:
+            gone = [row for row in rows if row.status == "uncertain"]
+            if gone:
+                session.flush()
+                record_costs(session, gone, self.config.prices, dry_run=self.dry_run, now=now)
         return live, suppressed
 
     def _already_sent(self, claim: Dispatcher._Claim, report: DispatchReport) -> bool:

@@ -16,7 +16,7 @@ from sqlmodel import select
 from alerts.config import load_config
 from alerts.db import session_scope
 from alerts.dispatch import Dispatcher, backoff
-from alerts.models import AlertRecord, Delivery
+from alerts.models import AlertRecord, CostEntry, Delivery
 from alerts.pipeline import Pipeline, feed_spec
 from alerts.providers.registry import create_provider
 from alerts.testing.nhn_server import NhnTestServer, RecipientBehaviour
@@ -325,9 +325,14 @@ def test_a_batch_recovered_after_a_crash_is_checked_again(db_url: str, tmp_path:
             s.add(row)
     report = pipeline.dispatch()
     assert report.suppressed == 2
-    # they may have been told (the claim was committed), so they get the 해제; the warning never follows it
+    # they may have been told (the claim was committed), so they get the 해제; the warning never follows it,
+    # and its record says what we know: it may have gone out (uncertain, costed as sent), not "never sent"
     assert [r.body["templateCode"] for r in server.send_requests()] == ["ALIMCAST_CANCEL_01"]
-    assert {(d.kind, d.status) for d in deliveries(pipeline)} == {("alert", "suppressed"), ("cancel", "accepted")}
+    assert {(d.kind, d.status) for d in deliveries(pipeline)} == {("alert", "uncertain"), ("cancel", "accepted")}
+    with session_scope(pipeline.engine) as s:
+        uncertain = {d.id for d in s.exec(select(Delivery).where(Delivery.status == "uncertain"))}
+        costed = {c.delivery_id for c in s.exec(select(CostEntry))}
+    assert uncertain <= costed
     pipeline.close()
 
 
