@@ -83,8 +83,7 @@ class Audience:
         found = _Found(ids=set(self.zones.ids(session, codes).tolist()) if codes else set(),
                        at_sea=any(code.startswith("S") for code in codes) or _navigational(alert))
         ids, aboard = found.ids, found.aboard
-        polygons = [ring for info in alert.infos for area in info.areas for ring in area.polygons]
-        circles = [(c.lat, c.lon, c.radius_km) for info in alert.infos for area in info.areas for c in area.circles]
+        polygons, circles = _shapes(alert)
         index = self.geo_index(session) if (polygons or circles or codes) else None
         if index is None:
             return found
@@ -116,38 +115,51 @@ class Audience:
     def recipients(self, session: Session, alert: Alert, value_names: Sequence[str], *,
                    at: datetime) -> list[Recipient]:
         where = self._find(session, alert, value_names, at=at)
-        categories = sorted({c for info in alert.infos for c in info.category})
-        found = recipients_for_ids(session, sorted(where.ids), severity=alert.max_severity(),
-                                   urgency=alert.max_urgency(), categories=categories, hazards=alert_hazards(alert),
-                                   at=at, include_skipped=True)
+        found = _with_preferences(session, alert, where.ids, at=at, include_skipped=True)
         return [_never_hold_at_sea(r) if (where.at_sea or r.subscriber_id in where.aboard) else r for r in found]
 
+    def boats(self, session: Session, mmsis: Collection[int]) -> GeoIndex:
+        """The latest fixes of just these vessels, for :meth:`vessel_followers` (built once per batch of fixes,
+        however many live warnings they are checked against)."""
+        return GeoIndex.from_session(session, buffer_nm=self.buffer_nm, stale_after=self.stale_after,
+                                     vessels_only=sorted(mmsis))
 
-    def vessel_followers(self, session: Session, alert: Alert, value_names: Sequence[str], mmsis: Collection[int], *,
-                         at: datetime) -> list[Recipient]:
+    def vessel_followers(self, session: Session, alert: Alert, value_names: Sequence[str], mmsis: Collection[int],
+                         *, boats: GeoIndex, at: datetime) -> list[Recipient]:
         """People following any of these vessels whose vessel is in the alert's area now (never held).
 
         For a warning already sent when a boat sails into it: only the boats that just moved are looked at,
-        against the warning's zones (their open visits) and its polygons and circles (their latest fix).
+        against the warning's zones (their open visits) and its polygons and circles (their latest fix, in
+        ``boats`` = :meth:`boats` of the same vessels).
         """
-        wanted = set(mmsis)
         inside: set[int] = set()
         codes = alert.zone_codes(tuple(value_names))
         if codes:
-            inside |= wanted & vessels_in_zones_now(session, alert_leaves(codes), at=at, stale_after=self.stale_after)
-        polygons = [ring for info in alert.infos for area in info.areas for ring in area.polygons]
-        circles = [(c.lat, c.lon, c.radius_km) for info in alert.infos for area in info.areas for c in area.circles]
+            inside |= set(mmsis) & vessels_in_zones_now(session, alert_leaves(codes), at=at,
+                                                        stale_after=self.stale_after)
+        polygons, circles = _shapes(alert)
         if polygons or circles:
-            boats = GeoIndex.from_session(session, buffer_nm=self.buffer_nm, stale_after=self.stale_after,
-                                          vessels_only=sorted(wanted))
             inside |= set(boats.affected(polygons, circles, at=at).mmsis.tolist())
         if not inside:
             return []
-        categories = sorted({c for info in alert.infos for c in info.category})
-        found = recipients_for_ids(session, sorted(subscribers_for_vessels(session, inside)),
-                                   severity=alert.max_severity(), urgency=alert.max_urgency(), categories=categories,
-                                   hazards=alert_hazards(alert), at=at)
+        found = _with_preferences(session, alert, subscribers_for_vessels(session, inside), at=at)
         return [_never_hold_at_sea(r) for r in found]
+
+
+def _shapes(alert: Alert) -> tuple[list[list[tuple[float, float]]], list[tuple[float, float, float]]]:
+    """The alert's polygons and its circles as (lat, lon, radius_km), over every info and area."""
+    polygons = [ring for info in alert.infos for area in info.areas for ring in area.polygons]
+    circles = [(c.lat, c.lon, c.radius_km) for info in alert.infos for area in info.areas for c in area.circles]
+    return polygons, circles
+
+
+def _with_preferences(session: Session, alert: Alert, ids: set[int], *, at: datetime,
+                      include_skipped: bool = False) -> list[Recipient]:
+    """These people with each one's preference decision for this alert, read fresh from the database."""
+    categories = sorted({c for info in alert.infos for c in info.category})
+    return recipients_for_ids(session, sorted(ids), severity=alert.max_severity(), urgency=alert.max_urgency(),
+                              categories=categories, hazards=alert_hazards(alert), at=at,
+                              include_skipped=include_skipped)
 
 
 @dataclass(slots=True)

@@ -201,24 +201,24 @@ class Dispatcher:
         alerts = {a.id: a for a in session.exec(select(AlertRecord).where(col(AlertRecord.id).in_(alert_ids)))}
         threads = {t.id: t for t in session.exec(select(AlertThread).where(col(AlertThread.id).in_(thread_ids)))}
         live: list[Delivery] = []
-        suppressed = 0
+        dead: list[Delivery] = []
         for row in rows:
             why = _suppression(row, alerts.get(row.alert_id), threads.get(row.thread_id), now)
             if why is None:
                 live.append(row)
                 continue
-            row.status = "uncertain" if may_have_gone else "suppressed"
-            row.last_error = f"{why}; it may have gone out before (its send's outcome was unknown)" if may_have_gone \
-                else why
+            if may_have_gone:
+                row.status = "uncertain"
+                row.last_error = f"{why}; it may have gone out before (its send's outcome was unknown)"
+            else:
+                row.status, row.last_error = "suppressed", why
             row.finished_at = now
             session.add(row)
-            suppressed += 1
-        if may_have_gone:
-            gone = [row for row in rows if row.status == "uncertain"]
-            if gone:
-                session.flush()
-                record_costs(session, gone, self.config.prices, dry_run=self.dry_run, now=now)
-        return live, suppressed
+            dead.append(row)
+        if may_have_gone and dead:
+            session.flush()
+            record_costs(session, dead, self.config.prices, dry_run=self.dry_run, now=now)
+        return live, len(dead)
 
     def _already_sent(self, claim: Dispatcher._Claim, report: DispatchReport) -> bool:
         """A batch orphaned longer than the provider remembers idempotency keys: ask what arrived

@@ -29,6 +29,7 @@ from alerts.render import parameters_for, render
 from alerts.sms import build_fallback
 from alerts.sqlutil import insert_ignore
 from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
+from subscribers.geoindex import GeoIndex
 from subscribers.models import Subscriber
 
 PUBLIC_MSG_TYPES = ("Alert", "Update", "Cancel")
@@ -63,12 +64,11 @@ def fan_out_pending(session: Session, config: Config, audience: Audience, *, now
                     zone_name: Callable[[str], str | None]) -> FanoutReport:
     """Fan out every alert not yet matched, oldest first (an original before its update).
 
-    On PostgreSQL several workers may call this at once: a transaction-scoped advisory lock makes them
-    take turns, so the second sees the first one's work committed and never matches an alert twice.
+    On PostgreSQL several workers may call this at once: they take turns (:func:`_take_matching_turn`), so
+    the second sees the first one's work committed and never matches an alert twice.
     """
     report = FanoutReport()
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MATCH_LOCK_KEY})
+    _take_matching_turn(session)
     pending = session.exec(select(AlertRecord).where(col(AlertRecord.matched_at).is_(None))
                            .order_by(col(AlertRecord.sent), col(AlertRecord.id))).all()
     for record in pending:
@@ -112,17 +112,19 @@ def follow_vessels(session: Session, config: Config, audience: Audience, mmsis: 
     report = FanoutReport()
     if not mmsis:
         return report
-    if session.get_bind().dialect.name == "postgresql":  # never beside another worker's matching
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MATCH_LOCK_KEY})
+    _take_matching_turn(session)  # never beside another worker's matching
     live = session.exec(select(AlertThread, AlertRecord)
                         .join(AlertRecord, col(AlertRecord.id) == col(AlertThread.current_alert_id))
                         .where(AlertThread.state == "active", col(AlertRecord.matched_at).is_not(None),
                                AlertRecord.msg_type != "Cancel")).all()
+    boats: GeoIndex | None = None
     for thread, record in live:
         if _skip_reason(record, thread, now) is not None:
             continue
         alert = Alert.from_json(record.body)
-        found = audience.vessel_followers(session, alert, config.zone_value_names, mmsis, at=now)
+        if boats is None:  # their fixes, read once for every live warning
+            boats = audience.boats(session, mmsis)
+        found = audience.vessel_followers(session, alert, config.zone_value_names, mmsis, boats=boats, at=now)
         if not found:
             continue
         # once per version: the outbox's unique (alert, subscriber) turns a boat's second entry into nothing
@@ -132,6 +134,13 @@ def follow_vessels(session: Session, config: Config, audience: Audience, mmsis: 
             report.alerts += 1
             report.queued += queued
     return report
+
+
+def _take_matching_turn(session: Session) -> None:
+    """On PostgreSQL, wait for any other worker's matching to commit (a transaction-scoped advisory lock):
+    two workers deciding who gets a warning from the same snapshot could each queue it."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MATCH_LOCK_KEY})
 
 
 def _skip_reason(record: AlertRecord, thread: AlertThread | None, now: datetime) -> str | None:

@@ -18,19 +18,19 @@ from alerts.audience import Audience
 from alerts.config import Config, FeedConfig
 from alerts.db import make_engine, session_scope, upgrade
 from alerts.dispatch import Dispatcher, DispatchReport, ResultsReport
-from alerts.fanout import FanoutReport, fan_out_pending, follow_vessels
+from alerts.fanout import FanoutReport, fan_out_pending
 from alerts.feedstate import DbFeedStateStore
 from alerts.ingest import end_vanished, ingest, relist_reappeared
 from alerts.leader import PollingLease
 from alerts.lifecycle import expire_threads
 from alerts.providers.base import Provider
 from alerts.providers.registry import create_provider
+from alerts.vessel_fixes import store_fixes
 from feeds.fetch import Fetcher
 from feeds.poller import FeedSpec, PollOutcome, poll_feed
 from subscribers import zones
 from subscribers.ais import ReadResult
 from subscribers.ais_stream import AisSource, AisStream
-from subscribers.positions import ingest_positions
 from subscribers.sqltypes import utcnow
 from subscribers.store import add_subscriber
 
@@ -101,7 +101,7 @@ class Pipeline:
         """Build the zone and geometry indexes before the first warning needs them (about two seconds for a
         million subscribers), so the first alert after a restart is not the one that waits."""
         with self.lock, session_scope(self.engine) as session:
-            self.audience.zones.ids(session, ["S1251100"])
+            self.audience.zones.ensure_built(session)
             self.audience.geo_index(session)
 
     def poll(self, spec: FeedSpec, summary: RunSummary | None = None, *, force: bool = False) -> PollOutcome:
@@ -185,11 +185,9 @@ class Pipeline:
             log.debug("AIS %s: another worker holds the lease and stores positions", source.url)
             return
         with self.lock, session_scope(self.engine) as session:
-            report = ingest_positions(session, result.positions, buffer_nm=self.config.vessel_buffer_nm,
-                                      stale_after=timedelta(hours=self.config.vessel_stale_after_hours),
-                                      known_only=not self.config.ais_all_vessels, names=result.names)
-            followed = follow_vessels(session, self.config, self.audience, report.moved, now=utcnow(),
-                                      zone_name=zone_name)
+            report, followed = store_fixes(session, self.config, self.audience, result,
+                                           known_only=not self.config.ais_all_vessels, now=utcnow(),
+                                           zone_name=zone_name)
         log.info("AIS %s: %d positions, stored %d for %d vessels; zone visits: %d entered, %d left, %d expired",
                  source.url, len(result.positions), report.stored, report.vessels, report.entered, report.left,
                  report.expired)

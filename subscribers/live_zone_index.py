@@ -57,15 +57,22 @@ class LiveZoneIndex:
     def invalidate(self) -> None:
         self._index = None
 
+    def ensure_built(self, target: Any) -> None:
+        """Build the snapshot now if there is none or it is too old (start-up: before the first warning)."""
+        with _transaction(target) as conn:
+            self._ensure_built(conn)
+
+    def _ensure_built(self, conn: Connection) -> None:
+        if self._index is None or time.monotonic() - self._built_at > self.max_age_s:
+            self._build(conn)
+
     def ids(self, target: Any, zone_codes: Iterable[str]) -> np.ndarray:
         """Sorted unique ids of active subscribers of the codes' leaf zones: ``matching_ids_sql``'s answer."""
         leaves = alert_leaves(zone_codes)
         if not leaves:
             return _EMPTY
-        # an Engine gets its own transaction, committed, so that pruning the change log sticks
-        with target.begin() if isinstance(target, Engine) else borrow_connection(target) as conn:
-            if self._index is None or time.monotonic() - self._built_at > self.max_age_s:
-                self._build(conn)
+        with _transaction(target) as conn:
+            self._ensure_built(conn)
             changed = self._changed_since(conn)
             if len(changed) > self.rebuild_after and time.monotonic() - self._built_at >= self.min_rebuild_interval_s:
                 log.info("zone index: %d people changed since it was built; rebuilding", len(changed))
@@ -110,6 +117,12 @@ class LiveZoneIndex:
         rows = conn.execute(text(f"SELECT DISTINCT subscriber_id FROM subscription_change WHERE {column} :mark"),
                             {"mark": self._watermark})
         return np.unique(np.fromiter((sid for (sid,) in rows), dtype=np.int64))
+
+
+def _transaction(target: Any) -> Any:
+    """An Engine gets its own transaction, committed, so that pruning the change log sticks; a Session or
+    Connection is used as it is (the caller commits)."""
+    return target.begin() if isinstance(target, Engine) else borrow_connection(target)
 
 
 def _exact_ids(conn: Connection, leaves: list[str], subscriber_ids: np.ndarray) -> np.ndarray:

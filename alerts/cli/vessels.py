@@ -20,12 +20,11 @@ from rich.table import Table
 from alerts.audience import Audience
 from alerts.cli.common import ConfigOption, fail, open_context
 from alerts.config import Config
-from alerts.fanout import follow_vessels
 from alerts.pipeline import zone_name
+from alerts.vessel_fixes import store_fixes
 from subscribers.ais import ReadResult, read_positions
 from subscribers.ais_stream import AisStream, SourceError, parse_source
 from subscribers.phone import mask
-from subscribers.positions import ingest_positions
 from subscribers.sqltypes import utcnow
 from subscribers.vessels import VesselError, add_vessel, list_vessels
 
@@ -75,9 +74,8 @@ def ingest_ais(
         if len(result.bad) > MAX_BAD_SHOWN:
             typer.echo(f"bad: {file}: ... and {len(result.bad) - MAX_BAD_SHOWN} more", err=True)
         with ctx.session() as session:
-            report = ingest_positions(session, result.positions, buffer_nm=buffer_nm, stale_after=stale_after,
-                                      known_only=not all_vessels, names=result.names)
-            followed = follow_vessels(session, ctx.config, audience, report.moved, now=utcnow(), zone_name=zone_name)
+            report, followed = store_fixes(session, ctx.config, audience, result, known_only=not all_vessels,
+                                           now=utcnow(), zone_name=zone_name)
         typer.echo(f"{len(result.positions)} positions from {len(result.mmsis)} vessels, {len(result.bad)} bad "
                    f"lines, {result.unavailable} without position, {result.ignored} other messages; "
                    f"stored {report.stored} for {report.vessels} registered vessels "

@@ -56,6 +56,16 @@ def deliveries(pipeline: Pipeline) -> list[Delivery]:
         return list(s.exec(select(Delivery).order_by(Delivery.id)))
 
 
+def expire_leases(pipeline: Pipeline, lease_until: datetime, *, key_used_at: datetime | None = None) -> None:
+    """Time passes for the batches in flight: their leases run out (and their keys date from ``key_used_at``)."""
+    with session_scope(pipeline.engine) as s:
+        for row in s.exec(select(Delivery).where(Delivery.status == "sending")):
+            row.lease_until = lease_until
+            if key_used_at is not None:
+                row.key_used_at = key_used_at
+            s.add(row)
+
+
 def feed(tmp_path: Path, body: bytes) -> None:
     (tmp_path / "feed.xml").write_bytes(body)
 
@@ -193,11 +203,7 @@ def test_orphaned_batch_after_a_long_outage_is_not_sent_twice(
             pipeline.provider.send([dispatcher._message(r, phones[r.subscriber_id]) for r in claim.rows],
                                    idempotency_key=claim.key)
         # ... and then it died; it comes back 13 minutes later, long after NHN forgot the key.
-        with session_scope(pipeline.engine) as s:
-            for row in s.exec(select(Delivery)):
-                row.lease_until = NOW - timedelta(minutes=11)
-                row.key_used_at = NOW - timedelta(minutes=13)
-                s.add(row)
+        expire_leases(pipeline, NOW - timedelta(minutes=11), key_used_at=NOW - timedelta(minutes=13))
         time.sleep(0.3)
         pipeline.dispatch()
         assert [srv.sends_to(f"0103{i:07d}") for i in range(3)] == [1, 1, 1]
@@ -298,10 +304,7 @@ def test_a_timeout_after_the_provider_accepted_is_not_sent_twice(db_url: str, tm
     assert first.requeued == 2 and first.accepted == 0
     rows = deliveries(pipeline)
     assert {r.status for r in rows} == {"sending"} and len({r.idempotency_key for r in rows}) == 1
-    with session_scope(pipeline.engine) as s:  # the backoff has passed
-        for row in s.exec(select(Delivery)):
-            row.lease_until = NOW - timedelta(seconds=1)
-            s.add(row)
+    expire_leases(pipeline, NOW - timedelta(seconds=1))  # the backoff has passed
     time.sleep(1.0)  # the delayed answer of the first request has been given by now
     pipeline.dispatch()
     assert [server.sends_to(f"0103{i:07d}") for i in range(2)] == [1, 1]
@@ -319,10 +322,7 @@ def test_a_batch_recovered_after_a_crash_is_checked_again(db_url: str, tmp_path:
     pipeline.dispatcher._claim()  # committed "sending", and the worker died before its request left
     queue(pipeline, tmp_path, cap_xml("W1-END", sent=NOW + timedelta(minutes=1), zones=["S1251100"],
                                       msg_type="Cancel", references=[("W1", NOW)]))
-    with session_scope(pipeline.engine) as s:
-        for row in s.exec(select(Delivery).where(Delivery.status == "sending")):
-            row.lease_until = NOW - timedelta(seconds=1)
-            s.add(row)
+    expire_leases(pipeline, NOW - timedelta(seconds=1))
     report = pipeline.dispatch()
     assert report.suppressed == 2
     # they may have been told (the claim was committed), so they get the 해제; the warning never follows it,
@@ -401,11 +401,7 @@ def test_an_orphaned_batch_whose_lookup_fails_keeps_its_key(db_url: str, tmp_pat
         queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
         claim = pipeline.dispatcher._claim()  # committed "sending"; the worker died
     # NHN is unreachable now (the server is gone); the batch is 13 minutes old
-    with session_scope(pipeline.engine) as s:
-        for row in s.exec(select(Delivery)):
-            row.lease_until = NOW - timedelta(minutes=11)
-            row.key_used_at = NOW - timedelta(minutes=13)
-            s.add(row)
+    expire_leases(pipeline, NOW - timedelta(minutes=11), key_used_at=NOW - timedelta(minutes=13))
     pipeline.dispatch()
     rows = deliveries(pipeline)
     assert {(r.status, r.idempotency_key) for r in rows} == {("sending", claim.key)}
@@ -427,10 +423,7 @@ def test_a_minus_1005_whose_list_lags_keeps_the_key(db_url: str, tmp_path: Path,
     server.lag_lists(5)
     pipeline.dispatch()
     assert {(r.status, r.idempotency_key is not None) for r in deliveries(pipeline)} == {("sending", True)}
-    with session_scope(pipeline.engine) as s:
-        for row in s.exec(select(Delivery)):
-            row.lease_until = NOW - timedelta(seconds=1)
-            s.add(row)
+    expire_leases(pipeline, NOW - timedelta(seconds=1))
     server.lag_lists(0)  # the list has caught up
     pipeline.dispatch()
     assert [server.sends_to(f"0103{i:07d}") for i in range(2)] == [1, 1]
