@@ -23,10 +23,10 @@ from sqlmodel import Session, col, select
 
 from alerts.audience import Audience
 from alerts.config import Config
+from alerts.delivery.sms import build_fallback
 from alerts.leader import MATCH_LOCK_KEY
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
 from alerts.render import parameters_for, render
-from alerts.sms import build_fallback
 from alerts.sqlutil import insert_ignore
 from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
 from subscribers.geoindex import GeoIndex

@@ -17,14 +17,14 @@ from datetime import timedelta
 from alerts.audience import Audience
 from alerts.config import Config, FeedConfig
 from alerts.db import make_engine, session_scope, upgrade
-from alerts.dispatch import Dispatcher, DispatchReport, ResultsReport
+from alerts.delivery.dispatch import Dispatcher, DispatchReport, ResultsReport
+from alerts.delivery.providers.base import Provider
+from alerts.delivery.providers.registry import create_provider
 from alerts.fanout import FanoutReport, fan_out_pending
 from alerts.feedstate import DbFeedStateStore
 from alerts.ingest import end_vanished, ingest, relist_reappeared
 from alerts.leader import PollingLease
 from alerts.lifecycle import expire_threads
-from alerts.providers.base import Provider
-from alerts.providers.registry import create_provider
 from alerts.vessel_fixes import store_fixes
 from feeds.fetch import Fetcher
 from feeds.poller import FeedSpec, PollOutcome, poll_feed

@@ -15,10 +15,10 @@ from sqlmodel import select
 
 from alerts.config import load_config
 from alerts.db import session_scope
-from alerts.dispatch import Dispatcher, backoff
+from alerts.delivery.dispatch import Dispatcher, backoff
+from alerts.delivery.providers.registry import create_provider
 from alerts.models import AlertRecord, CostEntry, Delivery
 from alerts.pipeline import Pipeline, feed_spec
-from alerts.providers.registry import create_provider
 from alerts.testing.nhn_server import NhnTestServer, RecipientBehaviour
 from subscribers import store
 from subscribers.store import add_subscriber

@@ -16,14 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from alerts.providers.base import (
+from alerts.delivery.providers.base import (
     DeliveryResult,
     OutgoingMessage,
     PendingDelivery,
     Provider,
     SendOutcome,
 )
-from alerts.providers.nhn import mask_phone
+from alerts.delivery.providers.nhn import mask_phone
 
 log = logging.getLogger(__name__)
 

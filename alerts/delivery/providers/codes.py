@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from alerts.providers.base import ResultStatus
+from alerts.delivery.providers.base import ResultStatus
 
 # --------------------------------------------------------------------------------------------------
 # API result codes (integers)

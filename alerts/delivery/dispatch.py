@@ -31,8 +31,7 @@ from sqlmodel import Session, col, select
 from alerts.config import Config
 from alerts.costs import record_costs
 from alerts.db import session_scope
-from alerts.models import AlertRecord, AlertThread, Delivery
-from alerts.providers.base import (
+from alerts.delivery.providers.base import (
     DeliveryResult,
     Fallback,
     OutgoingMessage,
@@ -41,8 +40,9 @@ from alerts.providers.base import (
     ProviderError,
     SendOutcome,
 )
-from alerts.ratelimit import TokenBucket
-from alerts.sms import build_fallback
+from alerts.delivery.rate import TokenBucket
+from alerts.delivery.sms import build_fallback
+from alerts.models import AlertRecord, AlertThread, Delivery
 from subscribers.models import Subscriber
 from subscribers.sqltypes import utcnow
 

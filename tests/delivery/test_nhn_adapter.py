@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from nhn_fixtures import TEMPLATE_CODE, TEMPLATES, assert_no_numbers_logged, make_message, provider_settings
 
-from alerts.providers import nhn as nhn_module
-from alerts.providers.base import Fallback, PendingDelivery, ProviderError
-from alerts.providers.nhn import NhnProvider, mask_phone, parse_retry_after
+from alerts.delivery.providers import nhn as nhn_module
+from alerts.delivery.providers.base import Fallback, PendingDelivery, ProviderError
+from alerts.delivery.providers.nhn import NhnProvider, mask_phone, parse_retry_after
 from alerts.testing import NhnTestServer, RecipientBehaviour
 
 
@@ -345,7 +345,7 @@ def test_daily_volume_is_retryable_later_not_now(server: NhnTestServer, provider
 
 
 def test_scrub_numbers() -> None:
-    from alerts.providers.nhn import scrub_numbers
+    from alerts.delivery.providers.nhn import scrub_numbers
 
     text = '{"recipientNo": "01012345678", "requestId": "20240101123456000001", "seq": 12}'
     assert scrub_numbers(text) == '{"recipientNo": "010-****-5678", "requestId": "20240101123456000001", "seq": 12}'
@@ -354,7 +354,7 @@ def test_scrub_numbers() -> None:
 def test_refused_request_logs_answer_without_numbers(caplog: pytest.LogCaptureFixture) -> None:
     with NhnTestServer(templates=TEMPLATES) as srv:
         p = NhnProvider(provider_settings(srv))
-        with caplog.at_level(logging.ERROR, logger="alerts.providers.nhn"), pytest.raises(ProviderError):
+        with caplog.at_level(logging.ERROR, logger="alerts.delivery.providers.nhn"), pytest.raises(ProviderError):
             p.send([make_message(1, "01012345678", template_code="NOPE")], idempotency_key="k")
     assert "-3003" in caplog.text and "Template does not exist" in caplog.text
     assert_no_numbers_logged(caplog, "01012345678")

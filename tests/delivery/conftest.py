@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nhn_fixtures import TEMPLATES, provider_settings  # noqa: E402
 
-from alerts.providers.nhn import NhnProvider  # noqa: E402
+from alerts.delivery.providers.nhn import NhnProvider  # noqa: E402
 from alerts.testing import NhnTestServer  # noqa: E402
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.providers import codes
+from alerts.delivery.providers import codes
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 ALIMTALK_MD = SHARED / "reference" / "alimtalk.md"

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from alerts import sms
+from alerts.delivery import sms
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_replacements_all_encode() -> None:
 
 
 def test_to_euckr_safe_warns(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="alerts.sms"):
+    with caplog.at_level(logging.WARNING, logger="alerts.delivery.sms"):
         sms.to_euckr_safe("🌀 태풍")
     assert "U+1F300" in caplog.text
 

@@ -7,16 +7,16 @@ import logging
 import pytest
 from nhn_fixtures import assert_no_numbers_logged, make_message
 
-from alerts.providers.base import Fallback, PendingDelivery, Provider
-from alerts.providers.dryrun import DRYRUN_CODE, DryRunProvider
-from alerts.providers.nhn import NhnProvider
-from alerts.providers.registry import PROVIDERS, create_provider, provider_class
+from alerts.delivery.providers.base import Fallback, PendingDelivery, Provider
+from alerts.delivery.providers.dryrun import DRYRUN_CODE, DryRunProvider
+from alerts.delivery.providers.nhn import NhnProvider
+from alerts.delivery.providers.registry import PROVIDERS, create_provider, provider_class
 
 
 def test_dryrun_records_and_sends_nothing(caplog: pytest.LogCaptureFixture) -> None:
     p = DryRunProvider({})
     batch = [make_message(1, "01012345678", fallback=Fallback("SMS", "x")), make_message(2, "01087654321")]
-    with caplog.at_level(logging.INFO, logger="alerts.providers.dryrun"):
+    with caplog.at_level(logging.INFO, logger="alerts.delivery.providers.dryrun"):
         outcomes = p.send(batch, idempotency_key="k1")
         second = p.send([make_message(3, "01011112222")], idempotency_key="k2")
     assert [(o.delivery_id, o.accepted, o.request_id, o.recipient_seq) for o in outcomes] == [

@@ -14,7 +14,7 @@ import logging
 import unicodedata
 from typing import Literal
 
-from alerts.providers.base import Fallback
+from alerts.delivery.providers.base import Fallback
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from alerts.providers.base import Provider
+from alerts.delivery.providers.base import Provider
 
 PROVIDERS: dict[str, str] = {
-    "nhn": "alerts.providers.nhn:NhnProvider",
-    "dryrun": "alerts.providers.dryrun:DryRunProvider",
+    "nhn": "alerts.delivery.providers.nhn:NhnProvider",
+    "dryrun": "alerts.delivery.providers.dryrun:DryRunProvider",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from alerts.providers.base import Fallback, OutgoingMessage
+from alerts.delivery.providers.base import Fallback, OutgoingMessage
 from alerts.testing import NhnTestServer
 
 TEMPLATE_CODE = "WX_ALERT"

@@ -38,8 +38,8 @@ from tenacity import (
     wait_random,
 )
 
-from alerts.providers import codes
-from alerts.providers.base import (
+from alerts.delivery.providers import codes
+from alerts.delivery.providers.base import (
     DeliveryResult,
     OutgoingMessage,
     PendingDelivery,

@@ -1,0 +1,1 @@
+"""Provider adapters: one module per service behind :class:`alerts.delivery.providers.base.Provider`."""

@@ -1,1 +1,0 @@
-"""Provider adapters: one module per service behind :class:`alerts.providers.base.Provider`."""
