@@ -20,8 +20,10 @@ from feeds.signature import SignatureOptionError
 from subscribers.ais_stream import AisSource, SourceError, parse_source
 
 CONFIG_ENV = "ALIMCAST_CONFIG"
-PROVIDER_KINDS = ("nhn", "dryrun")
+PROVIDER_KINDS = ("nhn", "dryrun", "solapi")
 SECRET_KEYS = ("app_key", "secret_key", "sender_key")
+#: Solapi's secrets (``[provider] kind = "solapi"``), read from the environment like NHN's.
+SOLAPI_SECRET_KEYS = ("api_key", "api_secret")
 TEMPLATE_KINDS = ("alert", "update", "cancel")
 
 
@@ -158,6 +160,8 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError("[provider] base_url", "required for kind nhn")
     if isinstance(settings.get("resend_send_no"), str) and settings["resend_send_no"].startswith("env:"):
         settings["resend_send_no"] = _secret(settings["resend_send_no"], "[provider] resend_send_no", required=False)
+    if kind == "solapi":
+        _solapi_settings(settings)
 
     feeds = [_feed(i, f) for i, f in enumerate(_list(raw, "feeds"))]
     names = [f.name for f in feeds]
@@ -276,6 +280,21 @@ def _number(table: dict[str, Any], section: str, key: str, default: float, *, mi
     if maximum is not None and value > maximum:
         raise ConfigError(f"[{section}] {key}", f"must be at most {maximum}")
     return float(value)
+
+
+def _solapi_settings(settings: dict[str, Any]) -> None:
+    """``[provider] kind = "solapi"``: api_key and api_secret from the environment; pf_id and sender_no
+    required (plain or env:VARIABLE)."""
+    for key in SOLAPI_SECRET_KEYS:
+        if key not in settings:
+            raise ConfigError(f"[provider] {key}", "required for kind solapi (as env:VARIABLE)")
+        settings[key] = _secret(settings[key], f"[provider] {key}", required=True)
+    for key in ("pf_id", "sender_no"):
+        value = settings.get(key)
+        if isinstance(value, str) and value.startswith("env:"):
+            value = settings[key] = _secret(value, f"[provider] {key}", required=True)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"[provider] {key}", "required for kind solapi")
 
 
 def _secret(value: Any, key: str, *, required: bool) -> str | None:

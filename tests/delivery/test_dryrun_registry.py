@@ -11,6 +11,7 @@ from alerts.delivery.providers.base import Fallback, PendingDelivery, Provider
 from alerts.delivery.providers.dryrun import DRYRUN_CODE, DryRunProvider
 from alerts.delivery.providers.nhn import NhnProvider
 from alerts.delivery.providers.registry import PROVIDERS, create_provider, provider_class
+from alerts.delivery.providers.solapi import SolapiProvider
 
 
 def test_dryrun_records_and_sends_nothing(caplog: pytest.LogCaptureFixture) -> None:
@@ -59,16 +60,17 @@ def test_dryrun_validates_batches_like_nhn() -> None:
     assert p.sent_requests == []
 
 
-@pytest.mark.parametrize(("kind", "cls"), [("nhn", NhnProvider), ("dryrun", DryRunProvider)])
+@pytest.mark.parametrize(("kind", "cls"), [("nhn", NhnProvider), ("dryrun", DryRunProvider),
+                                          ("solapi", SolapiProvider)])
 def test_registry(kind: str, cls: type[Provider]) -> None:
     assert provider_class(kind) is cls
     assert cls.kind == kind
-    assert set(PROVIDERS) == {"nhn", "dryrun"}
+    assert set(PROVIDERS) == {"nhn", "dryrun", "solapi"}
 
 
 def test_registry_unknown_kind() -> None:
-    with pytest.raises(ValueError, match="unknown provider kind 'solapi'"):
-        provider_class("solapi")
+    with pytest.raises(ValueError, match="unknown provider kind 'sens'"):
+        provider_class("sens")
 
 
 def test_create_provider() -> None:

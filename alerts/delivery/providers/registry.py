@@ -12,6 +12,7 @@ from alerts.delivery.providers.base import Provider
 PROVIDERS: dict[str, str] = {
     "nhn": "alerts.delivery.providers.nhn:NhnProvider",
     "dryrun": "alerts.delivery.providers.dryrun:DryRunProvider",
+    "solapi": "alerts.delivery.providers.solapi:SolapiProvider",
 }
 
 
