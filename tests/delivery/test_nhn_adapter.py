@@ -1,4 +1,5 @@
-"""NhnProvider against the loopback NHN server: request shape, retries, idempotency, results mapping."""
+"""NhnProvider against the loopback NHN server: what is NHN's own (request shape, its idempotency header and
+-1005 reconciliation, its codes). Batching limits and bounded retries are in test_provider_contract.py."""
 
 from __future__ import annotations
 
@@ -64,21 +65,6 @@ def test_fallback_disabled(server: NhnTestServer) -> None:
     p = NhnProvider(provider_settings(server, fallback=False))
     p.send([make_message(1, "01011110001", fallback=Fallback("SMS", "x"))], idempotency_key="k")
     assert "resendParameter" not in server.send_requests()[0].body["recipientList"][0]
-
-
-def test_batch_limits(server: NhnTestServer, provider: NhnProvider) -> None:
-    full = [make_message(i, f"010{i:08d}") for i in range(1, 1001)]
-    outcomes = provider.send(full, idempotency_key="k-1000")
-    assert len(server.send_requests()) == 1 and all(o.accepted for o in outcomes)
-    assert [o.recipient_seq for o in outcomes] == list(range(1, 1001))
-    with pytest.raises(ValueError, match="1001"):
-        provider.send([*full, make_message(1001, "01099999999")], idempotency_key="k-1001")
-    with pytest.raises(ValueError, match="one template"):
-        provider.send(
-            [make_message(1, "01011112222"), make_message(2, "01011113333", template_code="WX_CANCEL")],
-            idempotency_key="k-mixed",
-        )
-    assert len(server.send_requests()) == 1  # refused before anything went out
 
 
 def test_per_recipient_rejection_and_masking(caplog: pytest.LogCaptureFixture) -> None:
@@ -185,15 +171,6 @@ def test_config_errors_not_retried(server_kwargs, settings, message_template, co
         assert info.value.retryable is False
         assert code in str(info.value)
         assert len(srv.send_requests()) == 1 and srv.messages == []
-
-
-def test_retries_are_bounded(server: NhnTestServer) -> None:
-    p = NhnProvider(provider_settings(server, retry_attempts=3))
-    server.fail_next(10, status=503)
-    with pytest.raises(ProviderError) as info:
-        p.send([make_message(1, "01012345678")], idempotency_key="k")
-    assert info.value.retryable is True
-    assert len(server.send_requests()) == 3 and server.messages == []
 
 
 def test_retry_after_beyond_budget_is_handed_back(server: NhnTestServer) -> None:
