@@ -133,6 +133,7 @@ class SolapiTestServer:
         self._failures: list[tuple[int, float | None]] = []
         self._delays: list[float] = []
         self._drops = 0
+        self._list_failures = 0
         self._counter = 0
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -171,8 +172,14 @@ class SolapiTestServer:
     # ---- scenario controls ------------------------------------------------------------------------
 
     def fail_next(self, count: int, *, status: int = 429, retry_after: float | None = None) -> None:
+        """Answer the next ``count`` sends with HTTP ``status`` before processing (nothing taken)."""
         with self._lock:
             self._failures.extend([(status, retry_after)] * count)
+
+    def fail_lists_next(self, count: int, *, status: int = 503) -> None:
+        """Answer the next ``count`` message-list queries with HTTP ``status``."""
+        with self._lock:
+            self._list_failures += count
 
     def delay_next(self, count: int, seconds: float) -> None:
         with self._lock:
@@ -398,6 +405,9 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner._requests.append(rec)
             failure = owner._failures.pop(0) if owner._failures and method == "POST" else None
+            if method == "GET" and owner._list_failures > 0:
+                owner._list_failures -= 1
+                failure = (503, None)
         if failure is not None:
             rec.http_status, retry_after = failure
             extra = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None

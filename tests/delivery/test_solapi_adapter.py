@@ -180,3 +180,26 @@ def test_config_reads_solapi_settings_from_the_environment(monkeypatch: pytest.M
     del raw["provider"]["pf_id"]
     with pytest.raises(ConfigError, match="pf_id"):
         parse_config(raw)
+
+
+def test_a_failed_check_keeps_the_outcome_unknown(server: SolapiTestServer) -> None:
+    """If Solapi cannot be asked whether an earlier attempt arrived, the batch must keep its key: the error
+    says the outcome is unknown (a plain retryable error would let the outbox give the batch a new key)."""
+    p = SolapiProvider(solapi_settings(server, retry_attempts=2))
+    batch = [make_message(1, "01012345678")]
+    server.delay_next(1, 1.0)
+    with pytest.raises(ProviderError):
+        SolapiProvider(solapi_settings(server, timeout_seconds=0.3)).send(batch, idempotency_key="k")
+    server.fail_lists_next(2)  # both attempts of the check
+    with pytest.raises(ProviderError) as info:
+        p.send(batch, idempotency_key="k")
+    assert info.value.retryable and info.value.unknown_outcome
+    assert len(server.send_requests()) == 1  # nothing re-sent without the check
+    assert p.send(batch, idempotency_key="k")[0].accepted and server.sends_to("01012345678") == 1
+
+
+def test_the_check_asks_about_a_well_formed_number(server: SolapiTestServer) -> None:
+    p = SolapiProvider(solapi_settings(server))
+    p.send([make_message(1, "010"), make_message(2, "01012345678")], idempotency_key="k")
+    (probe,) = [r for r in server.requests if r.method == "GET"]
+    assert probe.query["value"] == ["01012345678"]

@@ -193,7 +193,13 @@ class SolapiProvider(Provider):
 
     def send(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str) -> list[SendOutcome]:
         body = self.build_body(batch, idempotency_key)
-        earlier = self._find_group(batch, idempotency_key, since=datetime.now(UTC) - PROBE_WINDOW)
+        try:
+            earlier = self._find_group(batch, idempotency_key, since=datetime.now(UTC) - PROBE_WINDOW)
+        except ProviderError as exc:
+            # Whether an earlier attempt arrived is still unknown: the batch must keep its key (a fresh key
+            # would skip this check next time and could send it twice).
+            raise ProviderError(f"cannot check whether batch {idempotency_key} already reached Solapi: {exc}",
+                                retryable=exc.retryable, retry_after=exc.retry_after, unknown_outcome=True) from exc
         if earlier is not None:
             log.info("solapi: batch %s had already reached Solapi (group %s): answered from there, not re-sent",
                      idempotency_key, earlier[0])
@@ -269,7 +275,9 @@ class SolapiProvider(Provider):
     def _find_group(self, batch: Sequence[OutgoingMessage], key: str,
                     since: datetime) -> tuple[str, list[dict[str, Any]]] | None:
         """(groupId, its messages) of an earlier attempt of this batch, or None when nothing arrived."""
-        probe = batch[0].recipient_no
+        # a well-formed number: Solapi files every message of a group under its ``to``
+        probe = next((m.recipient_no for m in batch if m.recipient_no.isdigit() and len(m.recipient_no) >= 9),
+                     batch[0].recipient_no)
         rows = self._list({"criteria": "to", "cond": "eq", "value": probe}, since=since)
         hit = next((r for r in rows if (r.get("customFields") or {}).get(KEY_FIELD) == key), None)
         if hit is None:
