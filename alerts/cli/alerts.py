@@ -131,7 +131,7 @@ def print_report(report: AlertDelivery, console: Console) -> None:
     for label, value in (
         ("matched", f"{c.matched:,}"),
         ("queued", f"{c.queued:,}"),
-        ("sending now", f"{c.sending:,}"),
+        ("sending (or held under its key)", f"{c.sending:,}"),
         ("sent (taken by the provider)", f"{c.sent:,}"),
         ("  awaiting result", f"{c.awaiting_result:,}"),
         ("  delivered (AlimTalk)", f"{c.delivered:,}"),

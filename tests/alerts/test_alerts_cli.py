@@ -1,5 +1,5 @@
-"""``alimcast alerts list`` / ``alerts show`` through the real CLI on a real SQLite file holding
-deliveries in every state."""
+"""``alimcast alerts list`` / ``alerts show`` through the real CLI on a real SQLite file (and a real
+PostgreSQL database) holding deliveries in every state."""
 
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ ROWS = [
 ]
 
 
-def _write(path: Path) -> tuple[Path, int, int]:
+def _write(path: Path, db_url: str) -> tuple[Path, int, int]:
     config = path / "config.toml"
-    config.write_text(config_text(f"sqlite:///{path / 'alerts.db'}", []), encoding="utf-8")
+    config.write_text(config_text(db_url, []), encoding="utf-8")
     ctx = open_context(config)
     with session_scope(ctx.engine) as s:
         subs = [add_subscriber(s, f"0105{i:07d}", ["S1251100"]) for i in range(sum(r[-1] for r in ROWS))]
@@ -80,8 +80,9 @@ def _alert(s: Session, thread_id: int | None, msg_type: str, event: str, receive
 
 
 @pytest.fixture
-def stored(tmp_path: Path) -> tuple[Path, int, int]:
-    return _write(tmp_path)
+def stored(tmp_path: Path, db_url: str) -> tuple[Path, int, int]:
+    """The same rows on SQLite and on PostgreSQL (the counts are SQL: both must agree)."""
+    return _write(tmp_path, db_url)
 
 
 def invoke(*args: str, columns: int = 80) -> tuple[int, str, str]:
