@@ -94,7 +94,7 @@ def _scrub_httpx_logs() -> None:
 
 def sign(api_key: str, api_secret: str, *, date: str | None = None, salt: str | None = None) -> str:
     """The ``Authorization`` header value for one request (fresh salt unless given, for tests)."""
-    date = date or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    date = date or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # the form of Solapi's own samples
     salt = salt or secrets.token_hex(16)
     signature = hmac.new(api_secret.encode(), (date + salt).encode(), hashlib.sha256).hexdigest()
     return f"HMAC-SHA256 apiKey={api_key}, date={date}, salt={salt}, signature={signature}"
