@@ -82,6 +82,7 @@ class Pipeline:
         self.lock = threading.RLock()
         self.lease = PollingLease(self.engine)
         self.dispatcher.db_lock = self.lock
+        self.states.lock = self.lock
         #: Set when a match queued messages: wakes the dispatch loop (alerts.delivery.loop) at once.
         self.wake = threading.Event()
         #: True while a dispatch loop sends for this pipeline: the other stages then only wake it.
@@ -174,8 +175,7 @@ class Pipeline:
 
     def collect(self, summary: RunSummary | None = None) -> ResultsReport:
         summary = summary or RunSummary()
-        with self.lock:
-            report = self.dispatcher.collect_results()
+        report = self.dispatcher.collect_results()  # takes the lock for its writes only
         summary.results.updated += report.updated
         summary.results.by_status.update(report.by_status)
         summary.results.by_channel.update(report.by_channel)

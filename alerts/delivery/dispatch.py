@@ -456,7 +456,8 @@ class Dispatcher:
         except ProviderError as exc:
             log.warning("result poll failed: %s", exc)
             return report
-        self._apply_results(results, report)
+        with self.db_lock:  # only the writes: a poll or a match is not held up by the provider's answer
+            self._apply_results(results, report)
         return report
 
     def _apply_results(self, results: list[DeliveryResult], report: ResultsReport) -> None:
