@@ -64,6 +64,8 @@ RENEW_EVERY = 1.5
 #: A batch carries at most this much of a second of the rate: an urgent batch waits at most about this long
 #: for room behind a bulk send, and small requests answer fast (see alerts/delivery/rate.py on latency).
 BATCH_SECONDS = 0.25
+#: Delivery results are written this many at a time, releasing the writer lock in between.
+RESULTS_PAGE = 250
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
 KEY_MEMORY = timedelta(minutes=9)
 CONFIG_ERROR_BACKOFF = timedelta(minutes=5)
@@ -456,8 +458,10 @@ class Dispatcher:
         except ProviderError as exc:
             log.warning("result poll failed: %s", exc)
             return report
-        with self.db_lock:  # only the writes: a poll or a match is not held up by the provider's answer
-            self._apply_results(results, report)
+        # only the writes hold the lock, a page at a time: a poll or a match is never held up for long
+        for start in range(0, len(results), RESULTS_PAGE):
+            with self.db_lock:
+                self._apply_results(results[start:start + RESULTS_PAGE], report)
         return report
 
     def _apply_results(self, results: list[DeliveryResult], report: ResultsReport) -> None:
