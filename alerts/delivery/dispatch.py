@@ -122,6 +122,8 @@ class Dispatcher:
         #: Held around the outbox's writes (the pipeline passes its own lock: SQLite has one writer).
         self.db_lock: threading.RLock = threading.RLock()
         self._seeded = False
+        #: Accepted messages asked about per results call (``run --once`` calls again until all are in).
+        self.results_limit = 10000
         self.dry_run = provider.kind == "dryrun"
         self.postgres = engine.dialect.name == "postgresql"
 
@@ -444,12 +446,13 @@ class Dispatcher:
                 session.add(fresh)
 
     # -- results -------------------------------------------------------------------------------
-    def collect_results(self, *, limit: int = 10000) -> ResultsReport:
+    def collect_results(self, *, limit: int | None = None) -> ResultsReport:
+        """One page (``limit``, else ``results_limit``) of accepted messages asks the provider for results."""
         report = ResultsReport()
         with session_scope(self.engine) as session:
             pending = list(session.exec(select(Delivery).where(Delivery.status == "accepted",
                                                                col(Delivery.request_id).is_not(None))
-                                        .order_by(col(Delivery.id)).limit(limit)))
+                                        .order_by(col(Delivery.id)).limit(limit or self.results_limit)))
         if not pending:
             return report
         try:
