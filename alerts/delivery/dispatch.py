@@ -49,7 +49,7 @@ from alerts.delivery.providers.base import (
     ProviderError,
     SendOutcome,
 )
-from alerts.delivery.rate import SendWindow, Ticket
+from alerts.delivery.rate import SendWindow
 from alerts.delivery.sms import build_fallback
 from alerts.models import AlertRecord, AlertThread, Delivery
 from subscribers.models import Subscriber
@@ -134,37 +134,25 @@ class Dispatcher:
         batches = 0
         self._seed_window()
         while max_batches is None or batches < max_batches:
-            ticket = self.window.acquire(self.batch_size, self.stop)
-            if ticket is None:
+            # claim only once a whole batch could start: priorities are read at the last moment
+            if not self.window.wait_for_room(self.batch_size, self.stop):
                 break  # stopping: nothing claimed, nothing in flight
-            try:
-                with self.db_lock:
-                    claimed = self._claim()
-            except BaseException:
-                self.window.cancel(ticket)
-                raise
+            with self.db_lock:
+                claimed = self._claim()
             report.suppressed += claimed.suppressed
             if not claimed.rows:
-                self.window.cancel(ticket)
                 if claimed.suppressed:
                     continue  # a page of dead rows (each now suppressed) must not end the round
                 break
             batches += 1
             report.claimed += len(claimed.rows)
             if claimed.stale_since is not None and self._already_sent(claimed, report):
-                self.window.cancel(ticket)
                 continue
-            if len(claimed.rows) > ticket.recipients:
-                # a batch taken over from an older, larger claim: it keeps its key, so it goes as one request,
-                # after waiting for room for all of it (at most one second of the rate can ever be had)
-                self.window.cancel(ticket)
-                if len(claimed.rows) > self.window.capacity:
-                    log.warning("batch %s of %d recipients exceeds one second of the rate (%d); it keeps its key "
-                                "and goes as one request", claimed.key, len(claimed.rows), self.window.capacity)
-                ticket = self.window.acquire(min(len(claimed.rows), self.window.capacity))
-                assert ticket is not None
-            self.window.shrink(ticket, len(claimed.rows))
-            stop = self._send(claimed.rows, claimed.key, report, ticket)
+            if len(claimed.rows) > self.window.capacity:
+                # a batch taken over from an older, larger claim keeps its key, so it goes as one request
+                log.warning("batch %s of %d recipients exceeds one second of the rate (%d); it keeps its key "
+                            "and goes as one request", claimed.key, len(claimed.rows), self.window.capacity)
+            stop = self._send(claimed.rows, claimed.key, report)
             if stop:
                 report.stopped = True
                 break
@@ -319,15 +307,16 @@ class Dispatcher:
                     fresh.key_used_at = now
                     session.add(fresh)
 
-    def _send(self, rows: list[Delivery], key: str, report: DispatchReport, ticket: Ticket | None = None) -> bool:
+    def _send(self, rows: list[Delivery], key: str, report: DispatchReport) -> bool:
         """Send one claimed batch; returns True when the round should stop (provider refused config)."""
-        if ticket is None:
-            ticket = self.window.acquire(len(rows))
-        assert ticket is not None
         try:
             phones = self._phones([r.subscriber_id for r in rows])
             messages = [self._message(r, phones.get(r.subscriber_id, "")) for r in rows]
             report.requests += 1
+            # the place in the window is taken just before the request starts (at once after wait_for_room,
+            # unless another thread of this process sent meanwhile): preparing it holds no place
+            ticket = self.window.acquire(min(len(rows), self.window.capacity))
+            assert ticket is not None
             with self._renewing(key):
                 try:
                     outcomes = self.provider.send(messages, idempotency_key=key)

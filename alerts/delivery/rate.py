@@ -99,11 +99,20 @@ class SendWindow:
                 pause = 0.2 if next_free is None else min(0.2, max(0.0, next_free - now))
                 self._cond.wait(pause or 0.001)
 
-    def shrink(self, ticket: Ticket, recipients: int) -> None:
-        """Before the request starts: it carries fewer recipients than reserved."""
+    def wait_for_room(self, recipients: int, stop: threading.Event | None = None) -> bool:
+        """Wait until a request of ``recipients`` could start, taking nothing (the caller prepares its request
+        and then acquires it, so its preparation does not hold a place). False when ``stop`` is set."""
+        recipients = min(recipients, self.capacity)
         with self._cond:
-            ticket.recipients = min(ticket.recipients, max(0, recipients))
-            self._cond.notify_all()
+            while True:
+                if stop is not None and stop.is_set():
+                    return False
+                now = self._clock()
+                used, next_free = self._used(now)
+                if used + recipients <= self.capacity:
+                    return True
+                pause = 0.2 if next_free is None else min(0.2, max(0.0, next_free - now))
+                self._cond.wait(pause or 0.001)
 
     def finish(self, ticket: Ticket) -> None:
         """The request's response ended (or it failed): from now it counts for one more second."""
