@@ -84,7 +84,7 @@ def _run_forever(pipeline: Pipeline) -> None:
     try:
         scheduler.run_forever(handle_signals=False)
     finally:
-        loop.stop(timeout=3.0)
+        loop.stop(timeout=2.0)
         for stream in streams:
             stream.stop()
         for sig, handler in previous.items():

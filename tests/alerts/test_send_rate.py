@@ -75,7 +75,7 @@ def accepted(pipeline: Pipeline) -> int:
 def test_never_more_than_the_account_allows_in_any_second(tmp_path: Path, nhn_keys: None, rate: int) -> None:
     """The account's limit equals the configured rate, the default batch_size (1000) is at or above it: every
     recipient is accepted exactly once, with zero 429s, and no rolling second at the server exceeds the rate."""
-    people = rate * 2 + rate // 2
+    people = rate * 3 // 2
     with limited_server(rate) as srv:
         pipeline = pipeline_for(tmp_path, srv, rate)
         queue_people(pipeline, tmp_path, people, f"RATE-{rate}")
