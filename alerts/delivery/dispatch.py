@@ -166,7 +166,7 @@ class Dispatcher:
             return
         self._seeded = True
         now = self.clock()
-        mono = self.window._clock()
+        mono = self.window.now()
         with session_scope(self.engine) as session:
             recent = session.exec(select(func.count()).select_from(Delivery).where(
                 col(Delivery.sent_at).is_not(None), col(Delivery.sent_at) > now - timedelta(seconds=1))).one()
@@ -309,14 +309,14 @@ class Dispatcher:
 
     def _send(self, rows: list[Delivery], key: str, report: DispatchReport) -> bool:
         """Send one claimed batch; returns True when the round should stop (provider refused config)."""
+        phones = self._phones([r.subscriber_id for r in rows])
+        messages = [self._message(r, phones.get(r.subscriber_id, "")) for r in rows]
+        report.requests += 1
+        # the place in the window is taken just before the request starts (at once after wait_for_room,
+        # unless another thread of this process sent meanwhile): preparing the request holds no place
+        ticket = self.window.acquire(min(len(rows), self.window.capacity))
+        assert ticket is not None
         try:
-            phones = self._phones([r.subscriber_id for r in rows])
-            messages = [self._message(r, phones.get(r.subscriber_id, "")) for r in rows]
-            report.requests += 1
-            # the place in the window is taken just before the request starts (at once after wait_for_room,
-            # unless another thread of this process sent meanwhile): preparing it holds no place
-            ticket = self.window.acquire(min(len(rows), self.window.capacity))
-            assert ticket is not None
             with self._renewing(key):
                 try:
                     outcomes = self.provider.send(messages, idempotency_key=key)
@@ -327,8 +327,11 @@ class Dispatcher:
                 self._requeue(rows, exc, report)
             return not exc.retryable
         except Exception as exc:  # noqa: BLE001 - unknown outcome: the lease brings the rows back, same key
-            log.exception("send of %d messages ended with an unknown outcome; will retry with the same key",
-                          len(rows))
+            if self.stop.is_set():  # the process is stopping under a request in flight: expected, no trace
+                log.warning("stopping during the send of batch %s: it stays under its key", key)
+            else:
+                log.exception("send of %d messages ended with an unknown outcome; will retry with the same key",
+                              len(rows))
             report.errors.append(f"send failed with unknown outcome: {exc}")
             return True
         with self.db_lock:

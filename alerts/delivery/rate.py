@@ -66,6 +66,10 @@ class SendWindow:
         ends = [t.ended + self.span for t in self._tickets if t.ended is not None]
         return used, (min(ends) if ends else None)
 
+    def now(self) -> float:
+        """The window's clock (monotonic seconds), for :meth:`seed`."""
+        return self._clock()
+
     def used(self) -> int:
         with self._cond:
             return self._used(self._clock())[0]
