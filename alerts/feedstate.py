@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 
 from sqlalchemy.engine import Engine
 
@@ -14,8 +16,11 @@ FIELDS = [f.name for f in dataclasses.fields(FeedState)]
 
 
 class DbFeedStateStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lock: threading.RLock | None = None) -> None:
         self.engine = engine
+        #: The pipeline's writer lock: a save waits its turn there, not in SQLite's coarse busy sleeps
+        #: (which a busy dispatcher's many short transactions could make last seconds).
+        self.lock = lock
 
     def get(self, name: str) -> FeedState:
         with session_scope(self.engine) as session:
@@ -25,7 +30,7 @@ class DbFeedStateStore:
             return FeedState(**{f: getattr(row, f) for f in FIELDS})
 
     def save(self, state: FeedState) -> None:
-        with session_scope(self.engine) as session:
+        with self.lock or contextlib.nullcontext(), session_scope(self.engine) as session:
             row = session.get(FeedStateRow, state.name) or FeedStateRow(name=state.name)
             for f in FIELDS:
                 setattr(row, f, getattr(state, f))

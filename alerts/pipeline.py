@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -49,6 +50,8 @@ class RunSummary:
     fanout: FanoutReport = field(default_factory=FanoutReport)
     dispatch: DispatchReport = field(default_factory=DispatchReport)
     results: ResultsReport = field(default_factory=ResultsReport)
+    #: ``run --once``: messages of this run with no final outcome when it ended, by status.
+    pending: Counter[str] = field(default_factory=Counter)
 
 
 def feed_spec(feed: FeedConfig) -> FeedSpec:
@@ -78,6 +81,12 @@ class Pipeline:
                                  stale_after=timedelta(hours=config.vessel_stale_after_hours))
         self.lock = threading.RLock()
         self.lease = PollingLease(self.engine)
+        self.dispatcher.db_lock = self.lock
+        self.states.lock = self.lock
+        #: Set when a match queued messages: wakes the dispatch loop (alerts.delivery.loop) at once.
+        self.wake = threading.Event()
+        #: True while a dispatch loop sends for this pipeline: the other stages then only wake it.
+        self.dispatch_loop_running = False
 
     def close(self) -> None:
         self.lease.release()
@@ -139,6 +148,8 @@ class Pipeline:
             summary.threads_expired += expire_threads(session, now)
             report = fan_out_pending(session, self.config, self.audience, now=now, zone_name=zone_name)
         summary.fanout.add(report)
+        if report.queued:
+            self.wake.set()
         if report.alerts:
             log.info("matched %d alerts: %d messages queued (%d held for quiet hours), %d superseded, skipped: %s",
                      report.alerts, report.queued, report.held, report.suppressed,
@@ -146,14 +157,13 @@ class Pipeline:
         return report
 
     def dispatch(self, summary: RunSummary | None = None) -> DispatchReport:
-        """Send everything due, one batch per hold of the lock: between two batches a poll or a match can
-        run, so a tsunami warning arriving during a 40,000-message send is not stuck behind it (and it is
-        the highest priority at the next claim)."""
+        """Send everything due. The lock is held only around the outbox's writes (the dispatcher takes it), not
+        while a request is in flight or the rate is awaited: a poll or a match runs meanwhile, and a tsunami
+        warning arriving during a 40,000-message send is the highest priority at the very next claim."""
         summary = summary or RunSummary()
         report = DispatchReport()
         while True:
-            with self.lock:
-                step = self.dispatcher.dispatch_due(max_batches=1)
+            step = self.dispatcher.dispatch_due(max_batches=1)
             report.add(step)
             if step.stopped or (step.claimed == 0 and step.suppressed == 0):
                 break
@@ -165,8 +175,7 @@ class Pipeline:
 
     def collect(self, summary: RunSummary | None = None) -> ResultsReport:
         summary = summary or RunSummary()
-        with self.lock:
-            report = self.dispatcher.collect_results()
+        report = self.dispatcher.collect_results()  # takes the lock for its writes only
         summary.results.updated += report.updated
         summary.results.by_status.update(report.by_status)
         summary.results.by_channel.update(report.by_channel)
@@ -194,7 +203,8 @@ class Pipeline:
         if followed.queued:
             log.info("AIS %s: %d messages queued: vessels sailed into %d live warnings", source.url,
                      followed.queued, followed.alerts)
-            self.dispatch()
+            if not self.dispatch_loop_running:
+                self.dispatch()
 
     def ais_streams(self) -> list[AisStream]:
         """One reader per configured AIS source (started by the caller)."""
@@ -218,7 +228,10 @@ class Pipeline:
         return summary
 
     def poll_and_process(self, spec: FeedSpec) -> None:
-        """The scheduler's job for one feed: a new warning goes out without waiting for the next tick.
+        """The scheduler's job for one feed: poll, ingest and match, never send. What it queues wakes the
+        dispatch loop at once (``self.wake``), so a new warning goes out without waiting for a tick, and a
+        long fan-out never holds this job up (it would make the scheduler skip the feed's next polls).
+        Without a running dispatch loop (tests, embedding code) it sends here, as before.
 
         Polled only by the lease holder: another worker on the same PostgreSQL database polls instead
         (and takes over within one interval when that worker dies); this one still matches and sends.
@@ -228,10 +241,12 @@ class Pipeline:
         else:
             log.debug("feed %s: another worker holds the polling lease", spec.name)
         self.match()
-        self.dispatch()
+        if not self.dispatch_loop_running:
+            self.dispatch()
 
     def tick(self) -> None:
         self.match()
-        self.dispatch()
+        if not self.dispatch_loop_running:
+            self.dispatch()
         self.collect()
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -14,6 +20,7 @@ from sqlmodel import col, select
 
 from alerts.cli.common import ConfigOption, fail, load, setup_logging
 from alerts.db import session_scope
+from alerts.delivery.loop import DispatchLoop
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
 from feeds.scheduler import FeedScheduler
@@ -21,9 +28,17 @@ from subscribers.sqltypes import utcnow
 
 log = logging.getLogger("alimcast.run")
 
+#: ``alimcast run`` exits within this many seconds of SIGTERM/Ctrl-C, whatever is running: a poll or a match
+#: still running then is abandoned (its transaction was not committed: the database rolls it back, exactly as
+#: after a crash), and a request in flight stays safe under its idempotency key.
+STOP_WITHIN_SECONDS = 8.0
+
 
 def run(
     once: Annotated[bool, typer.Option("--once", help="poll every feed once, match, dispatch, collect, exit")] = False,
+    results_wait: Annotated[float, typer.Option(
+        "--results-wait", min=0, help="with --once: wait up to this many seconds for delivery results; "
+        "what has no result by then is reported as pending")] = 30.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -39,6 +54,8 @@ def run(
         if once:
             started = utcnow()
             summary = pipeline.run_once()
+            collect_until_done(pipeline, summary, results_wait)
+            summary_pending(pipeline, summary, started)
             print_run_summary(pipeline, summary, started, cfg.path)
             return
         _run_forever(pipeline)
@@ -52,18 +69,86 @@ def _run_forever(pipeline: Pipeline) -> None:
     pipeline.seed_demo_subscribers()
     pipeline.warm_up()
     scheduler = FeedScheduler(specs, pipeline.poll_and_process, max_workers=4)
-    scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)
+    # the feed jobs poll and match; this loop sends, apart from them (alerts/delivery/loop.py)
+    loop = DispatchLoop(pipeline.dispatcher, pipeline.dispatch, pipeline.wake,
+                        idle_seconds=min(1.0, cfg.dispatch_interval_seconds))
+    pipeline.dispatch_loop_running = True
+    scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)  # match held, results
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
+    previous = _stop_on_signals(scheduler, loop)
+    loop.start()
     for stream in streams:
         stream.start()
     try:
-        scheduler.run_forever(handle_signals=True)
+        scheduler.run_forever(handle_signals=False)
     finally:
+        loop.stop(timeout=2.0)
         for stream in streams:
             stream.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
     log.info("stopped cleanly")
+
+
+def _stop_on_signals(scheduler: FeedScheduler, loop: DispatchLoop) -> dict[int, object]:
+    """SIGINT/SIGTERM: stop claiming and polling at once, and exit within ``STOP_WITHIN_SECONDS`` even if a
+    poll, a match or a request is still running (each is safe to abandon; see ``STOP_WITHIN_SECONDS``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def deadline() -> None:
+        log.warning("still busy %.0f s after the stop signal: exiting now; work in flight is safe under its "
+                    "idempotency key and is resumed by the next start", STOP_WITHIN_SECONDS)
+        logging.shutdown()
+        os._exit(0)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        timer = threading.Timer(STOP_WITHIN_SECONDS, deadline)
+        timer.daemon = True
+        timer.start()
+        loop.dispatcher.stop.set()
+        loop.dispatcher.window.wake()
+        scheduler.request_stop()
+
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, on_signal)
+    return previous
+
+
+def collect_until_done(pipeline: Pipeline, summary: RunSummary, wait_seconds: float) -> None:
+    """``run --once``: collect delivery results until every accepted message has one, or ``wait_seconds``
+    pass with some still unanswered (those are reported as pending, not guessed)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        step = pipeline.collect(summary)
+        if not _awaiting_results(pipeline):
+            return
+        if step.updated:
+            continue  # more pages of results may be ready now
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(1.0, left))
+
+
+def _awaiting_results(pipeline: Pipeline) -> bool:
+    with session_scope(pipeline.engine) as session:
+        return session.exec(select(Delivery.id).where(Delivery.status == "accepted",
+                                                      col(Delivery.request_id).is_not(None)).limit(1)).first() \
+            is not None
+
+
+def summary_pending(pipeline: Pipeline, summary: RunSummary, started: datetime) -> None:
+    """What this run queued that has no final outcome yet, by state (queued for a retry, in flight, sent and
+    awaiting its result), so the summary never presents a partial count as the whole."""
+    with session_scope(pipeline.engine) as session:
+        rows = session.exec(select(Delivery.status).where(
+            col(Delivery.created_at) >= started, col(Delivery.status).in_(("queued", "held", "sending", "accepted"))))
+        summary.pending = Counter(rows)
 
 
 def print_run_summary(pipeline: Pipeline, summary: RunSummary, started: datetime, path: Path | None) -> None:
@@ -94,6 +179,10 @@ def print_run_summary(pipeline: Pipeline, summary: RunSummary, started: datetime
     table.add_row(f"messages by channel ({verb})", channels)
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(summary.results.by_status.items())) or "none yet"
     table.add_row("delivery results" + (" (simulated)" if dry else ""), statuses)
+    names = {"accepted": "sent, awaiting result", "sending": "in flight", "queued": "queued for retry",
+             "held": "held (quiet hours)"}
+    pending = ", ".join(f"{names.get(k, k)}: {v}" for k, v in sorted(summary.pending.items()) if v) or "none"
+    table.add_row("still pending", pending)
     if first_text:
         table.add_row("first message", first_text)
     if baseline:

@@ -12,19 +12,28 @@ Never lost, never sent twice:
   batch keeps its key and comes back as one group after the backoff.
 * Just before a row is sent, its warning is checked again: expired, cancelled or superseded rows are
   suppressed, also when they come from the retry queue.
-* Highest priority first: severe and immediate warnings jump the queue.
+* Highest priority first: severe and immediate warnings jump the queue. Priorities are read again at every
+  claim, and a claim happens only once the rate allows the batch to start, so a warning queued while the
+  dispatcher waited for the rate goes in the very next request.
+* The provider's limit is kept exactly (:mod:`alerts.delivery.rate`): a batch is at most a quarter of a
+  second of the rate (``BATCH_SECONDS``), so an urgent batch never waits more than about a quarter second
+  for room, and the small latency of small requests keeps the achieved rate close to the configured one.
+* Short leases, renewed while a request is in flight: a batch held by a process that died is taken over by
+  a live worker within ``LEASE`` (a few seconds), under the same key.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -40,7 +49,7 @@ from alerts.delivery.providers.base import (
     ProviderError,
     SendOutcome,
 )
-from alerts.delivery.rate import TokenBucket
+from alerts.delivery.rate import SendWindow
 from alerts.delivery.sms import build_fallback
 from alerts.models import AlertRecord, AlertThread, Delivery
 from subscribers.models import Subscriber
@@ -48,7 +57,15 @@ from subscribers.sqltypes import utcnow
 
 log = logging.getLogger("alimcast.dispatch")
 
-LEASE = timedelta(seconds=120)
+#: A claimed batch's lease, renewed every ``RENEW_EVERY`` while its request is in flight: when its holder
+#: dies, a live worker takes the batch over (same key) within this time.
+LEASE = timedelta(seconds=6)
+RENEW_EVERY = 1.5
+#: A batch carries at most this much of a second of the rate: an urgent batch waits at most about this long
+#: for room behind a bulk send, and small requests answer fast (see alerts/delivery/rate.py on latency).
+BATCH_SECONDS = 0.25
+#: Delivery results are written this many at a time, releasing the writer lock in between.
+RESULTS_PAGE = 250
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
 KEY_MEMORY = timedelta(minutes=9)
 CONFIG_ERROR_BACKOFF = timedelta(minutes=5)
@@ -93,23 +110,35 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
 
 class Dispatcher:
     def __init__(self, engine: Engine, config: Config, provider: Provider, *,
-                 clock: Callable[[], datetime] = utcnow, bucket: TokenBucket | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, window: SendWindow | None = None) -> None:
         self.engine = engine
         self.config = config
         self.provider = provider
         self.clock = clock
-        self.batch_size = min(config.provider.batch_size, provider.max_batch)
-        self.bucket = bucket or TokenBucket(config.provider.rate_per_second,
-                                            capacity=max(float(self.batch_size), config.provider.rate_per_second))
+        self.window = window or SendWindow(config.provider.rate_per_second)
+        self.batch_size = batch_size_for(config.provider.batch_size, provider.max_batch, self.window.capacity)
+        #: Set to stop: a wait for the rate ends at once and no new batch is claimed.
+        self.stop = threading.Event()
+        #: Held around the outbox's writes (the pipeline passes its own lock: SQLite has one writer).
+        self.db_lock: threading.RLock = threading.RLock()
+        self._seeded = False
+        #: Accepted messages asked about per results call (``run --once`` calls again until all are in).
+        self.results_limit = 10000
         self.dry_run = provider.kind == "dryrun"
         self.postgres = engine.dialect.name == "postgresql"
 
     # -- sending -------------------------------------------------------------------------------
     def dispatch_due(self, *, max_batches: int | None = None) -> DispatchReport:
+        """Send what is due, highest priority first, each batch claimed only once the rate lets it start."""
         report = DispatchReport()
         batches = 0
+        self._seed_window()
         while max_batches is None or batches < max_batches:
-            claimed = self._claim()
+            # claim only once a whole batch could start: priorities are read at the last moment
+            if not self.window.wait_for_room(self.batch_size, self.stop):
+                break  # stopping: nothing claimed, nothing in flight
+            with self.db_lock:
+                claimed = self._claim()
             report.suppressed += claimed.suppressed
             if not claimed.rows:
                 if claimed.suppressed:
@@ -119,11 +148,32 @@ class Dispatcher:
             report.claimed += len(claimed.rows)
             if claimed.stale_since is not None and self._already_sent(claimed, report):
                 continue
+            if len(claimed.rows) > self.window.capacity:
+                # a batch taken over from an older, larger claim keeps its key, so it goes as one request
+                log.warning("batch %s of %d recipients exceeds one second of the rate (%d); it keeps its key "
+                            "and goes as one request", claimed.key, len(claimed.rows), self.window.capacity)
             stop = self._send(claimed.rows, claimed.key, report)
             if stop:
                 report.stopped = True
                 break
         return report
+
+    def _seed_window(self) -> None:
+        """Once per dispatcher: count what anyone sent in the last second (read from the outbox), so a process
+        that starts never assumes the one before it was idle. Rows still ``sending`` under a live lease may be
+        arriving at the provider now: they count as in flight for one more second."""
+        if self._seeded:
+            return
+        self._seeded = True
+        now = self.clock()
+        mono = self.window.now()
+        with session_scope(self.engine) as session:
+            recent = session.exec(select(func.count()).select_from(Delivery).where(
+                col(Delivery.sent_at).is_not(None), col(Delivery.sent_at) > now - timedelta(seconds=1))).one()
+            flying = session.exec(select(func.count()).select_from(Delivery).where(
+                Delivery.status == "sending", col(Delivery.lease_until) > now - timedelta(seconds=1))).one()
+        self.window.seed(int(recent), mono)
+        self.window.seed(int(flying), mono + 1.0)
 
     @dataclass(slots=True)
     class _Claim:
@@ -261,20 +311,45 @@ class Dispatcher:
         """Send one claimed batch; returns True when the round should stop (provider refused config)."""
         phones = self._phones([r.subscriber_id for r in rows])
         messages = [self._message(r, phones.get(r.subscriber_id, "")) for r in rows]
-        self.bucket.acquire(len(messages))
         report.requests += 1
+        # the place in the window is taken just before the request starts (at once after wait_for_room,
+        # unless another thread of this process sent meanwhile): preparing the request holds no place
+        ticket = self.window.acquire(min(len(rows), self.window.capacity))
+        assert ticket is not None
         try:
-            outcomes = self.provider.send(messages, idempotency_key=key)
+            with self._renewing(key):
+                try:
+                    outcomes = self.provider.send(messages, idempotency_key=key)
+                finally:
+                    self.window.finish(ticket)
         except ProviderError as exc:
-            self._requeue(rows, exc, report)
+            with self.db_lock:
+                self._requeue(rows, exc, report)
             return not exc.retryable
         except Exception as exc:  # noqa: BLE001 - unknown outcome: the lease brings the rows back, same key
-            log.exception("send of %d messages ended with an unknown outcome; will retry with the same key",
-                          len(rows))
+            if self.stop.is_set():  # the process is stopping under a request in flight: expected, no trace
+                log.warning("stopping during the send of batch %s: it stays under its key", key)
+            else:
+                log.exception("send of %d messages ended with an unknown outcome; will retry with the same key",
+                              len(rows))
             report.errors.append(f"send failed with unknown outcome: {exc}")
             return True
-        self._record(rows, outcomes, report)
+        with self.db_lock:
+            self._record(rows, outcomes, report)
         return False
+
+    def _renewing(self, key: str) -> _LeaseRenewal:
+        return _LeaseRenewal(self, key)
+
+    def renew_lease(self, key: str) -> int:
+        """Extend the lease of a batch in flight (one statement; no Python lock: SQLite's busy timeout
+        orders it, and a renewal that fails only lets another worker re-send under the same key)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            result = conn.execute(update(Delivery).where(col(Delivery.idempotency_key) == key,
+                                                         col(Delivery.status) == "sending")
+                                  .values(lease_until=now + LEASE))
+        return int(result.rowcount or 0)
 
     def _message(self, row: Delivery, phone: str) -> OutgoingMessage:
         fallback: Fallback | None = None
@@ -363,12 +438,13 @@ class Dispatcher:
                 session.add(fresh)
 
     # -- results -------------------------------------------------------------------------------
-    def collect_results(self, *, limit: int = 10000) -> ResultsReport:
+    def collect_results(self, *, limit: int | None = None) -> ResultsReport:
+        """One page (``limit``, else ``results_limit``) of accepted messages asks the provider for results."""
         report = ResultsReport()
         with session_scope(self.engine) as session:
             pending = list(session.exec(select(Delivery).where(Delivery.status == "accepted",
                                                                col(Delivery.request_id).is_not(None))
-                                        .order_by(col(Delivery.id)).limit(limit)))
+                                        .order_by(col(Delivery.id)).limit(limit or self.results_limit)))
         if not pending:
             return report
         try:
@@ -377,7 +453,10 @@ class Dispatcher:
         except ProviderError as exc:
             log.warning("result poll failed: %s", exc)
             return report
-        self._apply_results(results, report)
+        # only the writes hold the lock, a page at a time: a poll or a match is never held up for long
+        for start in range(0, len(results), RESULTS_PAGE):
+            with self.db_lock:
+                self._apply_results(results[start:start + RESULTS_PAGE], report)
         return report
 
     def _apply_results(self, results: list[DeliveryResult], report: ResultsReport) -> None:
@@ -403,6 +482,38 @@ class Dispatcher:
                     log.warning("delivery %s failed: %s %s", row.id, result.result_code, result.result_message)
             session.flush()
             report.costed = record_costs(session, finished, self.config.prices, dry_run=self.dry_run, now=now)
+
+
+def batch_size_for(configured: int, provider_max: int, capacity: int) -> int:
+    """Recipients per request: the configured size, never more than the provider takes, and never more than
+    ``BATCH_SECONDS`` of the rate (so never more than one second of it: such a request could never start)."""
+    return max(1, min(configured, provider_max, math.floor(capacity * BATCH_SECONDS) or 1))
+
+
+class _LeaseRenewal:
+    """While a request is in flight, its batch's lease is renewed every ``RENEW_EVERY`` seconds, so a short
+    lease never runs out under a live sender (a slow provider, retries) but does soon after its death."""
+
+    def __init__(self, dispatcher: Dispatcher, key: str) -> None:
+        self.dispatcher = dispatcher
+        self.key = key
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"lease-{key[:8]}", daemon=True)
+
+    def __enter__(self) -> _LeaseRenewal:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self.done.wait(RENEW_EVERY):
+            try:
+                self.dispatcher.renew_lease(self.key)
+            except Exception:  # noqa: BLE001 - the next renewal may work; the key keeps it safe meanwhile
+                log.warning("could not renew the lease of batch %s", self.key, exc_info=True)
 
 
 def _suppression(row: Delivery, alert: AlertRecord | None, thread: AlertThread | None, now: datetime) -> str | None:

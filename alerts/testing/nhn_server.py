@@ -119,6 +119,12 @@ class NhnTestServer:
     consumed); :meth:`refuse_next` answers with an API result code (nothing sent); :meth:`delay_next`
     processes and stores a send, then waits before answering (the client times out although the
     message went out); ``results_after_polls`` hides results for that many list polls of each message.
+
+    ``account_limit_per_second``: the account's limit, counted as a provider counts it, on arrival and per
+    rolling second: a send whose recipients would make any second since one second ago exceed it is refused
+    with HTTP 429 (nothing sent). :meth:`max_recipients_per_second` reports the worst rolling second of what
+    was accepted, whatever the limit. :meth:`stall_next` holds a request *before* processing it (it arrived,
+    nothing is sent yet), to catch a client dying with a request in flight.
     """
 
     def __init__(
@@ -134,7 +140,15 @@ class NhnTestServer:
         results_after_polls: int = 0,
         idempotency_window_seconds: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        account_limit_per_second: int | None = None,
     ) -> None:
+        self.account_limit_per_second = account_limit_per_second
+        #: (arrival time, recipients) of every send request counted against the account.
+        self._arrivals: list[tuple[float, int]] = []
+        self.rate_refusals = 0
+        self._stalls: list[float] = []
+        #: Set when a stalled request has arrived (tests wait on it instead of sleeping).
+        self.stalled = threading.Event()
         self.app_key = app_key
         self.secret_key = secret_key
         self.sender_key = sender_key
@@ -215,6 +229,44 @@ class NhnTestServer:
         """Accept and store the next ``count`` sends, then wait ``seconds`` before answering."""
         with self._lock:
             self._delays.extend([seconds] * count)
+
+    def stall_next(self, count: int, seconds: float) -> None:
+        """Hold the next ``count`` sends ``seconds`` before processing them (then process them as usual)."""
+        with self._lock:
+            self._stalls.extend([seconds] * count)
+
+    def _take_stall(self) -> float:
+        with self._lock:
+            return self._stalls.pop(0) if self._stalls else 0.0
+
+    def _admit(self, recipients: int) -> bool:
+        """Count a send's recipients on arrival; False (refuse with 429) when it would exceed the limit."""
+        now = time.monotonic()
+        with self._lock:
+            if self.account_limit_per_second is not None:
+                recent = sum(n for t, n in self._arrivals if t > now - 1.0)
+                if recent + recipients > self.account_limit_per_second:
+                    self.rate_refusals += 1
+                    return False
+            self._arrivals.append((now, recipients))
+            return True
+
+    def max_recipients_per_second(self) -> int:
+        """The most recipients that arrived (and were admitted) within any rolling second (half-open)."""
+        with self._lock:
+            arrivals = sorted(self._arrivals)
+        best, total, start = 0, 0, 0
+        for t, n in arrivals:
+            total += n
+            while arrivals[start][0] <= t - 1.0:
+                total -= arrivals[start][1]
+                start += 1
+            best = max(best, total)
+        return best
+
+    def arrivals(self) -> list[tuple[float, int]]:
+        with self._lock:
+            return list(self._arrivals)
 
     def lag_lists(self, count: int) -> None:
         """The next ``count`` message-list queries find nothing yet (NHN's list trails its sends); 0 ends it."""
@@ -513,6 +565,15 @@ class _Handler(BaseHTTPRequestHandler):
             rec.http_status = status
             extra = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
             self._reply(status, {"error": "injected failure"}, extra)
+            return
+        stall = self.owner._take_stall()
+        if stall:
+            self.owner.stalled.set()
+            time.sleep(stall)
+        recipients = body.get("recipientList") if isinstance(body, dict) else None
+        if isinstance(recipients, list) and not self.owner._admit(len(recipients)):
+            rec.http_status = 429
+            self._reply(429, {"error": "too many requests"}, {"Retry-After": "1"})
             return
         refusal = self.owner._take_refusal()
         try:

@@ -1,0 +1,181 @@
+"""Benchmark: the achieved send rate against the configured one, and an urgent warning's wait during a fan-out.
+
+Against the loopback NHN server (alerts/testing/nhn_server.py) with the account's limit set to the configured
+rate, counted by the server on arrival per rolling second:
+
+1. For each ``--rates`` value, a long fan-out (``--seconds`` of the rate) is dispatched by
+   ``Pipeline.dispatch``; printed: the achieved rate measured on the server's side (recipients over the time
+   from the first arrival to one second after the last) and its ratio to the configured rate (goal:
+   within 2%), the worst rolling second, the 429s (goal: 0). The median over ``--runs`` is printed.
+   Baseline in the same run: the same recipients posted by a bare loop (the NHN adapter and the same
+   ``SendWindow``, pre-built batches, no outbox): what the rate rule alone allows on this machine, so the
+   gap between the two lines is the dispatcher's own work per batch (claim, record).
+2. With the dispatch loop of ``alimcast run`` sending a bulk fan-out at ``--urgent-rate``, an Extreme warning
+   is polled and matched on another feed ``--trials`` times; printed: the time from the start of the poll that
+   sees it to the provider accepting its first recipient (goal: < 1 s), median and worst.
+
+Run: /work/venv/bin/python benchmarks/bench_send_rate.py [--rates 500,1000,2000] [--seconds 15] [--runs 1]
+     [--urgent-rate 1000] [--trials 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from alimcast_testkit import TEMPLATES, cap_xml, config_text  # noqa: E402
+
+from alerts.config import load_config  # noqa: E402
+from alerts.delivery.loop import DispatchLoop  # noqa: E402
+from alerts.delivery.providers.base import OutgoingMessage  # noqa: E402
+from alerts.delivery.rate import SendWindow  # noqa: E402
+from alerts.pipeline import Pipeline, feed_spec  # noqa: E402
+from alerts.testing.nhn_server import NhnTestServer  # noqa: E402
+from subscribers.csv_import import import_csv  # noqa: E402
+
+
+def make_pipeline(work: Path, srv: NhnTestServer, rate: float) -> Pipeline:
+    os.environ.update({"T_APP_KEY": srv.app_key, "T_SECRET_KEY": srv.secret_key, "T_SENDER_KEY": srv.sender_key})
+    feeds = [("bulk", "cap", str(work / "bulk.xml")), ("urgent", "cap", str(work / "urgent.xml"))]
+    text = config_text(f"sqlite:///{work / 'a.db'}", feeds, provider="nhn", base_url=srv.base_url)
+    (work / "config.toml").write_text(text.replace("rate_per_second = 1000", f"rate_per_second = {rate}"),
+                                      encoding="utf-8")
+    config = load_config(work / "config.toml")
+    config.provider.settings["retry_attempts"] = 1  # a 429 must show
+    return Pipeline(config)
+
+
+def add_people(pipeline: Pipeline, work: Path, prefix: str, count: int, zone: str) -> None:
+    csv = work / f"{prefix}.csv"
+    with csv.open("w", encoding="utf-8") as out:
+        out.write("phone,name,zones,min_severity\n")
+        for i in range(count):
+            out.write(f"{prefix}{i:07d},p{i},{zone},\n")
+    import_csv(pipeline.engine, csv)
+
+
+def queue(pipeline: Pipeline, work: Path, name: str, identifier: str, zone: str, **kw: str) -> None:
+    (work / f"{name}.xml").write_bytes(cap_xml(identifier, sent=datetime.now(UTC).replace(microsecond=0),
+                                               zones=[zone], **kw))
+    spec = next(feed_spec(f) for f in pipeline.config.feeds if f.name == name)
+    pipeline.poll(spec, force=True)
+    pipeline.match()
+
+
+def achieved_rate(rate: float, seconds: float) -> tuple[float, int, int]:
+    people = int(rate * seconds)
+    with tempfile.TemporaryDirectory() as tmp, NhnTestServer(
+            templates={c: t for c, t in TEMPLATES.values()}, account_limit_per_second=int(rate)) as srv:
+        work = Path(tmp)
+        pipeline = make_pipeline(work, srv, rate)
+        add_people(pipeline, work, "0105", people, "S1251100")
+        queue(pipeline, work, "bulk", "BULK", "S1251100")
+        report = pipeline.dispatch()
+        pipeline.close()
+        arrivals = sorted(srv.arrivals())
+        assert report.accepted == people, report
+        # N recipients used the account from the first arrival until one second after the last: a sender at
+        # exactly the rate (a full second every second) scores 1.0 on any schedule within the second
+        measured = sum(n for _, n in arrivals) / (arrivals[-1][0] - arrivals[0][0] + 1.0)
+        return measured, srv.max_recipients_per_second(), srv.rate_refusals
+
+
+def bare_rate(rate: float, seconds: float) -> tuple[float, int, int]:
+    """The same fan-out through the adapter and the window only: no database at all."""
+    people = int(rate * seconds)
+    with tempfile.TemporaryDirectory() as tmp, NhnTestServer(
+            templates={c: t for c, t in TEMPLATES.values()}, account_limit_per_second=int(rate)) as srv:
+        pipeline = make_pipeline(Path(tmp), srv, rate)  # for its config and provider only
+        code, text = TEMPLATES["alert"]
+        params = {name: "x" for name in re.findall(r"#\{([^}]+)\}", text)}
+        batch = pipeline.dispatcher.batch_size
+        window = SendWindow(rate)
+        messages = [OutgoingMessage(i, f"0105{i:07d}", code, params, text) for i in range(people)]
+        for start in range(0, people, batch):
+            chunk = messages[start:start + batch]
+            window.wait_for_room(len(chunk))
+            ticket = window.acquire(len(chunk))
+            assert ticket is not None
+            try:
+                pipeline.provider.send(chunk, idempotency_key=uuid.uuid4().hex)
+            finally:
+                window.finish(ticket)
+        pipeline.close()
+        arrivals = sorted(srv.arrivals())
+        measured = sum(n for _, n in arrivals) / (arrivals[-1][0] - arrivals[0][0] + 1.0)
+        return measured, srv.max_recipients_per_second(), srv.rate_refusals
+
+
+def urgent_waits(rate: float, trials: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp, NhnTestServer(
+            templates={c: t for c, t in TEMPLATES.values()}, account_limit_per_second=int(rate)) as srv:
+        work = Path(tmp)
+        pipeline = make_pipeline(work, srv, rate)
+        add_people(pipeline, work, "0105", int(rate * (trials * 2 + 6)), "S1251100")
+        add_people(pipeline, work, "0106", 50, "S1131100")
+        queue(pipeline, work, "bulk", "BULK", "S1251100")
+        loop = DispatchLoop(pipeline.dispatcher, pipeline.dispatch, pipeline.wake)
+        pipeline.dispatch_loop_running = True
+        loop.start()
+        waits: list[float] = []
+        try:
+            while len(srv.messages) < rate * 2:
+                time.sleep(0.05)
+            for trial in range(trials):
+                before = sum(1 for m in srv.messages if m.recipient_no.startswith("0106"))
+                started = time.monotonic()
+                queue(pipeline, work, "urgent", f"TSU-{trial}", "S1131100", event="지진해일경보",
+                      severity="Extreme", urgency="Immediate")
+                while sum(1 for m in srv.messages if m.recipient_no.startswith("0106")) == before:
+                    time.sleep(0.005)
+                waits.append(time.monotonic() - started)
+                time.sleep(1.0)
+            bulk_left = sum(1 for m in srv.messages if m.recipient_no.startswith("0105")) < rate * (trials * 2 + 6)
+            assert bulk_left, "the bulk send ended before the last trial: raise its size"
+        finally:
+            loop.stop()
+            pipeline.close()
+        return waits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="500,1000,2000")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--urgent-rate", type=float, default=1000.0)
+    parser.add_argument("--trials", type=int, default=5)
+    args = parser.parse_args()
+    threading.current_thread().name = "bench"
+    for rate in (float(r) for r in args.rates.split(",")):
+        results = [achieved_rate(rate, args.seconds) for _ in range(args.runs)]
+        measured = statistics.median(r[0] for r in results)
+        worst = max(r[1] for r in results)
+        refusals = sum(r[2] for r in results)
+        bare = [bare_rate(rate, args.seconds) for _ in range(args.runs)]
+        bare_measured = statistics.median(r[0] for r in bare)
+        print(f"rate {rate:>7.0f}/s over {args.seconds:.0f} s: dispatcher {measured:8.1f}/s at the provider "
+              f"= {measured / rate:.3f}x configured (worst rolling second {worst}, 429s {refusals}); "
+              f"bare loop, same window {bare_measured:8.1f}/s = {bare_measured / rate:.3f}x "
+              f"(worst {max(r[1] for r in bare)}, 429s {sum(r[2] for r in bare)}); "
+              f"dispatcher/bare {measured / bare_measured:.3f}")
+    waits = urgent_waits(args.urgent_rate, args.trials)
+    print(f"Extreme warning during a fan-out at {args.urgent_rate:.0f}/s: poll -> first accepted median "
+          f"{statistics.median(waits):.3f} s, worst {max(waits):.3f} s over {len(waits)} trials")
+
+
+if __name__ == "__main__":
+    main()

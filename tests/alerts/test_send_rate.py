@@ -1,0 +1,154 @@
+"""The provider's per-second limit, counted where it matters: on the provider's side, per rolling second.
+
+The loopback NHN server is given the account's limit (``account_limit_per_second``): a request that would
+make any rolling second exceed it is refused with 429, and the server reports the worst rolling second of
+what it admitted. Zero 429s at every configured rate, also when the limit equals the configured rate exactly,
+also with the old default ``batch_size = 1000`` above the rate, also for a process started right after
+another one sent a full second.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alimcast_testkit import TEMPLATES, cap_xml, config_text
+from sqlmodel import select
+
+from alerts.config import load_config
+from alerts.db import session_scope
+from alerts.delivery.dispatch import batch_size_for
+from alerts.delivery.rate import SendWindow
+from alerts.models import Delivery
+from alerts.pipeline import Pipeline, feed_spec
+from alerts.testing.nhn_server import NhnTestServer
+from subscribers.csv_import import import_csv
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def nhn_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_APP_KEY", "test-appkey")
+    monkeypatch.setenv("T_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("T_SENDER_KEY", "s" * 40)
+
+
+def limited_server(limit: int) -> NhnTestServer:
+    return NhnTestServer(templates={code: text for code, text in TEMPLATES.values()},
+                         account_limit_per_second=limit)
+
+
+def pipeline_for(tmp_path: Path, srv: NhnTestServer, rate: float, *, batch_size: int = 1000,
+                 db: str = "a.db") -> Pipeline:
+    feed = tmp_path / "feed.xml"
+    text = config_text(f"sqlite:///{tmp_path / db}", [("kma", "cap", str(feed))], provider="nhn",
+                       base_url=srv.base_url).replace("rate_per_second = 1000",
+                                                      f"rate_per_second = {rate}\nbatch_size = {batch_size}")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text, encoding="utf-8")
+    config = load_config(cfg)
+    config.provider.settings["retry_attempts"] = 1  # a 429 must show, not be retried away inside the adapter
+    return Pipeline(config)
+
+
+def queue_people(pipeline: Pipeline, tmp_path: Path, count: int, identifier: str, first: int = 0) -> None:
+    csv = tmp_path / f"people-{identifier}.csv"
+    with csv.open("w", encoding="utf-8") as out:
+        out.write("phone,name,zones,min_severity\n")
+        for i in range(first, first + count):
+            out.write(f"0105{i:07d},p{i},S1251100,\n")
+    assert import_csv(pipeline.engine, csv).inserted == count
+    (tmp_path / "feed.xml").write_bytes(cap_xml(identifier, sent=NOW, zones=["S1251100"]))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    assert pipeline.match().queued >= count
+
+
+def accepted(pipeline: Pipeline) -> int:
+    with session_scope(pipeline.engine) as s:
+        return sum(1 for d in s.exec(select(Delivery)) if d.status == "accepted")
+
+
+@pytest.mark.parametrize("rate", [200, 500, 1000])
+def test_never_more_than_the_account_allows_in_any_second(tmp_path: Path, nhn_keys: None, rate: int) -> None:
+    """The account's limit equals the configured rate, the default batch_size (1000) is at or above it: every
+    recipient is accepted exactly once, with zero 429s, and no rolling second at the server exceeds the rate."""
+    people = rate * 3 // 2
+    with limited_server(rate) as srv:
+        pipeline = pipeline_for(tmp_path, srv, rate)
+        queue_people(pipeline, tmp_path, people, f"RATE-{rate}")
+        report = pipeline.dispatch()
+        assert srv.rate_refusals == 0 and report.requeued == 0
+        assert report.accepted == people == accepted(pipeline)
+        assert srv.max_recipients_per_second() <= rate
+        assert len({m.recipient_no for m in srv.messages}) == len(srv.messages) == people
+        # no request carries more than one second of the rate
+        assert max(n for _, n in srv.arrivals()) <= rate
+        pipeline.close()
+
+
+def test_a_starting_process_does_not_assume_the_previous_one_was_idle(tmp_path: Path, nhn_keys: None) -> None:
+    """One process sends a whole second of the rate and stops; another starts at once on the same outbox
+    with more queued: the account never sees more than the rate in a second (the newcomer reads what was
+    sent in the last second from the outbox instead of starting with a full allowance)."""
+    rate = 400
+    with limited_server(rate) as srv:
+        first = pipeline_for(tmp_path, srv, rate)
+        queue_people(first, tmp_path, 2 * rate, "BOTH")
+        step = first.dispatcher.dispatch_due(max_batches=4)  # four quarter-second batches: one whole second
+        assert step.accepted == rate
+        first.close()
+        second = pipeline_for(tmp_path, srv, rate)
+        assert second.dispatch().accepted == rate
+        assert srv.rate_refusals == 0
+        assert srv.max_recipients_per_second() <= rate
+        second.close()
+
+
+def test_a_fractional_rate_sends_one_at_a_time(tmp_path: Path, nhn_keys: None) -> None:
+    """Below one recipient per second there is still progress: one recipient per 1/rate seconds."""
+    window = SendWindow(0.5)
+    assert window.capacity == 1 and window.span == 2.0
+    assert batch_size_for(1000, 1000, window.capacity) == 1
+
+
+def test_batches_are_a_quarter_second_of_the_rate() -> None:
+    assert batch_size_for(1000, 1000, 1000) == 250
+    assert batch_size_for(100, 1000, 1000) == 100
+    assert batch_size_for(1000, 1000, 3) == 1
+
+
+def test_the_window_rule_holds_for_any_arrival_instant() -> None:
+    """The docstring's proof, checked on random schedules: requests start only when the rule allows, each
+    arrives at a random instant between its start and its end, and no rolling second holds more than the rate."""
+    rng = random.Random(7)
+    for _ in range(30):
+        clock = [0.0]
+        rate = rng.choice([5, 50, 500])
+        window = SendWindow(rate, clock=lambda c=clock: c[0])
+        flying: list[tuple[float, float, int, object]] = []  # (end, arrival, n, ticket)
+        arrivals: list[tuple[float, int]] = []
+        for _ in range(200):
+            n = rng.randint(1, rate)
+            # advance time, ending requests, until this one may start
+            while window.used() + n > window.capacity:
+                flying.sort(key=lambda f: f[0])
+                if flying:
+                    end, arrival, m, ticket = flying.pop(0)
+                    clock[0] = max(clock[0], end)
+                    window.finish(ticket)  # type: ignore[arg-type]
+                    arrivals.append((arrival, m))
+                else:
+                    clock[0] += 0.05
+            ticket = window.acquire(n)
+            assert ticket is not None
+            latency = rng.choice([0.001, 0.05, 0.4, 1.5])
+            flying.append((clock[0] + latency, clock[0] + rng.random() * latency, n, ticket))
+            clock[0] += rng.random() * 0.1
+        arrivals.extend((arrival, m) for _, arrival, m, _ in flying)
+        arrivals.sort()
+        for i, (t, _) in enumerate(arrivals):
+            in_second = sum(m for u, m in arrivals[i:] if u < t + 1.0)
+            assert in_second <= rate
