@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 
 from alerts.config import Config
 from alerts.costs import record_costs
-from alerts.db import session_scope
+from alerts.db import session_scope, sqlite_datetime
 from alerts.delivery.providers.base import (
     DeliveryResult,
     Fallback,
@@ -46,6 +46,7 @@ from alerts.delivery.providers.base import (
 from alerts.delivery.rate import TokenBucket
 from alerts.delivery.sms import build_fallback
 from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.sqlutil import id_in, id_list
 from subscribers.models import Subscriber
 from subscribers.sqltypes import utcnow
 
@@ -188,10 +189,8 @@ class Dispatcher:
         common = {"status": "sending", "idempotency_key": key, "provider": self.provider.kind,
                   "lease_until": lease_until}
         connection = session.connection()
-        for ids, values in ((first_send, {**common, "attempts": _DELIVERY.c.attempts + 1, "key_used_at": now}),
-                            (again, common)):
-            for chunk in _chunks(ids):
-                connection.execute(update(_DELIVERY).where(_DELIVERY.c.id.in_(chunk)).values(values))
+        _update_ids(connection, first_send, {**common, "attempts": _DELIVERY.c.attempts + 1, "key_used_at": now})
+        _update_ids(connection, again, common)
         for row in rows:
             if row.status != "sending":
                 set_committed_value(row, "attempts", row.attempts + 1)
@@ -262,10 +261,7 @@ class Dispatcher:
     def _rekey(self, rows: list[Delivery], key: str) -> None:
         now = self.clock()
         with session_scope(self.engine) as session:
-            connection = session.connection()
-            for chunk in _chunks([r.id for r in rows]):
-                connection.execute(update(_DELIVERY).where(_DELIVERY.c.id.in_(chunk))
-                                   .values(idempotency_key=key, key_used_at=now))
+            _update_ids(session.connection(), [r.id for r in rows], {"idempotency_key": key, "key_used_at": now})
 
     def _send(self, rows: list[Delivery], key: str, report: DispatchReport) -> bool:
         """Send one claimed batch; returns True when the round should stop (provider refused config)."""
@@ -296,11 +292,8 @@ class Dispatcher:
     def _phones(self, ids: Sequence[int]) -> dict[int, str]:
         with session_scope(self.engine) as session:
             connection = session.connection()
-            phones: dict[int, str] = {}
-            for chunk in _chunks(list(ids)):
-                stmt = select(_SUBSCRIBER.c.id, _SUBSCRIBER.c.phone).where(_SUBSCRIBER.c.id.in_(chunk))
-                phones.update((sid, phone) for sid, phone in connection.execute(stmt))
-            return phones
+            stmt = select(_SUBSCRIBER.c.id, _SUBSCRIBER.c.phone).where(id_in(_SUBSCRIBER.c.id, connection.dialect.name))
+            return {sid: phone for sid, phone in connection.execute(stmt, _ids_param(connection, ids))}
 
     def _requeue(self, rows: list[Delivery], exc: ProviderError, report: DispatchReport) -> None:
         now = self.clock()
@@ -366,8 +359,7 @@ class Dispatcher:
                     report.rejected += 1
                     log.warning("delivery %s rejected by the provider: %s %s", row_id, outcome.result_code,
                                 outcome.result_message)
-            for chunk in _chunks(missing):
-                connection.execute(update(_DELIVERY).where(_DELIVERY.c.id.in_(chunk)).values(lease_until=now + LEASE))
+            _update_ids(connection, missing, {"lease_until": now + LEASE})
             _update_each(connection, changes)
 
     # -- results -------------------------------------------------------------------------------
@@ -394,11 +386,11 @@ class Dispatcher:
         finished: list[_Finished] = []
         with session_scope(self.engine) as session:
             connection = session.connection()
-            known: dict[int, tuple[str, str | None]] = {}
-            for chunk in _chunks([r.delivery_id for r in results if r.status != "pending"]):
-                stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _DELIVERY.c.fallback_kind)
-                        .where(_DELIVERY.c.id.in_(chunk)))
-                known.update((row_id, (status, kind)) for row_id, status, kind in connection.execute(stmt))
+            stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _DELIVERY.c.fallback_kind)
+                    .where(id_in(_DELIVERY.c.id, connection.dialect.name)))
+            wanted = [r.delivery_id for r in results if r.status != "pending"]
+            rows = connection.execute(stmt, _ids_param(connection, wanted)) if wanted else ()
+            known: dict[int, tuple[str, str | None]] = {row_id: (status, kind) for row_id, status, kind in rows}
             for result in results:
                 state = known.get(result.delivery_id)
                 if state is None or state[0] in FINAL or result.status == "pending":
@@ -434,33 +426,50 @@ class _Finished:
 
 _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
 _SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
-#: Ids per IN (...) list: SQLite allows 32,766 bound parameters per statement.
-ID_CHUNK = 10_000
 #: One UPDATE ... WHERE id = ? run for many rows of the same shape (executemany), per shape.
 _UPDATE_BY_ID = update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id"))
 
 
-def _chunks(ids: Sequence[int | None]) -> list[list[int]]:
-    clean = [i for i in ids if i is not None]
-    return [clean[start:start + ID_CHUNK] for start in range(0, len(clean), ID_CHUNK)]
+def _ids_param(connection: Connection, ids: Iterable[int | None]) -> dict[str, Any]:
+    return {"ids": id_list([i for i in ids if i is not None], connection.dialect.name)}
+
+
+def _update_ids(connection: Connection, ids: Sequence[int | None], values: dict[str, Any]) -> None:
+    """The same values for every row in ``ids``: one UPDATE ... WHERE id IN, the ids bound as one parameter."""
+    if ids:
+        stmt = update(_DELIVERY).where(id_in(_DELIVERY.c.id, connection.dialect.name)).values(values)
+        connection.execute(stmt, _ids_param(connection, ids))
 
 
 def _attempts_of(connection: Connection, ids: Sequence[int | None]) -> list[tuple[int, int]]:
     """(id, attempts) of the rows that still exist, in the order of ``ids`` (a deleted row is left alone)."""
-    attempts: dict[int, int] = {}
-    for chunk in _chunks(ids):
-        stmt = select(_DELIVERY.c.id, _DELIVERY.c.attempts).where(_DELIVERY.c.id.in_(chunk))
-        attempts.update((row_id, tries) for row_id, tries in connection.execute(stmt))
+    if not ids:
+        return []
+    stmt = select(_DELIVERY.c.id, _DELIVERY.c.attempts).where(id_in(_DELIVERY.c.id, connection.dialect.name))
+    attempts = {row_id: tries for row_id, tries in connection.execute(stmt, _ids_param(connection, ids))}
     return [(i, attempts[i]) for i in ids if i is not None and i in attempts]
 
 
 def _update_each(connection: Connection, changes: list[dict[str, Any]]) -> None:
-    """Per-row values by primary key: one executemany for each set of columns (``b_id`` names the row)."""
+    """Per-row values by primary key (``b_id`` names the row): one executemany for each set of columns.
+
+    On SQLite the driver runs it directly with the values already in its form (times as
+    :func:`~alerts.db.sqlite_datetime` text): SQLAlchemy's per-value processing was most of the cost."""
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
         shapes.setdefault(tuple(change), []).append(change)
-    for group in shapes.values():
-        connection.execute(_UPDATE_BY_ID, group)
+    for columns, group in shapes.items():
+        if connection.dialect.name != "sqlite":
+            connection.execute(_UPDATE_BY_ID, group)
+            continue
+        names = [c for c in columns if c != "b_id"]
+        sql = f"UPDATE delivery SET {', '.join(f'{c} = ?' for c in names)} WHERE id = ?"
+        rows = [tuple([*(_sqlite_value(change[c]) for c in names), change["b_id"]]) for change in group]
+        connection.connection.driver_connection.executemany(sql, rows)  # type: ignore[union-attr]
+
+
+def _sqlite_value(value: Any) -> Any:
+    return sqlite_datetime(value) if isinstance(value, datetime) else value
 
 
 @lru_cache(maxsize=256)
