@@ -40,7 +40,8 @@ def _insert_ignore_sqlite(connection: Connection, table: Table, rows: Sequence[d
     own path (rows of different shapes, or a missing column whose default is not a plain value).
 
     Each value goes through its column type's own bind processor (the same text SQLAlchemy would store), but
-    SQLAlchemy's per-row statement machinery is skipped: it was ~25 us of the ~35 us an outbox row cost.
+    SQLAlchemy's per-row statement machinery is skipped: profiled on a 100,000-row outbox it cost more than
+    SQLite's own inserts.
     The count is the driver's: executemany sums each INSERT's changes (a conflict adds 0, triggers nothing).
     """
     names = list(rows[0])
