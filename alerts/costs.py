@@ -8,16 +8,33 @@ config.toml: contracts differ, and the government rate is not the reseller's.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
 from alerts.config import Prices
-from alerts.models import CostEntry, Delivery
+from alerts.models import CostEntry
 from alerts.render import KST
 from alerts.sqlutil import insert_ignore
+
+
+class Billable(Protocol):
+    """What pricing reads of a finished delivery: a Delivery, or the dispatcher's lighter record of one."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def fallback_kind(self) -> str | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+
 
 BILLED_STATUSES = {"delivered": None, "fallback_sent": None, "uncertain": "alimtalk"}
 
@@ -26,11 +43,11 @@ def month_of(value: datetime) -> str:
     return value.astimezone(KST).strftime("%Y-%m")
 
 
-def baseline_channel(delivery: Delivery) -> str:
+def baseline_channel(delivery: Billable) -> str:
     return "lms" if (delivery.fallback_kind or "SMS").upper() == "LMS" else "sms"
 
 
-def ledger_row(delivery: Delivery, prices: Prices, *, dry_run: bool, now: datetime) -> dict[str, Any] | None:
+def ledger_row(delivery: Billable, prices: Prices, *, dry_run: bool, now: datetime) -> dict[str, Any] | None:
     """The ledger row for a finished delivery, or None when nothing is billed (failed, suppressed)."""
     if delivery.status not in BILLED_STATUSES:
         return None
@@ -48,7 +65,7 @@ def ledger_row(delivery: Delivery, prices: Prices, *, dry_run: bool, now: dateti
     }
 
 
-def record_costs(session: Session, deliveries: list[Delivery], prices: Prices, *, dry_run: bool,
+def record_costs(session: Session, deliveries: Sequence[Billable], prices: Prices, *, dry_run: bool,
                  now: datetime) -> int:
     rows = [r for d in deliveries if (r := ledger_row(d, prices, dry_run=dry_run, now=now)) is not None]
     return insert_ignore(session, CostEntry, rows, conflict=("delivery_id",))

@@ -29,17 +29,20 @@ import math
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, or_, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, bindparam, func, or_, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from alerts.config import Config
 from alerts.costs import record_costs
-from alerts.db import session_scope
+from alerts.db import session_scope, sqlite_datetime
 from alerts.delivery.providers.base import (
     DeliveryResult,
     Fallback,
@@ -52,6 +55,7 @@ from alerts.delivery.providers.base import (
 from alerts.delivery.rate import SendWindow
 from alerts.delivery.sms import build_fallback
 from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.sqlutil import id_in, id_list
 from subscribers.models import Subscriber
 from subscribers.sqltypes import utcnow
 
@@ -227,15 +231,22 @@ class Dispatcher:
 
     def _lease(self, session: Session, rows: list[Delivery], key: str, now: datetime,
                suppressed: int) -> Dispatcher._Claim:
+        """Give the batch its key and lease in two UPDATE ... WHERE id IN statements (not one per row); the
+        loaded rows are brought up to date without becoming dirty, so the commit does not write them again."""
+        lease_until = now + LEASE
+        first_send = [r.id for r in rows if r.status != "sending"]
+        again = [r.id for r in rows if r.status == "sending"]
+        common = {"status": "sending", "idempotency_key": key, "provider": self.provider.kind,
+                  "lease_until": lease_until}
+        connection = session.connection()
+        _update_ids(connection, first_send, {**common, "attempts": _DELIVERY.c.attempts + 1, "key_used_at": now})
+        _update_ids(connection, again, common)
         for row in rows:
             if row.status != "sending":
-                row.attempts += 1
-                row.key_used_at = now  # a new key: the request follows this commit at once
-            row.status = "sending"
-            row.idempotency_key = key
-            row.provider = self.provider.kind
-            row.lease_until = now + LEASE
-            session.add(row)
+                set_committed_value(row, "attempts", row.attempts + 1)
+                set_committed_value(row, "key_used_at", now)  # a new key: the request follows this commit at once
+            for name, value in common.items():
+                set_committed_value(row, name, value)
         return Dispatcher._Claim(rows, key, suppressed)
 
     def _still_live(self, session: Session, rows: list[Delivery], now: datetime, *,
@@ -300,12 +311,7 @@ class Dispatcher:
     def _rekey(self, rows: list[Delivery], key: str) -> None:
         now = self.clock()
         with session_scope(self.engine) as session:
-            for row in rows:
-                fresh = session.get(Delivery, row.id)
-                if fresh is not None:
-                    fresh.idempotency_key = key
-                    fresh.key_used_at = now
-                    session.add(fresh)
+            _update_ids(session.connection(), [r.id for r in rows], {"idempotency_key": key, "key_used_at": now})
 
     def _send(self, rows: list[Delivery], key: str, report: DispatchReport) -> bool:
         """Send one claimed batch; returns True when the round should stop (provider refused config)."""
@@ -354,14 +360,15 @@ class Dispatcher:
     def _message(self, row: Delivery, phone: str) -> OutgoingMessage:
         fallback: Fallback | None = None
         if self.config.provider.settings.get("fallback", True):
-            fallback, _ = build_fallback(row.text)
+            fallback = _fallback_for(row.text)
         return OutgoingMessage(delivery_id=row.id or 0, recipient_no=phone, template_code=row.template_code,
                                parameters=dict(row.params), text=row.text, fallback=fallback)
 
     def _phones(self, ids: Sequence[int]) -> dict[int, str]:
         with session_scope(self.engine) as session:
-            rows = session.exec(select(Subscriber.id, Subscriber.phone).where(col(Subscriber.id).in_(list(ids))))
-            return {sid: phone for sid, phone in rows if sid is not None}
+            connection = session.connection()
+            stmt = select(_SUBSCRIBER.c.id, _SUBSCRIBER.c.phone).where(id_in(_SUBSCRIBER.c.id, connection.dialect.name))
+            return {sid: phone for sid, phone in connection.execute(stmt, _ids_param(connection, ids))}
 
     def _requeue(self, rows: list[Delivery], exc: ProviderError, report: DispatchReport) -> None:
         now = self.clock()
@@ -372,84 +379,77 @@ class Dispatcher:
         # A provider outage is never a reason to drop a warning: the rows are retried until their
         # warning ends (expired or cancelled rows are suppressed at the next claim), and the operator is
         # told loudly once they have failed max_attempts times.
+        last_error = str(exc)[:500]
+        changes: list[dict[str, Any]] = []
         with session_scope(self.engine) as session:
-            for row in rows:
-                fresh = session.get(Delivery, row.id)
-                if fresh is None:
-                    continue
-                fresh.last_error = str(exc)[:500]
-                fresh.lease_until = None
-                if fresh.attempts == self.config.max_attempts:
+            connection = session.connection()
+            for row_id, attempts in _attempts_of(connection, [r.id for r in rows]):
+                if attempts == self.config.max_attempts:
                     log.error("delivery %s still not accepted after %d attempts (last: %s); retrying until its "
-                              "warning ends", fresh.id, fresh.attempts, exc)
-                wait = backoff(fresh.attempts, exc.retry_after) if exc.retryable else CONFIG_ERROR_BACKOFF
+                              "warning ends", row_id, attempts, exc)
+                wait = backoff(attempts, exc.retry_after) if exc.retryable else CONFIG_ERROR_BACKOFF
                 if exc.unknown_outcome:
                     # it may have arrived: the batch stays together under its key and comes back through
                     # the lease path after the wait (which asks the provider first once the key is forgotten)
-                    fresh.attempts += 1
-                    fresh.lease_until = now + wait
+                    changes.append({"b_id": row_id, "last_error": last_error, "attempts": attempts + 1,
+                                    "lease_until": now + wait})
                 else:
-                    fresh.status = "queued"
-                    fresh.idempotency_key = None
-                    fresh.next_attempt_at = now + wait
-                session.add(fresh)
-                report.requeued += 1
+                    changes.append({"b_id": row_id, "last_error": last_error, "lease_until": None,
+                                    "status": "queued", "idempotency_key": None, "next_attempt_at": now + wait})
+            _update_each(connection, changes)
+        report.requeued += len(changes)
 
     def _record(self, rows: list[Delivery], outcomes: list[SendOutcome], report: DispatchReport) -> None:
+        """The provider's answer, one executemany per kind of outcome (not one round trip per row)."""
         now = self.clock()
         by_id = {o.delivery_id: o for o in outcomes}
+        missing: list[int] = []
+        changes: list[dict[str, Any]] = []
         with session_scope(self.engine) as session:
-            for row in rows:
-                fresh = session.get(Delivery, row.id)
-                if fresh is None:
-                    continue
-                outcome = by_id.get(fresh.id or -1)
-                fresh.lease_until = None
+            connection = session.connection()
+            for row_id, attempts in _attempts_of(connection, [r.id for r in rows]):
+                outcome = by_id.get(row_id)
                 if outcome is None:
                     # The provider did not mention it: unknown, keep the key and let the lease retry it.
-                    fresh.lease_until = now + LEASE
-                    report.errors.append(f"delivery {fresh.id}: not in the provider's answer")
+                    missing.append(row_id)
+                    report.errors.append(f"delivery {row_id}: not in the provider's answer")
                 elif outcome.accepted:
-                    fresh.status = "accepted"
-                    fresh.request_id = outcome.request_id
-                    fresh.recipient_seq = outcome.recipient_seq
-                    fresh.result_code = outcome.result_code
-                    fresh.sent_at = now
+                    changes.append({"b_id": row_id, "lease_until": None, "status": "accepted",
+                                    "request_id": outcome.request_id, "recipient_seq": outcome.recipient_seq,
+                                    "result_code": outcome.result_code, "sent_at": now})
                     report.accepted += 1
                 elif outcome.retryable:
                     # like a whole-request failure: retried until the warning ends (then suppressed at claim)
-                    if fresh.attempts == self.config.max_attempts:
+                    if attempts == self.config.max_attempts:
                         log.error("delivery %s still refused after %d attempts (%s %s); retrying until its "
-                                  "warning ends", fresh.id, fresh.attempts, outcome.result_code,
-                                  outcome.result_message)
-                    fresh.status = "queued"
-                    fresh.idempotency_key = None
-                    fresh.next_attempt_at = now + backoff(fresh.attempts)
-                    fresh.last_error = f"{outcome.result_code}: {outcome.result_message}"
+                                  "warning ends", row_id, attempts, outcome.result_code, outcome.result_message)
+                    changes.append({"b_id": row_id, "lease_until": None, "status": "queued",
+                                    "idempotency_key": None, "next_attempt_at": now + backoff(attempts),
+                                    "last_error": f"{outcome.result_code}: {outcome.result_message}"})
                     report.requeued += 1
                 else:
-                    fresh.status = "failed"
-                    fresh.result_code = outcome.result_code
-                    fresh.result_message = outcome.result_message
-                    fresh.finished_at = now
+                    changes.append({"b_id": row_id, "lease_until": None, "status": "failed",
+                                    "result_code": outcome.result_code, "result_message": outcome.result_message,
+                                    "finished_at": now})
                     report.rejected += 1
-                    log.warning("delivery %s rejected by the provider: %s %s", fresh.id, outcome.result_code,
+                    log.warning("delivery %s rejected by the provider: %s %s", row_id, outcome.result_code,
                                 outcome.result_message)
-                session.add(fresh)
+            _update_ids(connection, missing, {"lease_until": now + LEASE})
+            _update_each(connection, changes)
 
     # -- results -------------------------------------------------------------------------------
     def collect_results(self, *, limit: int | None = None) -> ResultsReport:
         """One page (``limit``, else ``results_limit``) of accepted messages asks the provider for results."""
         report = ResultsReport()
         with session_scope(self.engine) as session:
-            pending = list(session.exec(select(Delivery).where(Delivery.status == "accepted",
-                                                               col(Delivery.request_id).is_not(None))
-                                        .order_by(col(Delivery.id)).limit(limit or self.results_limit)))
+            pending = [PendingDelivery(row_id, request_id, seq) for row_id, request_id, seq in session.connection()
+                       .execute(select(_DELIVERY.c.id, _DELIVERY.c.request_id, _DELIVERY.c.recipient_seq)
+                                .where(_DELIVERY.c.status == "accepted", _DELIVERY.c.request_id.is_not(None))
+                                .order_by(_DELIVERY.c.id).limit(limit or self.results_limit))]
         if not pending:
             return report
         try:
-            results = self.provider.poll_results(
-                [PendingDelivery(d.id or 0, d.request_id or "", d.recipient_seq) for d in pending])
+            results = self.provider.poll_results(pending)
         except ProviderError as exc:
             log.warning("result poll failed: %s", exc)
             return report
@@ -460,27 +460,33 @@ class Dispatcher:
         return report
 
     def _apply_results(self, results: list[DeliveryResult], report: ResultsReport) -> None:
+        """Final results in one read of the rows' states and one executemany, then their ledger rows."""
         now = self.clock()
-        finished: list[Delivery] = []
+        finished: list[_Finished] = []
         with session_scope(self.engine) as session:
+            connection = session.connection()
+            stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _DELIVERY.c.fallback_kind)
+                    .where(id_in(_DELIVERY.c.id, connection.dialect.name)))
+            wanted = [r.delivery_id for r in results if r.status != "pending"]
+            rows = connection.execute(stmt, _ids_param(connection, wanted)) if wanted else ()
+            known: dict[int, tuple[str, str | None]] = {row_id: (status, kind) for row_id, status, kind in rows}
             for result in results:
-                row = session.get(Delivery, result.delivery_id)
-                if row is None or row.status in FINAL or result.status == "pending":
+                state = known.get(result.delivery_id)
+                if state is None or state[0] in FINAL or result.status == "pending":
                     continue
-                row.status = result.status
-                row.channel = result.channel
-                row.result_code = result.result_code
-                row.result_message = result.result_message
-                row.finished_at = now
-                session.add(row)
-                finished.append(row)
+                known[result.delivery_id] = (result.status, state[1])  # a repeated result finds it final
+                finished.append(_Finished(result.delivery_id, result.status, result.channel, result.result_code,
+                                          result.result_message, state[1], now))
                 report.updated += 1
                 report.by_status[result.status] += 1
                 if result.channel:
                     report.by_channel[result.channel] += 1
                 if result.status == "failed":
-                    log.warning("delivery %s failed: %s %s", row.id, result.result_code, result.result_message)
-            session.flush()
+                    log.warning("delivery %s failed: %s %s", result.delivery_id, result.result_code,
+                                result.result_message)
+            _update_each(connection, [{"b_id": f.id, "status": f.status, "channel": f.channel,
+                                       "result_code": f.result_code, "result_message": f.result_message,
+                                       "finished_at": now} for f in finished])
             report.costed = record_costs(session, finished, self.config.prices, dry_run=self.dry_run, now=now)
 
 
@@ -514,6 +520,73 @@ class _LeaseRenewal:
                 self.dispatcher.renew_lease(self.key)
             except Exception:  # noqa: BLE001 - the next renewal may work; the key keeps it safe meanwhile
                 log.warning("could not renew the lease of batch %s", self.key, exc_info=True)
+
+
+@dataclass(slots=True)
+class _Finished:
+    """What the ledger needs of a delivery that just got its final result (a Delivery without the ORM's cost)."""
+
+    id: int
+    status: str
+    channel: str | None
+    result_code: str | None
+    result_message: str | None
+    fallback_kind: str | None
+    finished_at: datetime
+
+
+_DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+_SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
+#: One UPDATE ... WHERE id = ? run for many rows of the same shape (executemany), per shape.
+_UPDATE_BY_ID = update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id"))
+
+
+def _ids_param(connection: Connection, ids: Iterable[int | None]) -> dict[str, Any]:
+    return {"ids": id_list([i for i in ids if i is not None], connection.dialect.name)}
+
+
+def _update_ids(connection: Connection, ids: Sequence[int | None], values: dict[str, Any]) -> None:
+    """The same values for every row in ``ids``: one UPDATE ... WHERE id IN, the ids bound as one parameter."""
+    if ids:
+        stmt = update(_DELIVERY).where(id_in(_DELIVERY.c.id, connection.dialect.name)).values(values)
+        connection.execute(stmt, _ids_param(connection, ids))
+
+
+def _attempts_of(connection: Connection, ids: Sequence[int | None]) -> list[tuple[int, int]]:
+    """(id, attempts) of the rows that still exist, in the order of ``ids`` (a deleted row is left alone)."""
+    if not ids:
+        return []
+    stmt = select(_DELIVERY.c.id, _DELIVERY.c.attempts).where(id_in(_DELIVERY.c.id, connection.dialect.name))
+    attempts = {row_id: tries for row_id, tries in connection.execute(stmt, _ids_param(connection, ids))}
+    return [(i, attempts[i]) for i in ids if i is not None and i in attempts]
+
+
+def _update_each(connection: Connection, changes: list[dict[str, Any]]) -> None:
+    """Per-row values by primary key (``b_id`` names the row): one executemany for each set of columns.
+
+    On SQLite the driver runs it directly with the values already in its form (times as
+    :func:`~alerts.db.sqlite_datetime` text): SQLAlchemy's per-value processing was most of the cost."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes:
+        shapes.setdefault(tuple(change), []).append(change)
+    for columns, group in shapes.items():
+        if connection.dialect.name != "sqlite":
+            connection.execute(_UPDATE_BY_ID, group)
+            continue
+        names = [c for c in columns if c != "b_id"]
+        sql = f"UPDATE delivery SET {', '.join(f'{c} = ?' for c in names)} WHERE id = ?"
+        rows = [tuple([*(_sqlite_value(change[c]) for c in names), change["b_id"]]) for change in group]
+        connection.connection.driver_connection.executemany(sql, rows)  # type: ignore[union-attr]
+
+
+def _sqlite_value(value: Any) -> Any:
+    return sqlite_datetime(value) if isinstance(value, datetime) else value
+
+
+@lru_cache(maxsize=256)
+def _fallback_for(text: str) -> Fallback:
+    """One outbox text is shared by every recipient of an alert version: its SMS/LMS fallback is built once."""
+    return build_fallback(text)[0]
 
 
 def _suppression(row: Delivery, alert: AlertRecord | None, thread: AlertThread | None, now: datetime) -> str | None:

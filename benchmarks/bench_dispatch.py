@@ -1,0 +1,234 @@
+"""Benchmark: dispatching an outbox as fast as the wire, and writing the outbox.
+
+Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by the shipped Alembic migration:
+- dispatch: ``Dispatcher.dispatch_due`` for ``--recipients`` queued deliveries (one warning, one zone, batches
+  of 1,000) against the loopback NHN server (alerts/testing/nhn_server.py) with no rate limit, then
+  ``collect_results`` until every delivery has its result;
+- the baseline measured in the same run against the same server: a bare httpx loop POSTing the same batches
+  (the adapter's own request bodies, a fresh idempotency key each) and GETting their results by requestId
+  (the same list calls the adapter makes), with nothing written anywhere;
+- the ratio dispatch / bare loop (goal >= 0.8x, floor 5,000 recipients/s);
+- the outbox write: ``fan_out_pending`` for one warning reaching ``--outbox`` people (matching, rendering and
+  the INSERT of every Delivery row, in one transaction; goal < 1 s on SQLite).
+
+Run: /work/venv/bin/python benchmarks/bench_dispatch.py [--recipients 20000] [--outbox 100000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func
+from sqlmodel import select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from alerts.config import load_config  # noqa: E402
+from alerts.db import session_scope  # noqa: E402
+from alerts.delivery.providers.base import OutgoingMessage  # noqa: E402
+from alerts.delivery.providers.nhn import NhnProvider  # noqa: E402
+from alerts.delivery.sms import build_fallback  # noqa: E402
+from alerts.fanout import fan_out_pending  # noqa: E402
+from alerts.models import Delivery  # noqa: E402
+from alerts.pipeline import Pipeline, feed_spec, zone_name  # noqa: E402
+from alerts.testing.nhn_server import NhnTestServer  # noqa: E402
+from subscribers.csv_import import import_csv  # noqa: E402
+
+GOAL_RATIO = 0.8
+FLOOR_PER_S = 5_000
+GOAL_OUTBOX_S = 1.0
+ZONE = "S1251100"
+KST = timezone(timedelta(hours=9))
+TEMPLATES = {
+    "alert": ("BENCH_ALERT_01", "[#{hazard} #{level}] #{action}\n구역: #{zones}\n발효: #{effective}\n"
+                                "종료: #{expires}\n#{instruction}"),
+    "update": ("BENCH_UPDATE_01", "[#{hazard} #{level}] 변경\n구역: #{zones}\n종료: #{expires}"),
+    "cancel": ("BENCH_CANCEL_01", "[#{hazard} #{level}] 해제\n구역: #{zones}\n해제: #{sent}"),
+}
+SECRETS = {"BENCH_APP_KEY": "test-appkey", "BENCH_SECRET_KEY": "test-secret", "BENCH_SENDER_KEY": "s" * 40}
+
+
+def config_file(folder: Path, db_url: str, base_url: str) -> Path:
+    lines = [f'[database]\nurl = "{db_url}"\n',
+             f'[provider]\nkind = "nhn"\nbase_url = "{base_url}"\napp_key = "env:BENCH_APP_KEY"',
+             'secret_key = "env:BENCH_SECRET_KEY"\nsender_key = "env:BENCH_SENDER_KEY"',
+             # "no rate limit": a bucket far above anything one process reaches
+             'resend_send_no = "0212345678"\nrate_per_second = 100000000\nbatch_size = 1000\ntimeout_seconds = 30\n',
+             f'[[feeds]]\nname = "bench"\nkind = "cap"\nurl = "{folder / "feed.xml"}"\ninterval_seconds = 60\n']
+    for kind, (code, text) in TEMPLATES.items():
+        lines.append(f'[templates.{kind}]\ncode = "{code}"\ntext = """{text}"""\n')
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def cap_xml(identifier: str, sent: datetime) -> bytes:
+    t = sent.astimezone(KST).isoformat(timespec="seconds")
+    return (f'<?xml version="1.0" encoding="UTF-8"?><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">'
+            f"<identifier>{identifier}</identifier><sender>kma@kma.go.kr</sender><sent>{t}</sent>"
+            f"<status>Actual</status><msgType>Alert</msgType><scope>Public</scope>"
+            f"<info><language>ko-KR</language><category>Met</category><event>풍랑주의보</event>"
+            f"<urgency>Expected</urgency><severity>Moderate</severity><certainty>Likely</certainty>"
+            f"<effective>{t}</effective><headline>풍랑주의보 발표</headline>"
+            f"<instruction>조업 선박은 안전한 곳으로 대피하십시오.</instruction><area><areaDesc>{ZONE}</areaDesc>"
+            f"<geocode><valueName>KMA_ZONE</valueName><value>{ZONE}</value></geocode></area></info></alert>").encode()
+
+
+def prepared_pipeline(folder: Path, people: int, base_url: str) -> Pipeline:
+    """A migrated SQLite file with ``people`` subscribers in one zone and a warning for it polled (not matched)."""
+    csv = folder / "people.csv"
+    with csv.open("w", encoding="utf-8") as out:
+        out.write("phone,name,zones,min_severity\n")
+        for i in range(people):
+            out.write(f"0105{i:07d},p{i},{ZONE},\n")
+    config = load_config(config_file(folder, f"sqlite:///{folder / 'bench.db'}", base_url))
+    config.provider.settings["retry_attempts"] = 1
+    pipeline = Pipeline(config)
+    report = import_csv(pipeline.engine, csv)
+    assert report.inserted == people and not report.errors, report.errors[:3]
+    (folder / "feed.xml").write_bytes(cap_xml(f"BENCH-{uuid.uuid4().hex[:8]}", datetime.now(UTC)))
+    pipeline.poll(feed_spec(config.feeds[0]), force=True)
+    pipeline.warm_up()
+    return pipeline
+
+
+def queued(pipeline: Pipeline) -> int:
+    with session_scope(pipeline.engine) as s:
+        return int(s.exec(select(func.count()).select_from(Delivery).where(Delivery.status == "queued")).one())
+
+
+def statuses(pipeline: Pipeline) -> dict[str, int]:
+    with session_scope(pipeline.engine) as s:
+        return dict(s.exec(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+
+
+def same_batches(pipeline: Pipeline, batch_size: int) -> list[list[OutgoingMessage]]:
+    """The batches the dispatcher will send (ids, numbers, parameters, fallback), built before it runs."""
+    with session_scope(pipeline.engine) as s:
+        from subscribers.models import Subscriber
+        rows = s.exec(select(Delivery.id, Subscriber.phone, Delivery.template_code, Delivery.params, Delivery.text)
+                      .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                      .where(Delivery.status == "queued").order_by(Delivery.id)).all()
+    messages = [OutgoingMessage(did or 0, phone, code, dict(params), text, build_fallback(text)[0])
+                for did, phone, code, params, text in rows]
+    return [messages[i:i + batch_size] for i in range(0, len(messages), batch_size)]
+
+
+def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]]) -> tuple[float, float]:
+    """POST every batch, then GET every request's results: plain httpx, nothing stored. Returns (send s, poll s)."""
+    url = provider._messages_url  # noqa: SLF001 - the same endpoint the adapter uses
+    bodies = [provider.build_body(b, uuid.uuid4().hex) for b in batches]
+    headers = {"X-Secret-Key": SECRETS["BENCH_SECRET_KEY"], "Content-Type": "application/json;charset=UTF-8"}
+    with httpx.Client(timeout=30, headers=headers) as client:
+        t0 = time.perf_counter()
+        request_ids = []
+        for body in bodies:
+            key = body["senderGroupingKey"]
+            answer = client.post(url, json=body, headers={"X-NC-API-IDEMPOTENCY-KEY": key}).json()
+            assert answer["header"]["isSuccessful"], answer["header"]
+            request_ids.append(answer["message"]["requestId"])
+        t1 = time.perf_counter()
+        for request_id in request_ids:
+            page = 1
+            while True:
+                answer = client.get(url, params={"requestId": request_id, "pageNum": page, "pageSize": 1000}).json()
+                assert answer["header"]["isSuccessful"], answer["header"]
+                if page * 1000 >= answer["messageSearchResultResponse"]["totalCount"]:
+                    break
+                page += 1
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+def one_dispatch_run(people: int) -> tuple[float, float, float, float]:
+    """(dispatch s, collect s, bare send s, bare poll s) for ``people`` recipients, in one run."""
+    with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp, \
+            NhnTestServer(templates=dict(TEMPLATES.values())) as server, \
+            NhnTestServer(templates=dict(TEMPLATES.values())) as bare_server:
+        pipeline = prepared_pipeline(Path(tmp), people, server.base_url)
+        assert pipeline.match().queued == people
+        batches = same_batches(pipeline, pipeline.dispatcher.batch_size)
+        # the same server code in this process, a second instance so each loop starts on an empty message store
+        # (its list call scans every stored message)
+        bare_provider = NhnProvider({**pipeline.provider.settings, "base_url": bare_server.base_url})
+        bare_send, bare_poll = bare_loop(bare_provider, batches)
+        bare_provider.close()
+        gc.collect()
+        dispatcher = pipeline.dispatcher
+        t0 = time.perf_counter()
+        report = dispatcher.dispatch_due()
+        t1 = time.perf_counter()
+        assert report.accepted == people and not report.errors, (report.accepted, report.errors[:3])
+        collected = 0
+        while collected < people:
+            step = dispatcher.collect_results(limit=people)
+            if not step.updated:
+                raise AssertionError(f"results stopped at {collected} of {people}")
+            collected += step.updated
+        t2 = time.perf_counter()
+        final = statuses(pipeline)
+        assert final == {"delivered": people}, final
+        pipeline.close()
+    return t1 - t0, t2 - t1, bare_send, bare_poll
+
+
+def one_outbox_run(people: int) -> float:
+    """Seconds for fan_out_pending to write the outbox of one warning reaching ``people``."""
+    with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
+        pipeline = prepared_pipeline(Path(tmp), people, "http://127.0.0.1:9")
+        gc.collect()
+        t0 = time.perf_counter()
+        with pipeline.lock, session_scope(pipeline.engine) as session:
+            report = fan_out_pending(session, pipeline.config, pipeline.audience, now=datetime.now(UTC),
+                                     zone_name=zone_name)
+        seconds = time.perf_counter() - t0
+        assert report.queued == people and queued(pipeline) == people, report
+        pipeline.close()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--outbox", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    os.environ.update(SECRETS)
+
+    runs = [one_dispatch_run(args.recipients) for _ in range(args.runs)]
+    n = args.recipients
+    dispatch, collect, bare_send, bare_poll = (statistics.median(r[i] for r in runs) for i in range(4))
+    ratio = statistics.median(r[2] / r[0] for r in runs)
+    collect_ratio = statistics.median(r[3] / r[1] for r in runs)
+    print(f"dispatch: {n:,} recipients, batches of 1,000, loopback NHN server, no rate limit "
+          f"(median of {args.runs} runs)")
+    print(f"  Dispatcher.dispatch_due          {n / dispatch:9,.0f} recipients/s  ({dispatch:.2f} s)")
+    print(f"  bare httpx loop, same batches    {n / bare_send:9,.0f} recipients/s  ({bare_send:.2f} s)")
+    print(f"  ratio dispatch / bare loop       {ratio:9.2f}x  (goal >= {GOAL_RATIO}x and >= {FLOOR_PER_S:,}/s: "
+          f"{'met' if ratio >= GOAL_RATIO and n / dispatch >= FLOOR_PER_S else 'NOT met'})")
+    print(f"  Dispatcher.collect_results       {n / collect:9,.0f} results/s     ({collect:.2f} s)")
+    print(f"  bare httpx loop, same lists      {n / bare_poll:9,.0f} results/s     ({bare_poll:.2f} s)")
+    print(f"  ratio collect / bare loop        {collect_ratio:9.2f}x")
+    outbox = statistics.median(one_outbox_run(args.outbox) for _ in range(args.runs))
+    print(f"outbox: fan_out_pending for one warning reaching {args.outbox:,} people on SQLite "
+          f"(median of {args.runs} runs)")
+    print(f"  {outbox:.2f} s  ({args.outbox / outbox:,.0f} rows/s; goal < {GOAL_OUTBOX_S:.0f} s: "
+          f"{'met' if outbox < GOAL_OUTBOX_S else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
