@@ -100,7 +100,8 @@ def fan_out(session: Session, record: AlertRecord, config: Config, audience: Aud
                                               "superseded by a newer version")
         if not targets:
             record.skip_reason = "no matching subscribers"
-    report.queued += _queue(session, record, thread, alert, targets, config, zone_name)
+    ended = ended_version(session, record) if record.msg_type in ("Update", "Cancel") else None
+    report.queued += _queue(session, record, thread, alert, targets, config, zone_name, ended=ended)
     report.held += sum(1 for t in targets if t.not_before is not None)
     return report
 
@@ -134,6 +135,19 @@ def follow_vessels(session: Session, config: Config, audience: Audience, mmsis: 
             report.alerts += 1
             report.queued += queued
     return report
+
+
+def ended_version(session: Session, record: AlertRecord) -> Alert | None:
+    """The version a follow-up ends or replaces: the thread's newest earlier Alert/Update (the first stored of
+    a bulletin's twins, as the lifecycle made it current). A Cancel without ``<info>`` is legal CAP and
+    says nothing of what it lifts; this version says it (hazard, level, zones, sender)."""
+    if record.thread_id is None:
+        return None
+    previous = session.exec(
+        select(AlertRecord).where(AlertRecord.thread_id == record.thread_id, AlertRecord.id != record.id,
+                                  AlertRecord.msg_type != "Cancel", col(AlertRecord.sent) <= record.sent)
+        .order_by(col(AlertRecord.sent).desc(), col(AlertRecord.id)).limit(1)).first()
+    return Alert.from_json(previous.body) if previous is not None else None
 
 
 def _take_matching_turn(session: Session) -> None:
@@ -206,13 +220,15 @@ def priority_of(alert: Alert) -> int:
 
 
 def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert, targets: list[Target],
-           config: Config, zone_name: Callable[[str], str | None], created_at: datetime | None = None) -> int:
+           config: Config, zone_name: Callable[[str], str | None], created_at: datetime | None = None,
+           ended: Alert | None = None) -> int:
     if not targets:
         return 0
     languages = _languages(session, [t.subscriber_id for t in targets])
     rendered: dict[tuple[str, str], tuple[dict[str, str], str, str]] = {}
     rows = []
-    priority = priority_of(alert)
+    # a 해제 without <info> ranks like the warning it lifts
+    priority = priority_of(alert) if alert.infos or ended is None else priority_of(ended)
     for target in targets:
         language = languages.get(target.subscriber_id)
         if language is None:
@@ -221,8 +237,8 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
         if key not in rendered:
             template = config.templates[target.kind]
             params = parameters_for(alert, target.kind, language, config.zone_value_names, zone_name,
-                                    config.sender_name)
-            out = render(template.text, params)
+                                    config.sender_name, ended=ended)
+            out = render(template.text, params, language=language, about=f"{record.identifier} ({target.kind})")
             fallback, _ = build_fallback(out.text)
             rendered[key] = (out.parameters, out.text, fallback.kind)
         params, text, fallback_kind = rendered[key]
