@@ -225,7 +225,7 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
     if not targets:
         return 0
     languages = _languages(session, [t.subscriber_id for t in targets])
-    rendered: dict[tuple[str, str], tuple[dict[str, str], str, str]] = {}
+    rendered: dict[tuple[str, str], tuple[dict[str, str], str, str, str]] = {}
     rows = []
     # a 해제 without <info> ranks like the warning it lifts
     priority = priority_of(alert) if alert.infos or ended is None else priority_of(ended)
@@ -235,17 +235,18 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
             continue  # unsubscribed or paused since they were told
         key = (target.kind, language)
         if key not in rendered:
-            template = config.templates[target.kind]
-            params = parameters_for(alert, target.kind, language, config.zone_value_names, zone_name,
+            # the person's language where an approved template exists (Korean otherwise), and the CAP info in it
+            used, template = config.templates[target.kind].for_language(language)
+            params = parameters_for(alert, target.kind, used, config.zone_value_names, zone_name,
                                     config.sender_name, ended=ended)
-            out = render(template.text, params, language=language, about=f"{record.identifier} ({target.kind})")
+            out = render(template.text, params, language=used, about=f"{record.identifier} ({target.kind})")
             fallback, _ = build_fallback(out.text)
-            rendered[key] = (out.parameters, out.text, fallback.kind)
-        params, text, fallback_kind = rendered[key]
+            rendered[key] = (out.parameters, out.text, fallback.kind, template.code)
+        params, text, fallback_kind, template_code = rendered[key]
         rows.append({
             "alert_id": record.id, "thread_id": thread.id, "subscriber_id": target.subscriber_id,
             "kind": target.kind, "priority": priority, "status": "queued",
-            "template_code": config.templates[target.kind].code, "params": params, "text": text,
+            "template_code": template_code, "params": params, "text": text,
             "fallback_kind": fallback_kind, "attempts": 0, "created_at": created_at or record.matched_at,
             "next_attempt_at": target.not_before,
         })

@@ -57,7 +57,7 @@ def pick_info(alert: Alert, language: str) -> Info | None:
 
 def format_kst(value: datetime | None, language: str = "ko") -> str:
     if value is None:
-        return "해제 시까지" if language.startswith("ko") else "until lifted"
+        return DEFAULT_WORDS.get(language.lower().split("-")[0], DEFAULT_WORDS["en"])["expires"]
     local = value.astimezone(KST)
     if language.startswith("ko"):
         return f"{local.month}월 {local.day}일({WEEKDAYS_KO[local.weekday()]}) {local:%H:%M}"
@@ -146,6 +146,10 @@ def _own_parameters(alert: Alert, kind: str, language: str, value_names: tuple[s
     hazard, level = split_event(info.event)
     if level is None:
         level = SEVERITY_KO.get(info.severity, info.severity) if language.startswith("ko") else info.severity
+    elif not language.startswith("ko") and info.language.lower().startswith("ko"):
+        # a KMA warning read by a foreign crew member: no info in their language, so the hazard and the level
+        # in their words where we know them (the Korean words otherwise)
+        hazard, level = translate_kma(hazard, level, language)
     return {
         "hazard": _clip(hazard),
         "level": _clip(level),
@@ -162,8 +166,35 @@ def _own_parameters(alert: Alert, kind: str, language: str, value_names: tuple[s
     }
 
 
+#: KMA hazard and level words for recipients whose language has no info of its own. Vietnamese wording to be
+#: reviewed by a native speaker before the templates go to Kakao for approval.
+KMA_WORDS: dict[str, dict[str, str]] = {
+    "en": {"풍랑": "High seas", "태풍": "Typhoon", "강풍": "Strong wind", "호우": "Heavy rain", "대설": "Heavy snow",
+           "폭풍해일": "Storm surge", "지진해일": "Tsunami", "한파": "Cold wave", "폭염": "Heat wave",
+           "건조": "Dry air", "황사": "Yellow dust", "안개": "Fog",
+           "주의보": "advisory", "경보": "warning", "예비특보": "pre-warning",
+           "중대경보": "major warning"},
+    "vi": {"풍랑": "Sóng lớn", "태풍": "Bão", "강풍": "Gió mạnh", "호우": "Mưa lớn", "대설": "Tuyết lớn",
+           "폭풍해일": "Nước dâng do bão", "지진해일": "Sóng thần", "한파": "Rét đậm", "폭염": "Nắng nóng",
+           "안개": "Sương mù", "주의보": "cảnh báo", "경보": "báo động", "예비특보": "dự báo trước",
+           "중대경보": "báo động nghiêm trọng"},
+}
+
+
+def translate_kma(hazard: str, level: str, language: str) -> tuple[str, str]:
+    words = KMA_WORDS.get(language.lower().split("-")[0], {})
+    return words.get(hazard, hazard), words.get(level, level)
+
+
+ACTION_WORDS: dict[str, dict[str, str]] = {
+    "ko": TEMPLATE_KINDS_KO,
+    "en": {"alert": "issued", "update": "changed", "cancel": "lifted"},
+    "vi": {"alert": "ban hành", "update": "thay đổi", "cancel": "hủy bỏ"},
+}
+
+
 def _action(kind: str, language: str) -> str:
-    return TEMPLATE_KINDS_KO.get(kind, kind) if language.startswith("ko") else kind
+    return ACTION_WORDS.get(language.lower().split("-")[0], {}).get(kind, kind)
 
 
 #: Every variable :func:`parameters_for` gives a template (the config check refuses any other name).
@@ -216,3 +247,28 @@ def render(template_text: str, parameters: dict[str, str], *, language: str = "k
         log.warning("alert %s: no value for %s; sent with %s", about or "?", ", ".join(missing),
                     ", ".join(f"{n}={used[n]!r}" for n in missing))
     return Rendered(parameters=used, text=fill(template_text, used))
+
+
+#: Variables of the grouped message (``[templates.group]``): several warnings for one person in one message.
+GROUP_VARIABLES = ("count", "warnings", "zones", "effective", "sender", "sent")
+#: The ``#{warnings}`` list stays within one AlimTalk variable and the 1,000-character message.
+MAX_GROUP_LIST = 600
+
+
+def group_parameters(members: list[dict[str, str]]) -> dict[str, str]:
+    """The grouped message's variables from each warning's own parameters (oldest first): one line per
+    warning (``풍랑 주의보: 인천·경기북부앞바다``), the zones of all of them, the earliest effective time."""
+    lines = [f"- {m.get('hazard', '')} {m.get('level', '')}".rstrip() + (f": {m['zones']}" if m.get("zones") else "")
+             for m in members]
+    shown: list[str] = []
+    for line in lines:
+        if len("\n".join([*shown, line])) > MAX_GROUP_LIST - 12:
+            break
+        shown.append(line)
+    listing = "\n".join(shown) + (f"\n(+{len(lines) - len(shown)})" if len(shown) < len(lines) else "")
+    zones = _shorten_list(list(dict.fromkeys(z.strip() for m in members for z in m.get("zones", "").split(",")
+                                             if z.strip() and "외" not in z)))
+    return {"count": str(len(members)), "warnings": listing, "zones": zones,
+            "effective": members[0].get("effective", "") if members else "",
+            "sender": next((m["sender"] for m in members if m.get("sender")), ""),
+            "sent": members[-1].get("sent", "") if members else ""}
