@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
+from alerts import coalesce
 from alerts.audience import Audience
 from alerts.config import Config
 from alerts.delivery.sms import build_fallback
@@ -44,6 +45,8 @@ class FanoutReport:
     held: int = 0
     suppressed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    #: Rows that joined another warning's grouped message (storms, ``[coalesce]``).
+    grouped: int = 0
 
     def add(self, other: FanoutReport) -> None:
         self.alerts += other.alerts
@@ -51,6 +54,7 @@ class FanoutReport:
         self.held += other.held
         self.suppressed += other.suppressed
         self.skipped.update(other.skipped)
+        self.grouped += other.grouped
 
 
 @dataclass(slots=True)
@@ -73,6 +77,8 @@ def fan_out_pending(session: Session, config: Config, audience: Audience, *, now
                            .order_by(col(AlertRecord.sent), col(AlertRecord.id))).all()
     for record in pending:
         report.add(fan_out(session, record, config, audience, now=now, zone_name=zone_name))
+    # grouped messages not sent yet never carry a warning that ended meanwhile (cancelled, superseded, expired)
+    coalesce.regroup(session, config, now, names=zone_name)
     return report
 
 
@@ -103,6 +109,8 @@ def fan_out(session: Session, record: AlertRecord, config: Config, audience: Aud
     ended = ended_version(session, record) if record.msg_type in ("Update", "Cancel") else None
     report.queued += _queue(session, record, thread, alert, targets, config, zone_name, ended=ended)
     report.held += sum(1 for t in targets if t.not_before is not None)
+    if record.msg_type != "Cancel":
+        report.grouped += coalesce.gather(session, config, record, alert, now, zone_name)
     return report
 
 
@@ -179,7 +187,7 @@ def _skip_reason(record: AlertRecord, thread: AlertThread | None, now: datetime)
 def _notified(session: Session, thread_id: int) -> set[int]:
     rows = session.exec(select(Delivery.subscriber_id).where(
         Delivery.thread_id == thread_id, col(Delivery.status).in_(NOTIFIED_STATUSES)))
-    return set(rows)
+    return set(rows) | coalesce.notified_carried(session, thread_id)
 
 
 def _targets(session: Session, alert: Alert, config: Config, audience: Audience, notified: set[int], now: datetime,

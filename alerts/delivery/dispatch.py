@@ -28,6 +28,7 @@ from sqlalchemy import or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts import coalesce
 from alerts.config import Config
 from alerts.costs import record_costs
 from alerts.db import session_scope
@@ -215,6 +216,12 @@ class Dispatcher:
             row.finished_at = now
             session.add(row)
             dead.append(row)
+        if not may_have_gone:
+            # a grouped message whose list holds a warning that ended since it was formed: rendered again first
+            stale_groups = coalesce.heads_with_ended_members(session, live, now)
+            if stale_groups:
+                coalesce.regroup(session, self.config, now, heads=stale_groups)
+                live = [r for r in live if r.status == "queued" and r.carried_by is None]
         if may_have_gone and dead:
             session.flush()
             record_costs(session, dead, self.config.prices, dry_run=self.dry_run, now=now)
