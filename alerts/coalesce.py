@@ -139,14 +139,20 @@ def regroup(session: Session, config: Config, now: datetime, heads: Iterable[int
             continue
         if not live:
             continue
-        new_head = min(live, key=lambda r: r.id or 0)
-        when = head.grouped_until or now
-        new_head.status, new_head.carried_by = "queued", None
-        new_head.grouped_until = new_head.next_attempt_at = max(when, now)
+        other = _open_head(session, head.subscriber_id, now, exclude={r.id for r in group})
+        if other is not None and _sizes(session, [other.id])[other.id] + len(live) <= config.coalesce.max_alerts:
+            # the person has another group still gathering (e.g. opened by the new version of a warning that
+            # superseded this head): the survivors join it rather than go as a second message
+            new_head = other
+        else:
+            new_head = min(live, key=lambda r: r.id or 0)
+            when = head.grouped_until or now
+            new_head.status, new_head.carried_by = "queued", None
+            new_head.grouped_until = new_head.next_attempt_at = max(when, now)
         session.add(new_head)
         for row in live:
             if row is not new_head:
-                row.carried_by = new_head.id
+                row.status, row.carried_by = "carried", new_head.id
                 session.add(row)
         changed.append(new_head.id)  # type: ignore[arg-type]
         log.info("group of delivery %s: %d warning(s) ended before it went; %d left, now carried by %s",
@@ -155,6 +161,15 @@ def regroup(session: Session, config: Config, now: datetime, heads: Iterable[int
         session.flush()
         _render_heads(session, config, changed, names)
     return changed
+
+
+def _open_head(session: Session, subscriber_id: int, now: datetime, exclude: set[int | None]) -> Delivery | None:
+    for head in session.exec(select(Delivery).where(
+            Delivery.subscriber_id == subscriber_id, Delivery.status == "queued",
+            col(Delivery.grouped_until) > now + JOIN_MARGIN).order_by(col(Delivery.id))):
+        if head.id not in exclude:
+            return head
+    return None
 
 
 def ended(record: AlertRecord | None, thread: AlertThread | None, now: datetime) -> str | None:

@@ -158,3 +158,19 @@ def test_without_coalesce_config_nothing_waits(db_url: str, tmp_path: Path) -> N
     assert len(rows(p)) == 3 and {r.status for r in rows(p)} <= {"accepted", "delivered"}
     assert all(r.carried_by is None and r.grouped_until is None for r in rows(p))
     p.close()
+
+
+def test_a_new_version_joins_the_same_message(pipeline: Pipeline, tmp_path: Path, server: NhnTestServer) -> None:
+    """W0 heads a group with W1; W0 is raised to 경보 (an Update) before the group goes: one message, listing
+    the new level and W1, never the old level."""
+    t0 = utcnow().replace(microsecond=0)
+    publish(pipeline, tmp_path, warning(0, t0))
+    publish(pipeline, tmp_path, warning(1, t0))
+    publish(pipeline, tmp_path, cap_xml("U0", sent=t0 + timedelta(minutes=1), zones=[ZONES[0]], msg_type="Update",
+                                        event="풍랑경보", severity="Severe", expires=t0 + timedelta(hours=6),
+                                        references=[("W0", t0)]))
+    dispatch_at(pipeline, utcnow() + timedelta(seconds=31))
+    to_skipper = [m for m in server.messages if m.recipient_no == SKIPPER]
+    assert len(to_skipper) == 1, [m.content for m in to_skipper]
+    text = to_skipper[0].content
+    assert text.startswith("[특보 2건]") and "풍랑 경보" in text and text.count("풍랑 주의보") == 1, text

@@ -65,3 +65,15 @@ def test_render_fills_an_empty_variable_with_a_word_and_logs(caplog: pytest.LogC
     assert "X1" in caplog.text and "hazard, level, zones" in caplog.text
     en = render("#{zones}: #{instruction}", {}, language="en-US")
     assert en.text == "your subscribed zones: Stay safe."
+
+
+def test_group_parameters_list_each_warning_and_stay_short() -> None:
+    from alerts.render import group_parameters
+
+    one = {"hazard": "풍랑", "level": "주의보", "zones": "A, B", "effective": "t1", "sender": "KMA", "sent": "s1"}
+    two = {"hazard": "강풍", "level": "경보", "zones": "B, C", "effective": "t2", "sender": "KMA", "sent": "s2"}
+    out = group_parameters([one, two])
+    assert out == {"count": "2", "warnings": "- 풍랑 주의보: A, B\n- 강풍 경보: B, C", "zones": "A, B, C",
+                   "effective": "t1", "sender": "KMA", "sent": "s2"}
+    many = group_parameters([{**one, "zones": "구역" * 40}] * 20)
+    assert len(many["warnings"]) <= 600 and many["warnings"].endswith(")") and many["count"] == "20"
