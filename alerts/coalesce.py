@@ -188,7 +188,7 @@ def ended(record: AlertRecord | None, thread: AlertThread | None, now: datetime)
 def heads_with_ended_members(session: Session, rows: Sequence[Delivery], now: datetime) -> set[int]:
     """Of ``rows`` about to be sent, the heads whose group carries a warning that has ended since it was
     formed (a warning expiring between the matching pass and the send)."""
-    ids = [r.id for r in rows if r.id is not None and r.kind == "alert"]
+    ids = [r.id for r in rows if r.id is not None and r.grouped_until is not None]  # heads only: no query otherwise
     if not ids:
         return set()
     carried = list(session.exec(select(Delivery).where(Delivery.status == "carried",
