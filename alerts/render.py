@@ -123,6 +123,7 @@ def parameters_for(alert: Alert, kind: str, language: str, value_names: tuple[st
                 continue  # a lift never repeats the ended warning's evacuation order or end
             if not params.get(name):
                 params[name] = before.get(name, "")
+    params["sender"] = params["sender"] or sender_name
     if kind == "cancel" and pick_info(alert, language) is None:
         # a lift has no instruction of its own and its end is now: never the ended warning's evacuation order
         params["instruction"] = ""
@@ -141,7 +142,7 @@ def _own_parameters(alert: Alert, kind: str, language: str, value_names: tuple[s
     if info is None:  # a Cancel without <info> is legal CAP
         return {"hazard": "", "level": "", "zones": "", "effective": format_kst(alert.sent, language),
                 "expires": "", "instruction": "", "headline": alert.note or "", "event": "",
-                "severity": "", "sender": sender_name, "action": _action(kind, language),
+                "severity": "", "sender": "", "action": _action(kind, language),
                 "sent": format_kst(alert.sent, language)}
     hazard, level = split_event(info.event)
     if level is None:

@@ -56,6 +56,11 @@ def test_cancel_without_info_takes_what_it_lifts_from_the_ended_version() -> Non
     assert params["sent"] == "11월 27일(금) 21:00" and params["action"] == "해제"
     assert params["instruction"] == ""  # never the ended warning's evacuation order
     assert params["expires"] == params["sent"]
+    assert params["sender"] == "alimcast"  # the ended version names none: the configured sender
+    named = alert()
+    named.infos[0].sender_name = "기상청"
+    params = parameters_for(lift, "cancel", "ko", ("KMA_ZONE",), names, "alimcast", ended=named)
+    assert params["sender"] == "기상청"  # the sender of the warning it lifts
 
 
 def test_render_fills_an_empty_variable_with_a_word_and_logs(caplog: pytest.LogCaptureFixture) -> None:
