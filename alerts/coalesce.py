@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -72,9 +73,13 @@ def gather(session: Session, config: Config, record: AlertRecord, alert: Alert, 
     if not fresh:
         return 0
     heads: dict[int, Delivery] = {}
-    for head in session.exec(select(Delivery).where(
-            Delivery.status == "queued", col(Delivery.grouped_until) > now + JOIN_MARGIN,
-            Delivery.alert_id != record.id).order_by(col(Delivery.id))):
+    # a head's hold is its next_attempt_at too: the (status, next_attempt_at) index finds open groups. On
+    # PostgreSQL a head a dispatcher is claiming is skipped (locked): a warning only joins a message that
+    # has not been taken for sending, so "carried" always means "listed in the message that went".
+    open_heads = select(Delivery).where(
+        Delivery.status == "queued", col(Delivery.next_attempt_at) > now + JOIN_MARGIN,
+        col(Delivery.grouped_until) > now + JOIN_MARGIN, Delivery.alert_id != record.id).order_by(col(Delivery.id))
+    for head in session.exec(_locked(session, open_heads)):
         heads.setdefault(head.subscriber_id, head)
     sizes = _sizes(session, [h.id for h in heads.values() if h.id is not None])
     joined: list[tuple[int, int]] = []  # (row id, head id)
@@ -112,7 +117,8 @@ def regroup(session: Session, config: Config, now: datetime, heads: Iterable[int
     carried = list(session.exec(stmt.order_by(col(Delivery.id))))
     if not carried:
         return []
-    head_rows = {h.id: h for h in _rows(session, {c.carried_by for c in carried if c.carried_by is not None})}
+    head_rows = {h.id: h for h in _rows(session, {c.carried_by for c in carried if c.carried_by is not None},
+                                        lock=True)}
     groups: dict[int, list[Delivery]] = {}
     for row in carried:
         head = head_rows.get(row.carried_by)
@@ -258,11 +264,19 @@ def _sizes(session: Session, head_ids: list[int]) -> dict[int, int]:
     return sizes
 
 
-def _rows(session: Session, ids: set[int]) -> list[Delivery]:
+def _rows(session: Session, ids: set[int], *, lock: bool = False) -> list[Delivery]:
+    """``lock``: on PostgreSQL, rows a dispatcher holds are left out (a head being claimed is not touched)."""
     out: list[Delivery] = []
     for chunk in _chunks(sorted(ids)):
-        out.extend(session.exec(select(Delivery).where(col(Delivery.id).in_(chunk))))
+        stmt = select(Delivery).where(col(Delivery.id).in_(chunk))
+        out.extend(session.exec(_locked(session, stmt) if lock else stmt))
     return out
+
+
+def _locked(session: Session, stmt: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True)
+    return stmt
 
 
 def _alerts(session: Session, ids: set[int]) -> list[AlertRecord]:
