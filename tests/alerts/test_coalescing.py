@@ -37,6 +37,12 @@ def server() -> Iterator[NhnTestServer]:
 
 @pytest.fixture
 def pipeline(db_url: str, tmp_path: Path, server: NhnTestServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+    p = make(db_url, tmp_path, server, monkeypatch)
+    yield p
+    p.close()
+
+
+def make(db_url: str, tmp_path: Path, server: NhnTestServer, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     monkeypatch.setenv("T_APP_KEY", server.app_key)
     monkeypatch.setenv("T_SECRET_KEY", server.secret_key)
     monkeypatch.setenv("T_SENDER_KEY", server.sender_key)
@@ -51,8 +57,7 @@ def pipeline(db_url: str, tmp_path: Path, server: NhnTestServer, monkeypatch: py
     with session_scope(p.engine) as s:
         add_subscriber(s, SKIPPER, ZONES)
         add_subscriber(s, NEIGHBOUR, ["S1251100"])
-    yield p
-    p.close()
+    return p
 
 
 def publish(p: Pipeline, tmp_path: Path, body: bytes) -> None:
@@ -174,3 +179,25 @@ def test_a_new_version_joins_the_same_message(pipeline: Pipeline, tmp_path: Path
     assert len(to_skipper) == 1, [m.content for m in to_skipper]
     text = to_skipper[0].content
     assert text.startswith("[특보 2건]") and "풍랑 경보" in text and text.count("풍랑 주의보") == 1, text
+
+
+def test_postgres_a_head_being_claimed_is_not_joined(pg_url: str, tmp_path: Path, server: NhnTestServer,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warning joins only a message nobody has taken for sending: while a dispatcher holds the head's row
+    lock, the next warning opens its own group (so ``carried`` always means listed in what went)."""
+    p = make(pg_url, tmp_path, server, monkeypatch)
+    try:
+        t0 = utcnow().replace(microsecond=0)
+        publish(p, tmp_path, warning(0, t0))
+        (head,) = [r for r in rows(p) if r.subscriber_id == 1]
+        with p.engine.connect() as other:
+            tx = other.begin()
+            other.exec_driver_sql("SELECT id FROM delivery WHERE id = %s FOR UPDATE", (head.id,))
+            publish(p, tmp_path, warning(1, t0))
+            tx.rollback()
+        mine = [r for r in rows(p) if r.subscriber_id == 1]
+        assert [(r.status, r.carried_by) for r in mine] == [("queued", None), ("queued", None)]
+        publish(p, tmp_path, warning(2, t0))  # the lock is gone: joins the first group
+        assert [r.carried_by for r in rows(p) if r.subscriber_id == 1] == [None, None, head.id]
+    finally:
+        p.close()
