@@ -186,6 +186,10 @@ def test_postgres_a_head_being_claimed_is_not_joined(pg_url: str, tmp_path: Path
     """A warning joins only a message nobody has taken for sending: while a dispatcher holds the head's row
     lock, the next warning opens its own group (so ``carried`` always means listed in what went)."""
     p = make(pg_url, tmp_path, server, monkeypatch)
+    with p.engine.connect() as c:  # a regression must fail (lock timeout), not hang waiting on itself
+        c.exec_driver_sql(f'ALTER DATABASE "{p.engine.url.database}" SET lock_timeout = \'10s\'')
+        c.commit()
+    p.engine.dispose()
     try:
         t0 = utcnow().replace(microsecond=0)
         publish(p, tmp_path, warning(0, t0))
