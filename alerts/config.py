@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from alerts.render import GROUP_VARIABLES, VARIABLES, unknown_variables
 from feeds.model import SEVERITY_RANK
 from feeds.registry import PARSERS, get_parser
 from feeds.signature import SignatureOptionError
@@ -50,6 +51,31 @@ class FeedConfig:
 class TemplateConfig:
     code: str
     text: str
+    #: Approved translations by language code (``[templates.alert.en]``); the table's own text is Korean.
+    languages: dict[str, TemplateConfig] = field(default_factory=dict)
+
+    def for_language(self, language: str) -> tuple[str, TemplateConfig]:
+        """(language to render in, template): the person's language (``vi-VN`` -> ``vi``) where an approved
+        translation exists, else Korean."""
+        wanted = (language or "ko").lower()
+        for key in (wanted, wanted.split("-")[0]):
+            if key in self.languages:
+                return key, self.languages[key]
+        return "ko", self
+
+
+@dataclass(slots=True)
+class CoalesceConfig:
+    """Alertmanager-style grouping of one person's new warnings (``[coalesce]``); off when group_wait is 0."""
+
+    #: How long a person's first non-urgent warning waits for others to join it (0: never wait, no grouping).
+    group_wait_seconds: float = 0.0
+    #: At most this many warnings in one message; the next one starts a new group.
+    max_alerts: int = 5
+
+    @property
+    def enabled(self) -> bool:
+        return self.group_wait_seconds > 0
 
 
 @dataclass(slots=True)
@@ -107,6 +133,8 @@ class Config:
     #: Store positions of vessels nobody registered (default: only registered vessels).
     ais_all_vessels: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
+    #: Storms: several warnings for one person within a window go as one message (``[coalesce]``).
+    coalesce: CoalesceConfig = field(default_factory=CoalesceConfig)
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
@@ -178,13 +206,18 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
             raise ConfigError(f"[templates.{tkind}]", "missing (alert, update and cancel templates are required)")
         if not isinstance(t, dict):
             raise ConfigError(f"[templates.{tkind}]", "must be a table with code and text")
-        code = _str(t, f"templates.{tkind}", "code")
-        if len(code) > 20:
-            raise ConfigError(f"[templates.{tkind}] code", "at most 20 characters (provider limit)")
-        text = _str(t, f"templates.{tkind}", "text")
-        if len(text) > 1000:
-            raise ConfigError(f"[templates.{tkind}] text", "at most 1,000 characters (AlimTalk limit)")
-        templates[tkind] = TemplateConfig(code=code, text=text)
+        templates[tkind] = _template(f"templates.{tkind}", t, VARIABLES)
+    if "group" in templates_raw:
+        if not isinstance(templates_raw["group"], dict):
+            raise ConfigError("[templates.group]", "must be a table with code and text")
+        templates["group"] = _template("templates.group", templates_raw["group"], GROUP_VARIABLES)
+    coalesce_raw = _table(raw, "coalesce")
+    coalesce = CoalesceConfig(
+        group_wait_seconds=_number(coalesce_raw, "coalesce", "group_wait_seconds", 0.0, minimum=0, maximum=3600),
+        max_alerts=int(_number(coalesce_raw, "coalesce", "max_alerts", 5, minimum=2, maximum=20)),
+    )
+    if coalesce.enabled and "group" not in templates:
+        raise ConfigError("[templates.group]", "required when [coalesce] group_wait_seconds is above 0")
 
     value_names = matching.get("zone_value_names", ["KMA_ZONE"])
     if not (isinstance(value_names, list) and value_names and all(isinstance(v, str) for v in value_names)):
@@ -223,7 +256,37 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         ais_flush_seconds=_number(vessels, "vessels", "ais_flush_seconds", 5.0, minimum=0.1, maximum=3600.0),
         ais_all_vessels=_bool(vessels, "vessels", "ais_all_vessels", False),
         raw=raw,
+        coalesce=coalesce,
     )
+
+
+def _template(where: str, t: dict[str, Any], known: tuple[str, ...], *, nested: bool = True) -> TemplateConfig:
+    """One template table: code, Korean text, and approved translations as sub-tables named by language
+    (``[templates.alert.en]``). Every ``#{name}`` must be a variable alimcast fills: a typo would otherwise
+    go out as a hole in the message."""
+    code = _str(t, where, "code")
+    if len(code) > 20:
+        raise ConfigError(f"[{where}] code", "at most 20 characters (provider limit)")
+    text = _str(t, where, "text")
+    if len(text) > 1000:
+        raise ConfigError(f"[{where}] text", "at most 1,000 characters (AlimTalk limit)")
+    for name, near in unknown_variables(text, known):
+        hint = f" (did you mean #{{{near}}}?)" if near else f" (known: {', '.join(known)})"
+        raise ConfigError(f"[{where}] text", f"unknown variable #{{{name}}}{hint}")
+    languages: dict[str, TemplateConfig] = {}
+    for key, value in t.items():
+        if not isinstance(value, dict):
+            continue
+        if not nested or not _is_language(key):
+            raise ConfigError(f"[{where}.{key}]", "a translation is named by a language code (en, vi, id, zh, …)")
+        languages[key.lower()] = _template(f"{where}.{key}", value, known, nested=False)
+    return TemplateConfig(code=code, text=text, languages=languages)
+
+
+def _is_language(key: str) -> bool:
+    """A BCP 47-ish language tag: ``en``, ``vi``, ``zh-Hans``, ``pt-BR``."""
+    head, _, tail = key.partition("-")
+    return 2 <= len(head) <= 3 and head.isalpha() and head.isascii() and (not tail or tail.isalnum())
 
 
 def _ais_sources(vessels: dict[str, Any], base_dir: Path) -> list[AisSource]:

@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
+from alerts import coalesce
 from alerts.audience import Audience
 from alerts.config import Config
 from alerts.delivery.sms import build_fallback
@@ -42,6 +43,8 @@ class FanoutReport:
     held: int = 0
     suppressed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    #: Rows that joined another warning's grouped message (storms, ``[coalesce]``).
+    grouped: int = 0
 
     def add(self, other: FanoutReport) -> None:
         self.alerts += other.alerts
@@ -49,6 +52,7 @@ class FanoutReport:
         self.held += other.held
         self.suppressed += other.suppressed
         self.skipped.update(other.skipped)
+        self.grouped += other.grouped
 
 
 @dataclass(slots=True)
@@ -71,6 +75,8 @@ def fan_out_pending(session: Session, config: Config, audience: Audience, *, now
                            .order_by(col(AlertRecord.sent), col(AlertRecord.id))).all()
     for record in pending:
         report.add(fan_out(session, record, config, audience, now=now, zone_name=zone_name))
+    # grouped messages not sent yet never carry a warning that ended meanwhile (cancelled, superseded, expired)
+    coalesce.regroup(session, config, now, names=zone_name)
     return report
 
 
@@ -98,8 +104,11 @@ def fan_out(session: Session, record: AlertRecord, config: Config, audience: Aud
                                               "superseded by a newer version")
         if not targets:
             record.skip_reason = "no matching subscribers"
-    report.queued += _queue(session, record, thread, alert, targets, config, zone_name)
+    ended = ended_version(session, record) if record.msg_type in ("Update", "Cancel") else None
+    report.queued += _queue(session, record, thread, alert, targets, config, zone_name, ended=ended)
     report.held += sum(1 for t in targets if t.not_before is not None)
+    if record.msg_type != "Cancel":
+        report.grouped += coalesce.gather(session, config, record, alert, now, zone_name)
     return report
 
 
@@ -134,6 +143,19 @@ def follow_vessels(session: Session, config: Config, audience: Audience, mmsis: 
     return report
 
 
+def ended_version(session: Session, record: AlertRecord) -> Alert | None:
+    """The version a follow-up ends or replaces: the thread's newest earlier Alert/Update (the first stored of
+    a bulletin's twins, as the lifecycle made it current). A Cancel without ``<info>`` is legal CAP and
+    says nothing of what it lifts; this version says it (hazard, level, zones, sender)."""
+    if record.thread_id is None:
+        return None
+    previous = session.exec(
+        select(AlertRecord).where(AlertRecord.thread_id == record.thread_id, AlertRecord.id != record.id,
+                                  AlertRecord.msg_type != "Cancel", col(AlertRecord.sent) <= record.sent)
+        .order_by(col(AlertRecord.sent).desc(), col(AlertRecord.id)).limit(1)).first()
+    return Alert.from_json(previous.body) if previous is not None else None
+
+
 def _take_matching_turn(session: Session) -> None:
     """On PostgreSQL, wait for any other worker's matching to commit (a transaction-scoped advisory lock):
     two workers deciding who gets a warning from the same snapshot could each queue it."""
@@ -163,7 +185,7 @@ def _skip_reason(record: AlertRecord, thread: AlertThread | None, now: datetime)
 def _notified(session: Session, thread_id: int) -> set[int]:
     rows = session.exec(select(Delivery.subscriber_id).where(
         Delivery.thread_id == thread_id, col(Delivery.status).in_(NOTIFIED_STATUSES)))
-    return set(rows)
+    return set(rows) | coalesce.notified_carried(session, thread_id)
 
 
 def _targets(session: Session, alert: Alert, config: Config, audience: Audience, notified: set[int], now: datetime,
@@ -206,30 +228,33 @@ def priority_of(alert: Alert) -> int:
 
 
 def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert, targets: list[Target],
-           config: Config, zone_name: Callable[[str], str | None], created_at: datetime | None = None) -> int:
+           config: Config, zone_name: Callable[[str], str | None], created_at: datetime | None = None,
+           ended: Alert | None = None) -> int:
     if not targets:
         return 0
     languages = _languages(session, [t.subscriber_id for t in targets])
-    rendered: dict[tuple[str, str], tuple[dict[str, str], str, str]] = {}
+    rendered: dict[tuple[str, str], tuple[dict[str, str], str, str, str]] = {}
     rows = []
-    priority = priority_of(alert)
+    # a 해제 without <info> ranks like the warning it lifts
+    priority = priority_of(alert) if alert.infos or ended is None else priority_of(ended)
     for target in targets:
         language = languages.get(target.subscriber_id)
         if language is None:
             continue  # unsubscribed or paused since they were told
         key = (target.kind, language)
         if key not in rendered:
-            template = config.templates[target.kind]
-            params = parameters_for(alert, target.kind, language, config.zone_value_names, zone_name,
-                                    config.sender_name)
-            out = render(template.text, params)
+            # the person's language where an approved template exists (Korean otherwise), and the CAP info in it
+            used, template = config.templates[target.kind].for_language(language)
+            params = parameters_for(alert, target.kind, used, config.zone_value_names, zone_name,
+                                    config.sender_name, ended=ended)
+            out = render(template.text, params, language=used, about=f"{record.identifier} ({target.kind})")
             fallback, _ = build_fallback(out.text)
-            rendered[key] = (out.parameters, out.text, fallback.kind)
-        params, text, fallback_kind = rendered[key]
+            rendered[key] = (out.parameters, out.text, fallback.kind, template.code)
+        params, text, fallback_kind, template_code = rendered[key]
         rows.append({
             "alert_id": record.id, "thread_id": thread.id, "subscriber_id": target.subscriber_id,
             "kind": target.kind, "priority": priority, "status": "queued",
-            "template_code": config.templates[target.kind].code, "params": params, "text": text,
+            "template_code": template_code, "params": params, "text": text,
             "fallback_kind": fallback_kind, "attempts": 0, "created_at": created_at or record.matched_at,
             "next_attempt_at": target.not_before,
         })

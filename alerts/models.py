@@ -18,9 +18,10 @@ from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
 THREAD_STATES = ("active", "cancelled", "expired", "ended")
 DELIVERY_KINDS = ("alert", "update", "cancel")
 #: queued -> sending -> accepted -> delivered | fallback_sent | failed | uncertain;
-#: queued -> suppressed (alert expired, cancelled or superseded before it went out).
+#: queued -> suppressed (alert expired, cancelled or superseded before it went out);
+#: queued -> carried (listed in another row's grouped message: alerts/coalesce.py).
 DELIVERY_STATUSES = ("queued", "sending", "accepted", "delivered", "fallback_sent", "failed", "uncertain",
-                     "suppressed")
+                     "suppressed", "carried")
 FINAL_STATUSES = ("delivered", "fallback_sent", "failed", "uncertain", "suppressed")
 #: Statuses meaning the person has (or may have) been told: follow-ups (update, 해제) go to them.
 NOTIFIED_STATUSES = ("sending", "accepted", "delivered", "fallback_sent", "uncertain")
@@ -127,6 +128,11 @@ class Delivery(SQLModel, table=True):
     key_used_at: datetime | None = _utc_column()
     sent_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
+    #: Storms: the row whose one message also carried this warning to the person (status ``carried``); the
+    #: person counts as told when that row's message went out (see alerts/coalesce.py).
+    carried_by: int | None = Field(default=None, index=True)
+    #: On the head of a group still gathering warnings: when it goes (Alertmanager's group_wait).
+    grouped_until: datetime | None = _utc_column()
 
 
 class CostEntry(SQLModel, table=True):

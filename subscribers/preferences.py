@@ -22,7 +22,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from feeds.model import CATEGORIES, SEVERITY_RANK
 
 KST = timezone(timedelta(hours=9), "KST")
-LANGUAGES = ("ko", "en")
+#: Korean, English, and the languages of foreign crews on Korean vessels (Vietnamese, Indonesian, Chinese,
+#: Filipino, Myanmar, Thai, Sinhala, Khmer, Nepali, Uzbek, Russian). A language without an approved template
+#: in the config is sent the Korean one.
+LANGUAGES = ("ko", "en", "vi", "id", "zh", "tl", "my", "th", "si", "km", "ne", "uz", "ru")
 _HHMM = re.compile(r"(\d{1,2}):(\d{2})")
 
 

@@ -36,7 +36,9 @@ def add(
         "--point", help="a fixed place as LAT,LON,RADIUS_KM (a port, a sea farm); repeatable")] = None,
     min_severity: Annotated[str | None, typer.Option("--min-severity", help="Minor, Moderate, Severe, Extreme")] = None,
     name: Annotated[str | None, typer.Option("--name")] = None,
-    language: Annotated[str | None, typer.Option("--language", help="ko or en")] = None,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="ko, en, vi, id, zh, tl, my, th, si, km, ne, uz or ru (Korean without an approved template)",
+    )] = None,
     categories: Annotated[str | None, typer.Option("--categories", help="CAP categories, e.g. 'Met Geo'")] = None,
     hazards: Annotated[str | None, typer.Option("--hazards", help="only these hazards, e.g. '풍랑 태풍'")] = None,
     quiet_hours: Annotated[str | None, typer.Option("--quiet-hours", help="KST, e.g. 22:00-06:00")] = None,

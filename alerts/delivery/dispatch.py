@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from alerts import coalesce
 from alerts.config import Config
 from alerts.costs import record_costs
 from alerts.db import session_scope, sqlite_datetime
@@ -276,6 +277,12 @@ class Dispatcher:
             row.finished_at = now
             session.add(row)
             dead.append(row)
+        if not may_have_gone:
+            # a grouped message whose list holds a warning that ended since it was formed: rendered again first
+            stale_groups = coalesce.heads_with_ended_members(session, live, now)
+            if stale_groups:
+                coalesce.regroup(session, self.config, now, heads=stale_groups)
+                live = [r for r in live if r.status == "queued" and r.carried_by is None]
         if may_have_gone and dead:
             session.flush()
             record_costs(session, dead, self.config.prices, dry_run=self.dry_run, now=now)

@@ -27,15 +27,15 @@ kind = "dryrun"
 
 [templates.alert]
 code = "ALERT1"
-text = "#{{title}}"
+text = "#{{headline}}"
 
 [templates.update]
 code = "UPDATE1"
-text = "#{{title}}"
+text = "#{{headline}}"
 
 [templates.cancel]
 code = "CANCEL1"
-text = "#{{title}}"
+text = "#{{headline}}"
 """,
         encoding="utf-8",
     )
