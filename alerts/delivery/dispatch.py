@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, update
+from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -44,6 +44,7 @@ from alerts import coalesce
 from alerts.config import Config
 from alerts.costs import record_costs
 from alerts.db import session_scope, sqlite_datetime
+from alerts.delivery.outbox_rows import OutboxRow, due_rows, rows_by_id, warning_states
 from alerts.delivery.providers.base import (
     DeliveryResult,
     Fallback,
@@ -55,7 +56,7 @@ from alerts.delivery.providers.base import (
 )
 from alerts.delivery.rate import SendWindow
 from alerts.delivery.sms import build_fallback
-from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.models import Delivery
 from alerts.sqlutil import id_in, id_list
 from subscribers.models import Subscriber
 from subscribers.sqltypes import utcnow
@@ -182,7 +183,8 @@ class Dispatcher:
 
     @dataclass(slots=True)
     class _Claim:
-        rows: list[Delivery]
+        #: Plain rows (:class:`OutboxRow`) for a fresh claim; ORM rows for a batch taken over from a dead sender.
+        rows: list[Any]
         key: str
         suppressed: int
         #: For a batch whose sender died mid-request: when it was first claimed.
@@ -201,13 +203,8 @@ class Dispatcher:
                 claim = self._lease(session, live, stale[0].idempotency_key or uuid.uuid4().hex, now, suppressed)
                 claim.stale_since = since
                 return claim
-            stmt = (select(Delivery).where(Delivery.status == "queued",
-                                           or_(col(Delivery.next_attempt_at).is_(None),
-                                               col(Delivery.next_attempt_at) <= now))
-                    .order_by(col(Delivery.priority).desc(), col(Delivery.id)).limit(self.batch_size * 2))
-            if self.postgres:
-                stmt = stmt.with_for_update(skip_locked=True)
-            candidates = list(session.exec(stmt))
+            # one batch, not more: the claim reads only what it sends (suppressed rows just make it smaller)
+            candidates = due_rows(session.connection(), now, self.batch_size, lock=self.postgres)
             live, suppressed = self._still_live(session, candidates, now)
             if not live:
                 return Dispatcher._Claim([], "", suppressed)
@@ -230,10 +227,11 @@ class Dispatcher:
             group = group.with_for_update(skip_locked=True)
         return list(session.exec(group))
 
-    def _lease(self, session: Session, rows: list[Delivery], key: str, now: datetime,
+    def _lease(self, session: Session, rows: Sequence[Any], key: str, now: datetime,
                suppressed: int) -> Dispatcher._Claim:
         """Give the batch its key and lease in two UPDATE ... WHERE id IN statements (not one per row); the
-        loaded rows are brought up to date without becoming dirty, so the commit does not write them again."""
+        rows in hand are brought up to date (ORM rows without becoming dirty, so the commit does not write them
+        again)."""
         lease_until = now + LEASE
         first_send = [r.id for r in rows if r.status != "sending"]
         again = [r.id for r in rows if r.status == "sending"]
@@ -243,46 +241,53 @@ class Dispatcher:
         _update_ids(connection, first_send, {**common, "attempts": _DELIVERY.c.attempts + 1, "key_used_at": now})
         _update_ids(connection, again, common)
         for row in rows:
+            if isinstance(row, OutboxRow):  # a fresh claim: the key is the claim's, the times are not read again
+                row.attempts += 1
+                row.status = "sending"
+                continue
             if row.status != "sending":
                 set_committed_value(row, "attempts", row.attempts + 1)
                 set_committed_value(row, "key_used_at", now)  # a new key: the request follows this commit at once
             for name, value in common.items():
                 set_committed_value(row, name, value)
-        return Dispatcher._Claim(rows, key, suppressed)
+        return Dispatcher._Claim(list(rows), key, suppressed)
 
-    def _still_live(self, session: Session, rows: list[Delivery], now: datetime, *,
-                    may_have_gone: bool = False) -> tuple[list[Delivery], int]:
+    def _still_live(self, session: Session, rows: Sequence[Any], now: datetime, *,
+                    may_have_gone: bool = False) -> tuple[list[Any], int]:
         """Suppress what must no longer go out: expired, cancelled, superseded, or from a closed thread.
 
-        ``may_have_gone``: rows of a batch whose send's outcome is unknown. They are not sent again either,
-        but they are recorded as ``uncertain`` (and costed as sent), not as never sent."""
+        ``rows``: plain :class:`OutboxRow` of a fresh claim (suppressed with one executemany), or, with
+        ``may_have_gone``, the ORM rows of a batch whose send's outcome is unknown. They are not sent again
+        either, but they are recorded as ``uncertain`` (and costed as sent), not as never sent."""
         if not rows:
             return [], 0
-        alert_ids = {r.alert_id for r in rows}
-        thread_ids = {r.thread_id for r in rows}
-        alerts = {a.id: a for a in session.exec(select(AlertRecord).where(col(AlertRecord.id).in_(alert_ids)))}
-        threads = {t.id: t for t in session.exec(select(AlertThread).where(col(AlertThread.id).in_(thread_ids)))}
-        live: list[Delivery] = []
-        dead: list[Delivery] = []
+        connection = session.connection()
+        alerts, threads = warning_states(connection, {r.alert_id for r in rows}, {r.thread_id for r in rows})
+        live: list[Any] = []
+        dead: list[Any] = []
+        suppressed: list[dict[str, Any]] = []
         for row in rows:
             why = _suppression(row, alerts.get(row.alert_id), threads.get(row.thread_id), now)
             if why is None:
                 live.append(row)
                 continue
-            if may_have_gone:
-                row.status = "uncertain"
-                row.last_error = f"{why}; it may have gone out before (its send's outcome was unknown)"
-            else:
-                row.status, row.last_error = "suppressed", why
+            dead.append(row)
+            if not may_have_gone:
+                suppressed.append({"b_id": row.id, "status": "suppressed", "last_error": why, "finished_at": now})
+                continue
+            row.status = "uncertain"
+            row.last_error = f"{why}; it may have gone out before (its send's outcome was unknown)"
             row.finished_at = now
             session.add(row)
-            dead.append(row)
+        _update_each(connection, suppressed)
         if not may_have_gone:
             # a grouped message whose list holds a warning that ended since it was formed: rendered again first
             stale_groups = coalesce.heads_with_ended_members(session, live, now)
             if stale_groups:
                 coalesce.regroup(session, self.config, now, heads=stale_groups)
-                live = [r for r in live if r.status == "queued" and r.carried_by is None]
+                session.flush()
+                live = [r for r in rows_by_id(connection, [r.id for r in live])
+                        if r.status == "queued" and r.carried_by is None]
         if may_have_gone and dead:
             session.flush()
             record_costs(session, dead, self.config.prices, dry_run=self.dry_run, now=now)
@@ -322,8 +327,10 @@ class Dispatcher:
 
     def _send(self, rows: list[Delivery], key: str, report: DispatchReport) -> bool:
         """Send one claimed batch; returns True when the round should stop (provider refused config)."""
-        phones = self._phones([r.subscriber_id for r in rows])
-        messages = [self._message(r, phones.get(r.subscriber_id, "")) for r in rows]
+        # a fresh claim read the numbers with its rows; a batch taken over from a dead sender looks them up
+        unknown = [r.subscriber_id for r in rows if getattr(r, "phone", None) is None]
+        phones = self._phones(unknown) if unknown else {}
+        messages = [self._message(r, getattr(r, "phone", None) or phones.get(r.subscriber_id, "")) for r in rows]
         report.requests += 1
         # the place in the window is taken just before the request starts (at once after wait_for_room,
         # unless another thread of this process sent meanwhile): preparing the request holds no place
@@ -364,7 +371,7 @@ class Dispatcher:
                                   .values(lease_until=now + LEASE))
         return int(result.rowcount or 0)
 
-    def _message(self, row: Delivery, phone: str) -> OutgoingMessage:
+    def _message(self, row: Any, phone: str) -> OutgoingMessage:
         fallback: Fallback | None = None
         if self.config.provider.settings.get("fallback", True):
             fallback = _fallback_for(row.text)
@@ -582,12 +589,18 @@ def _update_each(connection: Connection, changes: list[dict[str, Any]]) -> None:
             continue
         names = [c for c in columns if c != "b_id"]
         sql = f"UPDATE delivery SET {', '.join(f'{c} = ?' for c in names)} WHERE id = ?"
-        rows = [tuple([*(_sqlite_value(change[c]) for c in names), change["b_id"]]) for change in group]
+        times: dict[datetime, str | None] = {}  # a batch's rows share their times: each is formatted once
+        rows = [tuple([*(_sqlite_value(change[c], times) for c in names), change["b_id"]]) for change in group]
         connection.connection.driver_connection.executemany(sql, rows)  # type: ignore[union-attr]
 
 
-def _sqlite_value(value: Any) -> Any:
-    return sqlite_datetime(value) if isinstance(value, datetime) else value
+def _sqlite_value(value: Any, times: dict[datetime, str | None]) -> Any:
+    if not isinstance(value, datetime):
+        return value
+    text = times.get(value)
+    if text is None:
+        text = times[value] = sqlite_datetime(value)
+    return text
 
 
 @lru_cache(maxsize=256)
@@ -596,7 +609,8 @@ def _fallback_for(text: str) -> Fallback:
     return build_fallback(text)[0]
 
 
-def _suppression(row: Delivery, alert: AlertRecord | None, thread: AlertThread | None, now: datetime) -> str | None:
+def _suppression(row: Any, alert: Any, thread: Any, now: datetime) -> str | None:
+    """``alert``: a row with ``id, end_time``; ``thread``: one with ``state, current_alert_id``."""
     if alert is None or thread is None:
         return "alert no longer stored"
     if row.kind == "cancel":

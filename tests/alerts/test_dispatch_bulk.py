@@ -56,9 +56,11 @@ PEOPLE = 16
 class RowByRow(Dispatcher):
     """The bookkeeping as it was before the bulk statements: one ``Session.get`` (and autoflush) per row."""
 
-    def _lease(self, session: Any, rows: list[Delivery], key: str, now: datetime,
+    def _lease(self, session: Any, rows: list[Any], key: str, now: datetime,
                suppressed: int) -> Dispatcher._Claim:
-        for row in rows:
+        # a fresh claim hands plain rows (the ORM rows only for a batch taken over): each is loaded, one by one
+        for claimed in rows:
+            row = claimed if isinstance(claimed, Delivery) else session.get(Delivery, claimed.id)
             if row.status != "sending":
                 row.attempts += 1
                 row.key_used_at = now
