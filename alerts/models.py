@@ -168,3 +168,8 @@ class FeedStateRow(SQLModel, table=True):
     last_status: int | None = None
     alerts_seen: int = 0
     next_poll_at: datetime | None = _utc_column()
+
+
+#: The dispatcher's claim order (highest priority, then oldest) read straight off an index: without it every claim
+#: sorted the whole queue (14 ms per claim at 20,000 queued, growing with a national fan-out).
+Index("ix_delivery_queue_order", Delivery.status, Delivery.priority.desc(), Delivery.id)  # type: ignore[attr-defined]

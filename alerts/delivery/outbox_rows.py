@@ -92,7 +92,7 @@ def _parameters(stored: str) -> dict[str, str]:
 
 
 def _rows(connection: Connection, stmt: Any, params: dict[str, Any] | None = None) -> list[OutboxRow]:
-    return [OutboxRow(*row) for row in connection.execute(stmt, params)]
+    return [OutboxRow(*row) for row in connection.execute(stmt, params).all()]
 
 
 def warning_states(connection: Connection, alert_ids: set[int], thread_ids: set[int]
