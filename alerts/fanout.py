@@ -269,4 +269,4 @@ def _languages(session: Session, ids: list[int]) -> dict[int, str]:
     dialect = connection.dialect.name
     people = Subscriber.__table__  # type: ignore[attr-defined]
     stmt = select(people.c.id, people.c.language).where(id_in(people.c.id, dialect), people.c.status == "active")
-    return {sid: lang for sid, lang in connection.execute(stmt, {"ids": id_list(ids, dialect)})}
+    return dict(connection.execute(stmt, {"ids": id_list(ids, dialect)}).all())

@@ -8,6 +8,8 @@ Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by
   (the adapter's own request bodies, a fresh idempotency key each) and GETting their results by requestId
   (the same list calls the adapter makes), with nothing written anywhere;
 - the ratio dispatch / bare loop (goal >= 0.8x, floor 5,000 recipients/s);
+- poll to first request: from the poll of a feed holding one warning for ``--outbox`` people to the loopback
+  server receiving the first send request (poll, match into the outbox, first claim; goal < 1 s);
 - the outbox write: ``fan_out_pending`` for one warning reaching ``--outbox`` people (matching, rendering and
   the INSERT of every Delivery row, in one transaction; goal < 1 s on SQLite).
 
@@ -50,6 +52,7 @@ from subscribers.csv_import import import_csv  # noqa: E402
 GOAL_RATIO = 0.8
 FLOOR_PER_S = 5_000
 GOAL_OUTBOX_S = 1.0
+GOAL_FIRST_S = 1.0
 ZONE = "S1251100"
 KST = timezone(timedelta(hours=9))
 TEMPLATES = {
@@ -87,8 +90,9 @@ def cap_xml(identifier: str, sent: datetime) -> bytes:
             f"<geocode><valueName>KMA_ZONE</valueName><value>{ZONE}</value></geocode></area></info></alert>").encode()
 
 
-def prepared_pipeline(folder: Path, people: int, base_url: str) -> Pipeline:
-    """A migrated SQLite file with ``people`` subscribers in one zone and a warning for it polled (not matched)."""
+def prepared_pipeline(folder: Path, people: int, base_url: str, *, poll: bool = True) -> Pipeline:
+    """A migrated SQLite file with ``people`` subscribers in one zone and (``poll``) a warning for it polled (not
+    matched); without ``poll`` the warning is written to the feed file, not yet polled."""
     csv = folder / "people.csv"
     with csv.open("w", encoding="utf-8") as out:
         out.write("phone,name,zones,min_severity\n")
@@ -100,7 +104,8 @@ def prepared_pipeline(folder: Path, people: int, base_url: str) -> Pipeline:
     report = import_csv(pipeline.engine, csv)
     assert report.inserted == people and not report.errors, report.errors[:3]
     (folder / "feed.xml").write_bytes(cap_xml(f"BENCH-{uuid.uuid4().hex[:8]}", datetime.now(UTC)))
-    pipeline.poll(feed_spec(config.feeds[0]), force=True)
+    if poll:
+        pipeline.poll(feed_spec(config.feeds[0]), force=True)
     pipeline.warm_up()
     return pipeline
 
@@ -200,6 +205,26 @@ def one_outbox_run(people: int) -> float:
     return seconds
 
 
+def one_first_request_run(people: int) -> tuple[float, float]:
+    """(seconds from the poll seeing a warning for ``people`` to the loopback server receiving the first send
+    request, of which the outbox write): the poll, the match (fan-out into the outbox) and the first claim, as
+    ``alimcast run`` does them, timed on the server's clock."""
+    with tempfile.TemporaryDirectory(prefix="bench-first-") as tmp, \
+            NhnTestServer(templates=dict(TEMPLATES.values())) as server:
+        pipeline = prepared_pipeline(Path(tmp), people, server.base_url, poll=False)
+        gc.collect()
+        t0 = time.monotonic()
+        pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+        t1 = time.monotonic()
+        report = pipeline.match()
+        t2 = time.monotonic()
+        sent = pipeline.dispatcher.dispatch_due(max_batches=1)
+        assert report.queued == people and sent.accepted == pipeline.dispatcher.batch_size, (report, sent)
+        first = server.send_requests()[0].received_at
+        pipeline.close()
+    return first - t0, t2 - t1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--recipients", type=int, default=20_000)
@@ -223,6 +248,11 @@ def main() -> None:
     print(f"  Dispatcher.collect_results       {n / collect:9,.0f} results/s     ({collect:.2f} s)")
     print(f"  bare httpx loop, same lists      {n / bare_poll:9,.0f} results/s     ({bare_poll:.2f} s)")
     print(f"  ratio collect / bare loop        {collect_ratio:9.2f}x")
+    firsts = [one_first_request_run(args.outbox) for _ in range(args.runs)]
+    first, match = (statistics.median(r[i] for r in firsts) for i in range(2))
+    print(f"poll to first request: one warning reaching {args.outbox:,} people on SQLite (median of {args.runs} runs)")
+    print(f"  {first:.2f} s, of which poll's alert matched into the outbox {match:.2f} s  "
+          f"(goal < {GOAL_FIRST_S:.0f} s: {'met' if first < GOAL_FIRST_S else 'NOT met'})")
     outbox = statistics.median(one_outbox_run(args.outbox) for _ in range(args.runs))
     print(f"outbox: fan_out_pending for one warning reaching {args.outbox:,} people on SQLite "
           f"(median of {args.runs} runs)")

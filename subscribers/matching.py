@@ -26,7 +26,8 @@ from time import perf_counter
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+import orjson
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, func, literal_column, select, type_coerce
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
@@ -224,30 +225,61 @@ def recipients_for_ids(
     alert_hazards = list(hazards)
     person = Subscriber.__table__.c  # type: ignore[attr-defined]
     out: list[Recipient] = []
+    # Most people share their preferences (the defaults): each distinct set is decided once per alert, and the
+    # JSON lists are read as stored text and decoded once per distinct text (profiled on a 100,000-person
+    # fan-out, decoding and deciding row by row was most of the matching's time).
+    decisions: dict[tuple[Any, ...], Decision] = {}
     with borrow_connection(session) as conn:
+        dialect = conn.dialect.name
+        query = (
+            select(
+                person.id, person.phone, person.name, person.language, person.status,
+                person.min_severity, type_coerce(person.categories, String), person.quiet_start_min,
+                person.quiet_end_min, type_coerce(person.hazards, String),
+            )
+            .where(_ids_in(person.id, dialect))
+            .order_by(person.id)
+        )
         for start in range(0, len(ids), IN_BATCH):
             batch = ids[start : start + IN_BATCH].tolist()
-            query = (
-                select(
-                    person.id, person.phone, person.name, person.language, person.status,
-                    person.min_severity, person.categories, person.quiet_start_min, person.quiet_end_min,
-                    person.hazards,
-                )
-                .where(person.id.in_(batch))
-                .order_by(person.id)
-            )
-            for row in conn.execute(query):
-                prefs = Preferences(
-                    status=row.status,
-                    min_severity=row.min_severity,
-                    categories=tuple(row.categories or ()),
-                    quiet_start_min=row.quiet_start_min,
-                    quiet_end_min=row.quiet_end_min,
-                    hazards=tuple(row.hazards or ()),
-                )
-                decision = decide(prefs, severity=severity, urgency=urgency, categories=wanted,
-                                  hazards=alert_hazards, at=at)
+            param = batch if dialect == "postgresql" else orjson.dumps(batch).decode()
+            for sid, phone, name, language, *prefs in conn.execute(query, {"ids": param}).all():
+                key = tuple(prefs) if dialect != "postgresql" else tuple(_hashable(v) for v in prefs)
+                decision = decisions.get(key)
+                if decision is None:
+                    status, min_severity, cats, quiet_start, quiet_end, hazard_list = prefs
+                    decision = decisions[key] = decide(
+                        Preferences(status=status, min_severity=min_severity, categories=_strings(cats),
+                                    quiet_start_min=quiet_start, quiet_end_min=quiet_end,
+                                    hazards=_strings(hazard_list)),
+                        severity=severity, urgency=urgency, categories=wanted, hazards=alert_hazards, at=at)
                 if decision.action is Action.SKIP and not include_skipped:
                     continue
-                out.append(Recipient(row.id, row.phone, row.name, row.language, decision))
+                out.append(Recipient(sid, phone, name, language, decision))
     return out
+
+
+def _ids_in(column: Any, dialect: str) -> Any:
+    """``column IN`` the ids bound as ONE parameter ``ids`` (a JSON array read by ``json_each`` on SQLite, an
+    array on PostgreSQL): an expanding IN of 10,000 ids cost SQLAlchemy more to render than the query took."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(Integer)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=String))))
+
+
+@lru_cache(maxsize=1024)
+def _decoded(text: str) -> tuple[str, ...]:
+    return tuple(orjson.loads(text) or ())
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """A JSON list column as read by :func:`recipients_for_ids`: stored text (SQLite), or already a list."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return _decoded(value)
+    return tuple(value)
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

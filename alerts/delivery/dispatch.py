@@ -459,7 +459,7 @@ class Dispatcher:
             pending = [PendingDelivery(row_id, request_id, seq) for row_id, request_id, seq in session.connection()
                        .execute(select(_DELIVERY.c.id, _DELIVERY.c.request_id, _DELIVERY.c.recipient_seq)
                                 .where(_DELIVERY.c.status == "accepted", _DELIVERY.c.request_id.is_not(None))
-                                .order_by(_DELIVERY.c.id).limit(limit or self.results_limit))]
+                                .order_by(_DELIVERY.c.id).limit(limit or self.results_limit)).all()]
         if not pending:
             return report
         try:

@@ -25,6 +25,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import httpx
@@ -64,7 +65,7 @@ def mask_phone(number: str | None) -> str:
     """``01012345678`` -> ``010-****-5678``; short or odd input keeps only its last two characters."""
     if not number:
         return "<none>"
-    digits = "".join(c for c in number if c.isdigit())
+    digits = number if number.isdigit() else "".join(c for c in number if c.isdigit())
     if len(digits) >= 9:
         return f"{digits[:3]}-****-{digits[-4:]}"
     return "*" * max(len(number) - 2, 0) + number[-2:]
@@ -373,7 +374,7 @@ class NhnProvider(Provider):
 
     def _result(self, p: PendingDelivery, row: Mapping[str, Any]) -> DeliveryResult:
         result_code = row.get("resultCode")
-        c = codes.classify(
+        c = _classify(
             row.get("messageStatus"),
             str(result_code) if result_code is not None else None,
             row.get("resendStatus"),
@@ -503,6 +504,11 @@ class NhnProvider(Provider):
             f"NHN resultCode {code}: {header.get('resultMessage') or entry.meaning}",
             retryable=entry.retryable,
         )
+
+
+#: A results page holds a handful of distinct (status, code, resend status, type) combinations: each is
+#: classified once (``codes.classify`` is a pure function of them).
+_classify = lru_cache(maxsize=1024)(codes.classify)
 
 
 def _int(value: Any) -> int | None:
