@@ -251,7 +251,7 @@ def main() -> None:
     firsts = [one_first_request_run(args.outbox) for _ in range(args.runs)]
     first, match = (statistics.median(r[i] for r in firsts) for i in range(2))
     print(f"poll to first request: one warning reaching {args.outbox:,} people on SQLite (median of {args.runs} runs)")
-    print(f"  {first:.2f} s, of which poll's alert matched into the outbox {match:.2f} s  "
+    print(f"  {first:.2f} s, of which matching into the outbox {match:.2f} s  "
           f"(goal < {GOAL_FIRST_S:.0f} s: {'met' if first < GOAL_FIRST_S else 'NOT met'})")
     outbox = statistics.median(one_outbox_run(args.outbox) for _ in range(args.runs))
     print(f"outbox: fan_out_pending for one warning reaching {args.outbox:,} people on SQLite "
