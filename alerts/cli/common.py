@@ -17,7 +17,7 @@ import typer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from alerts.config import Config, ConfigError, load_config
+from alerts.config import Config, ConfigError, load_config, resolve_config_path
 from alerts.db import make_engine, session_scope, upgrade
 
 ConfigOption = Annotated[
@@ -50,7 +50,8 @@ def load(config_path: Path | None) -> Config:
     try:
         return load_config(config_path)
     except ConfigError as exc:
-        fail(f"config: {exc}", EXIT_BAD_CONFIG)
+        path = resolve_config_path(config_path)
+        fail(f"{path.name if path else 'config'}: {exc}", EXIT_BAD_CONFIG)
 
 
 def open_context(config_path: Path | None, *, migrate: bool = True) -> AppContext:
