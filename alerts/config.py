@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.config_schema import UnknownKey, check_known_keys
+from alerts.urlmask import register_secret
 from feeds.model import SEVERITY_RANK
 from feeds.registry import PARSERS, get_parser
 from feeds.signature import SignatureOptionError
@@ -398,6 +399,7 @@ def feed_url(f: dict[str, Any], name: str) -> str:
     url = _str(f, f"feeds {name}", "url")
     if url.startswith("env:"):
         url = _secret(url, f"{where} url", required=True) or ""
+        register_secret(url)
     params = f.get("params", {})
     if not isinstance(params, dict):
         raise ConfigError(f"{where} params", "must be a table, e.g. { serviceKey = \"env:DATA_GO_KR_KEY\" }")
@@ -412,6 +414,7 @@ def feed_url(f: dict[str, Any], name: str) -> str:
         text = str(value)
         if text.startswith("env:"):
             text = _secret(text, f"{where} params.{key}", required=True) or ""
+            register_secret(text)
         # data.go.kr hands out keys both URL-encoded and not: an encoded one is passed as it is
         parts.append(f"{quote(str(key), safe='')}={text if '%' in text else quote(text, safe='')}")
     return url + ("&" if "?" in url else "?") + "&".join(parts)

@@ -29,6 +29,23 @@ for _name, _help in OPTIONAL.items():
     app.add_typer(_module.app, name=_name, help=_help)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"alimcast {version('alimcast')}")
+        except PackageNotFoundError:
+            typer.echo("alimcast (not installed as a package)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """alimcast: warnings from CAP/KMA feeds to KakaoTalk AlimTalk, with SMS/LMS fallback."""
+
+
 def main() -> None:
     try:
         app()

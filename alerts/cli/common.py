@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from alerts.config import Config, ConfigError, load_config, resolve_config_path
 from alerts.db import make_engine, session_scope, upgrade
+from alerts.urlmask import install_log_masking
 
 ConfigOption = Annotated[
     Path | None,
@@ -74,5 +75,6 @@ def setup_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    install_log_masking()
     for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

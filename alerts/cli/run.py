@@ -12,10 +12,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import col, select
 
-from alerts.cli.common import ConfigOption, fail, load, setup_logging
+from alerts.cli.common import EXIT_BAD_CONFIG, ConfigOption, fail, load, setup_logging
 from alerts.db import session_scope
+from alerts.demo import demo_refusal
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
+from alerts.run_verdict import exit_if_failed, run_verdict
+from alerts.urlmask import mask_secrets
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
 
@@ -30,6 +33,8 @@ def run(
     """Poll the feeds, match alerts to subscribers and send them (foreground; Ctrl-C or SIGTERM stops)."""
     setup_logging(verbose)
     cfg = load(config)
+    if refusal := demo_refusal(cfg):
+        fail(refusal, EXIT_BAD_CONFIG)
     try:
         pipeline = Pipeline(cfg)
     except Exception as exc:  # noqa: BLE001 - one line for the operator
@@ -40,6 +45,7 @@ def run(
             started = utcnow()
             summary = pipeline.run_once()
             print_run_summary(pipeline, summary, started, cfg.path)
+            exit_if_failed(run_verdict(summary, pipeline.engine, [f.name for f in cfg.feeds if f.enabled]))
             return
         _run_forever(pipeline)
     finally:
@@ -104,4 +110,4 @@ def print_run_summary(pipeline: Pipeline, summary: RunSummary, started: datetime
         table.add_row("cost", "no billed messages in this run")
     console.print(table)
     for line in summary.feed_errors:
-        console.print(f"[red]feed error:[/] {line}")
+        console.print(f"[red]feed error:[/] {mask_secrets(line)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,11 +16,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from alerts.cli.common import ConfigOption, fail, open_context
+from alerts.catchup import catch_up_people
+from alerts.cli.common import AppContext, ConfigOption, fail, open_context
 from subscribers import store
 from subscribers.csv_import import CsvImportError, import_csv
 from subscribers.phone import PhoneError, mask
 from subscribers.preferences import PreferenceError, format_quiet_hours
+from subscribers.sqltypes import utcnow
 from subscribers.zones import ZoneError
 
 app = typer.Typer(help="Manage subscribers (people, their zones and preferences).", no_args_is_help=True)
@@ -55,9 +58,19 @@ def add(
             )
             codes = store.zone_codes_of(session, subscriber.id or 0)
             line = f"{mask(subscriber.phone)} id={subscriber.id} status={subscriber.status} zones={len(codes)}"
+            added_id = subscriber.id or 0
     except _INPUT_ERRORS as exc:
         fail(str(exc))
     typer.echo(f"added {line}")
+    _catch_up(ctx, [added_id])
+
+
+def _catch_up(ctx: AppContext, ids: list[int], since: datetime | None = None) -> None:
+    """A warning in force in their zones reaches the new people now (alerts/catchup.py)."""
+    report = catch_up_people(ctx.engine, ctx.config, ids, since=since)
+    if report.queued:
+        typer.echo(f"{report.queued} message(s) queued: {report.alerts} warning(s) in force in their zones "
+                   "(sent by the running job, or by `alimcast run --once`)")
 
 
 def _point(text: str) -> tuple[float, float, float]:
@@ -87,6 +100,7 @@ def import_(
             def update(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
+            started = utcnow()
             report = import_csv(ctx.engine, file, progress=update, consent_source="csv",
                                 consent_text=f"imported from {file.name}")
     except CsvImportError as exc:
@@ -99,6 +113,7 @@ def import_(
         f"rows {report.rows}: inserted {report.inserted}, updated {report.updated}, "
         f"unchanged {report.unchanged}, merged {report.merged}, skipped {report.skipped}"
     )
+    _catch_up(ctx, [], since=started)
 
 
 @app.command("list")
