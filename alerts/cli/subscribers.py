@@ -163,10 +163,10 @@ def list_(
     if as_json:
         typer.echo(json.dumps(records, ensure_ascii=False, indent=1))
         return
-    typer.echo(_fit(f"{'id':>6} {'phone':<13} {'status':<7} {'severity':<8} {'name':<12} reaches"))
+    typer.echo(_fit(f"{'id':>6} {'phone':<13} {'status':<12} {'severity':<8} {'name':<10} reaches"))
     for r in records:
-        typer.echo(_fit(f"{r['id']:>6} {r['phone']:<13} {r['status'][:7]:<7} {r['min_severity'][:8]:<8} "
-                        f"{_cells(('(demo) ' if r['demo'] else '') + r['name'], 12)} {_reaches(r)}"))
+        typer.echo(_fit(f"{r['id']:>6} {r['phone']:<13} {r['status']:<12} {r['min_severity'][:8]:<8} "
+                        f"{_cells(('(demo) ' if r['demo'] else '') + r['name'], 10)} {_reaches(r)}"))
     typer.echo(f"{len(records)} subscriber(s)")
 
 
