@@ -163,14 +163,16 @@ def list_(
     if as_json:
         typer.echo(json.dumps(records, ensure_ascii=False, indent=1))
         return
-    typer.echo(_fit(f"{'id':>6} {'phone':<13} {'status':<12} {'severity':<8} {'name':<10} reaches"))
+    typer.echo(_fit(f"{'id':>6} {'phone':<13} {'status':<6} {'severity':<8} {'name':<10} reaches"))
     for r in records:
-        typer.echo(_fit(f"{r['id']:>6} {r['phone']:<13} {r['status']:<12} {r['min_severity'][:8]:<8} "
+        state = _STATUS.get(r["status"], r["status"])
+        typer.echo(_fit(f"{r['id']:>6} {r['phone']:<13} {state:<6} {r['min_severity'][:8]:<8} "
                         f"{_cells(('(demo) ' if r['demo'] else '') + r['name'], 10)} {_reaches(r)}"))
     typer.echo(f"{len(records)} subscriber(s)")
 
 
 LIST_WIDTH = 80
+_STATUS = {"unsubscribed": "unsub"}
 
 
 def _cells(text: str, width: int) -> str:
@@ -191,13 +193,11 @@ def _fit(line: str) -> str:
 def _reaches(r: dict[str, Any]) -> str:
     parts = []
     if r["zones"]:
-        shown = " ".join(r["zones"][:2])
-        parts.append(shown + (f" +{len(r['zones']) - 2}" if len(r["zones"]) > 2 else ""))
+        parts.append(r["zones"][0] + (f" +{len(r['zones']) - 1}" if len(r["zones"]) > 1 else ""))
     if r["points"]:
         parts.append(f"{len(r['points'])} point{'s' if len(r['points']) > 1 else ''}")
     if r["vessels"]:
-        parts.append("MMSI " + " ".join(str(m) for m in r["vessels"][:2])
-                     + (f" +{len(r['vessels']) - 2}" if len(r["vessels"]) > 2 else ""))
+        parts.append(f"MMSI {r['vessels'][0]}" + (f" +{len(r['vessels']) - 1}" if len(r["vessels"]) > 1 else ""))
     if r["quiet_hours"]:
         parts.append(f"quiet {r['quiet_hours']}")
     return "; ".join(parts) or "-"
