@@ -18,7 +18,9 @@ app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
 
 #: Sub-apps living in their own modules; a missing one only hides its commands.
 OPTIONAL = {"subscribers": "People and their zones.", "zones": "KMA warning zones and their polygons.",
-            "vessels": "Vessels and AIS positions."}
+            "vessels": "Vessels and AIS positions.",
+            "templates": "Message templates as the recipient reads them.",
+            "provider": "Check the provider account, sender key and templates without sending."}
 for _name, _help in OPTIONAL.items():
     try:
         _module = importlib.import_module(f"alerts.cli.{_name}")
