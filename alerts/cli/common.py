@@ -52,7 +52,8 @@ def load(config_path: Path | None) -> Config:
         return load_config(config_path)
     except ConfigError as exc:
         path = resolve_config_path(config_path)
-        fail(f"{path.name if path else 'config'}: {exc}", EXIT_BAD_CONFIG)
+        where = "config" if path is None or exc.key == "config" else path.name  # "config" lines name the path
+        fail(f"{where}: {exc}", EXIT_BAD_CONFIG)
 
 
 def open_context(config_path: Path | None, *, migrate: bool = True) -> AppContext:
