@@ -342,3 +342,38 @@ def test_rejected_numbers_are_echoed_as_typed(tmp_path: Path, typed: str, shown:
     path.write_text(config_text(f"sqlite:///{tmp_path / 'r.db'}", []), encoding="utf-8")
     code, _, err = invoke(path, "subscribers", "add", "--phone", typed, "--zone", "S1251100")
     assert code == 1 and f"phone '{shown}'" in err and typed not in err
+
+
+def test_a_caught_up_person_gets_the_lift_too(live: Path, tmp_path: Path) -> None:
+    """Once each, and the follow-ups after: the 해제 reaches the person added during the warning."""
+    import sqlite3
+
+    assert invoke(live, "subscribers", "add", "--phone", "010-7800-0001", "--zone", "S1251100")[0] == 0
+    assert invoke(live, "run", "--once")[0] == 0
+    feed = tmp_path / "w.cap.xml"
+    first_sent = datetime.now(UTC).replace(microsecond=0)
+    body = feed.read_text(encoding="utf-8")
+    original_sent = body.split("<sent>")[1].split("</sent>")[0]
+    feed.write_bytes(cap_xml("KMA-LIVE-2", sent=first_sent, zones=["S1251100"], msg_type="Cancel",
+                             references=[("KMA-LIVE-1", datetime.fromisoformat(original_sent))]))
+    code, out, err = invoke(live, "run", "--once")
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "live.db") as db:
+        kinds = db.execute("SELECT d.kind FROM delivery d JOIN subscriber s ON s.id = d.subscriber_id "
+                           "WHERE s.phone = '01078000001' ORDER BY d.id").fetchall()
+    assert [k for (k,) in kinds] == ["alert", "cancel"]
+
+
+def test_formats_are_written_down() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for needle in ("## Formats", "`;`", '"mmsi"', '"at"', "FeatureCollection", "Without outlines",
+                   "ALIMCAST_SHARED", "allow_real_provider", "ALIMCAST_NHN_RESEND_NO", "PGPASSWORD",
+                   "provider check", "templates preview", "remove-demo"):
+        assert needle in readme, needle
+    bench = (REPO / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    assert "/work/" not in bench and ".venv/bin/python benchmarks/" in bench
+    helps = " ".join(runner.invoke(app, [*cmd, "--help"]).stdout for cmd in (
+        ["subscribers", "import"], ["vessels", "ingest-ais"], ["zones", "import"], ["subscribers", "export"]))
+    helps = " ".join(helps.replace("│", " ").split())
+    for needle in ("';'", '"mmsi"', "FeatureCollection", "in no zone", "LAT,LON,RADIUS_KM"):
+        assert needle in helps, needle
