@@ -225,18 +225,25 @@ def test_people_imported_during_a_live_warning_get_it(live: Path, tmp_path: Path
     assert "inserted 2" in out and "1 message(s) queued" in out
 
 
-def test_the_running_job_catches_up_people_written_by_others(live: Path) -> None:
-    """The match step's hook: a person written straight into the database (a subscription page) is caught up."""
+def test_the_running_job_catches_up_people_written_by_others(db_url: str, tmp_path: Path) -> None:
+    """The match step's hook, on SQLite and PostgreSQL: a person written straight into the database (a
+    subscription page) is caught up from the trigger-kept change log, once."""
     from alerts.config import load_config
+    from alerts.db import session_scope
     from alerts.pipeline import Pipeline
     from subscribers.store import add_subscriber
 
-    pipeline = Pipeline(load_config(live))
+    feed = tmp_path / "w.cap.xml"
+    feed.write_bytes(cap_xml("KMA-HOOK-1", sent=datetime.now(UTC).replace(microsecond=0), zones=["S1251100"]))
+    path = tmp_path / "hook.toml"
+    path.write_text(config_text(db_url, [("kma", "cap", str(feed))]), encoding="utf-8")
+    pipeline = Pipeline(load_config(path))
     try:
-        from alerts.db import session_scope
-
+        pipeline.run_once()
+        assert pipeline.match().queued == 0  # nobody new
         with session_scope(pipeline.engine) as session:
             add_subscriber(session, "010-7400-0001", ["S1251100"], consent_source="web")
+            add_subscriber(session, "010-7400-0002", ["S1251400"], consent_source="web")  # not warned there
         assert pipeline.match().queued == 1
         assert pipeline.match().queued == 0
     finally:
