@@ -23,10 +23,10 @@ from sqlmodel import Session, col, select
 
 from alerts.audience import Audience
 from alerts.config import Config
-from alerts.delivery.sms import build_fallback
 from alerts.leader import MATCH_LOCK_KEY
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
 from alerts.render import parameters_for, render
+from alerts.short_sms import short_fallback
 from alerts.sqlutil import insert_ignore
 from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
 from subscribers.geoindex import GeoIndex
@@ -223,7 +223,7 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
             params = parameters_for(alert, target.kind, language, config.zone_value_names, zone_name,
                                     config.sender_name)
             out = render(template.text, params)
-            fallback, _ = build_fallback(out.text)
+            fallback, _ = short_fallback(template.sms, out.parameters, out.text)
             rendered[key] = (out.parameters, out.text, fallback.kind)
         params, text, fallback_kind = rendered[key]
         rows.append({

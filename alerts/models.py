@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
@@ -133,6 +133,9 @@ class CostEntry(SQLModel, table=True):
     """The ledger: one row per billed (or, in a dry run, would-be billed) message."""
 
     __tablename__ = "cost_entry"
+    #: A month's report reads only this index (a covering index scan; alerts/cost_report.py).
+    __table_args__ = (Index("ix_cost_entry_report", "month", "dry_run", "channel", "status", "price_e4",
+                            "baseline_e4", "short_saving_e4"),)
 
     id: int | None = Field(default=None, primary_key=True)
     delivery_id: int = Field(foreign_key="delivery.id", unique=True)
@@ -145,6 +148,17 @@ class CostEntry(SQLModel, table=True):
     baseline_krw: float
     dry_run: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    #: Exact money: integer 1/10,000 KRW (alerts/pricing.py); the float columns above are kept for old readers.
+    price_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    baseline_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    #: LMS price minus SMS price when the template's short SMS form carried a fallback the full text could not.
+    short_saving_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    #: Copied from the delivery so a month's breakdowns and reconciliation group without a join.
+    status: str | None = Field(default=None, max_length=16)
+    provider: str | None = Field(default=None, max_length=16)
+    alert_id: int | None = None
+    subscriber_id: int | None = None
+
 
 
 class FeedStateRow(SQLModel, table=True):

@@ -41,8 +41,8 @@ from alerts.delivery.providers.base import (
     SendOutcome,
 )
 from alerts.delivery.rate import TokenBucket
-from alerts.delivery.sms import build_fallback
 from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.short_sms import fallback_for
 from subscribers.models import Subscriber
 from subscribers.sqltypes import utcnow
 
@@ -279,7 +279,7 @@ class Dispatcher:
     def _message(self, row: Delivery, phone: str) -> OutgoingMessage:
         fallback: Fallback | None = None
         if self.config.provider.settings.get("fallback", True):
-            fallback, _ = build_fallback(row.text)
+            fallback, _ = fallback_for(row, self.config)  # the template's short SMS form when it fits
         return OutgoingMessage(delivery_id=row.id or 0, recipient_no=phone, template_code=row.template_code,
                                parameters=dict(row.params), text=row.text, fallback=fallback)
 
