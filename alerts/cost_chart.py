@@ -61,12 +61,13 @@ def render_chart(series: list[dict[str, Any]], output: Path, *, title_note: str 
     spent = sum((Decimal(s["cost_krw"]) for s in real), Decimal(0))
     would = sum((Decimal(s["baseline_krw"]) for s in real), Decimal(0))
     headline = "Messaging cost per month: AlimTalk with fallback vs. the old SMS/LMS route"
-    sub = (f"{len(real)} month(s) on AlimTalk: paid {spent:,.0f} KRW instead of {would:,.0f} KRW, "
+    plural = "month" if len(real) == 1 else "months"
+    sub = (f"{len(real)} {plural} on AlimTalk: paid {spent:,.0f} KRW instead of {would:,.0f} KRW, "
            f"saved {would - spent:,.0f} KRW ({(would - spent) / would:.0%})" if would > 0
            else "No AlimTalk months yet")
     ax.set_title(f"{headline}\n{sub}{title_note}", fontsize=11, loc="left")
     handles = [Patch(color=BASELINE_COLOUR, label="Old route (SMS/LMS) would have cost"),
-               Patch(color=COST_COLOUR, label="Paid with AlimTalk (incl. fallbacks)")]
+               Patch(color=COST_COLOUR, label="Paid with AlimTalk (incl. SMS/LMS fallbacks); green: % saved")]
     if any(s["source"] == "invoice" for s in series):
         handles.append(Patch(facecolor=INVOICE_COLOUR, hatch="//", edgecolor="white",
                              label="Before AlimTalk (old invoice)"))
