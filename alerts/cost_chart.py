@@ -25,6 +25,7 @@ def render_chart(series: list[dict[str, Any]], output: Path, *, title_note: str 
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text: searchable, selectable, small
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter
@@ -54,6 +55,7 @@ def render_chart(series: list[dict[str, Any]], output: Path, *, title_note: str 
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylabel("KRW per month (VAT excluded)")
     ax.set_ylim(0, top * 1.15)
+    ax.set_xlim(-0.7, len(series) - 0.3)
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", color="#eeeeee")
     ax.set_axisbelow(True)
@@ -71,8 +73,8 @@ def render_chart(series: list[dict[str, Any]], output: Path, *, title_note: str 
     if any(s["source"] == "invoice" for s in series):
         handles.append(Patch(facecolor=INVOICE_COLOUR, hatch="//", edgecolor="white",
                              label="Before AlimTalk (old invoice)"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, -0.09), ncol=3, frameon=False, fontsize=9)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, format=suffix[1:])
     plt.close(fig)

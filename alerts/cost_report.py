@@ -1,9 +1,11 @@
 """A month's cost report, summed in the database.
 
-One GROUP BY over the ledger's report index gives every figure a manager reads (messages, cost, baseline,
-fallbacks by type, what the short SMS form saved); a second counts distinct recipients, a third the
-failures, which are never billed and so are not in the ledger. Money is summed as integers (1/10,000 KRW)
-and turned into :class:`~decimal.Decimal` once: a month of five million rows adds up to the won.
+One GROUP BY over the month's rollup (``cost_rollup``, kept by triggers on the ledger: migration 0006) gives
+every figure a manager reads (messages, cost, baseline, fallbacks by type, what the short SMS form saved); a
+count of ``cost_recipient`` gives the distinct recipients, a third query the failures, which are never
+billed and so are not in the ledger. Breakdowns by feed, hazard, zone and provider group the ledger itself.
+Money is summed as integers (1/10,000 KRW) and turned into :class:`~decimal.Decimal` once: a month of five
+million rows adds up to the won.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from alerts.models import AlertRecord, CostEntry, Delivery
+from alerts.models import AlertRecord, CostEntry, CostRecipient, CostRollup, Delivery
 from alerts.pricing import PriceBook, from_units, money
 from alerts.render import KST, split_event
 from subscribers.models import Subscription
@@ -125,14 +127,17 @@ def monthly_summary(session: Session, month: str, book: PriceBook | None = None,
     """Real sends of ``month`` (KST); dry-run rows go into ``simulated`` when there are any."""
     real, dry = MonthlySummary(month=month), MonthlySummary(month=month)
     rows = session.exec(
-        select(CostEntry.dry_run, CostEntry.channel, CostEntry.status, func.count(),
-               func.sum(CostEntry.price_e4), func.sum(CostEntry.baseline_e4), func.count(CostEntry.short_saving_e4),
-               func.sum(CostEntry.short_saving_e4))
-        .where(CostEntry.month == month)
-        .group_by(CostEntry.dry_run, CostEntry.channel, CostEntry.status)
+        select(CostRollup.dry_run, CostRollup.channel, CostRollup.status, func.sum(CostRollup.messages),
+               func.sum(CostRollup.price_e4), func.sum(CostRollup.baseline_e4), func.sum(CostRollup.short_messages),
+               func.sum(CostRollup.short_e4))
+        .where(CostRollup.month == month)
+        .group_by(CostRollup.dry_run, CostRollup.channel, CostRollup.status)
     ).all()
     for dry_run, channel, status, n, price, baseline, short_n, short_saving in rows:
+        if not n:
+            continue  # counted in and out again (a ledger row changed or removed)
         target = dry if dry_run else real
+        n = int(n)
         target.messages += n
         target.cost_krw += from_units(price)
         target.baseline_krw += from_units(baseline)
@@ -145,14 +150,14 @@ def monthly_summary(session: Session, month: str, book: PriceBook | None = None,
             target.fallbacks[channel] += n
         if status == "uncertain":
             target.uncertain += n
-        target.short_sms_messages += short_n
+        target.short_sms_messages += int(short_n or 0)
         target.short_sms_saving_krw += from_units(short_saving)
     for target in (real, dry):
         target.by_channel = {k: {"messages": v["messages"], "cost_krw": money(v["cost_krw"])}
                              for k, v in sorted(target.by_channel.items())}
     for dry_run, n in session.exec(
-        select(CostEntry.dry_run, func.count(func.distinct(CostEntry.subscriber_id)))
-        .where(CostEntry.month == month).group_by(CostEntry.dry_run)
+        select(CostRecipient.dry_run, func.count()).where(CostRecipient.month == month)
+        .group_by(CostRecipient.dry_run)
     ).all():
         (dry if dry_run else real).recipients = n
     start, end = month_bounds(month)
@@ -179,11 +184,11 @@ def last_year(session: Session, month: str, book: PriceBook | None) -> dict[str,
     """The same month a year before, from the ledger when alimcast was running then, else from an invoice."""
     before = previous_year(month)
     n, cost = session.exec(
-        select(func.count(), func.sum(CostEntry.price_e4)).where(CostEntry.month == before,
-                                                                  CostEntry.dry_run == False)  # noqa: E712
+        select(func.sum(CostRollup.messages), func.sum(CostRollup.price_e4))
+        .where(CostRollup.month == before, CostRollup.dry_run == False)  # noqa: E712
     ).one()
     if n:
-        return {"month": before, "messages": n, "cost_krw": money(from_units(cost)), "source": "ledger"}
+        return {"month": before, "messages": int(n), "cost_krw": money(from_units(cost)), "source": "ledger"}
     invoice = book.invoice(before) if book is not None else None
     if invoice is not None:
         return {"month": before, "messages": invoice.messages, "cost_krw": money(invoice.cost),
@@ -194,11 +199,13 @@ def last_year(session: Session, month: str, book: PriceBook | None) -> dict[str,
 def _channel_groups(session: Session, month: str) -> dict[str, Figures]:
     groups: dict[str, Figures] = {}
     for channel, n, price, baseline in session.exec(
-        select(CostEntry.channel, func.count(), func.sum(CostEntry.price_e4), func.sum(CostEntry.baseline_e4))
-        .where(CostEntry.month == month, CostEntry.dry_run == False)  # noqa: E712
-        .group_by(CostEntry.channel)
+        select(CostRollup.channel, func.sum(CostRollup.messages), func.sum(CostRollup.price_e4),
+               func.sum(CostRollup.baseline_e4))
+        .where(CostRollup.month == month, CostRollup.dry_run == False)  # noqa: E712
+        .group_by(CostRollup.channel)
     ).all():
-        groups[channel] = Figures(n, from_units(price), from_units(baseline))
+        if n:
+            groups[channel] = Figures(int(n), from_units(price), from_units(baseline))
     return dict(sorted(groups.items()))
 
 
@@ -238,11 +245,12 @@ def breakdown(session: Session, month: str, by: str) -> dict[str, Figures]:
 
 def monthly_series(session: Session, months: list[str], book: PriceBook | None) -> list[dict[str, Any]]:
     """Cost and baseline for each month (real sends), with invoices for months before adoption."""
-    found = {m: (n, from_units(p), from_units(b)) for m, n, p, b in session.exec(
-        select(CostEntry.month, func.count(), func.sum(CostEntry.price_e4), func.sum(CostEntry.baseline_e4))
-        .where(col(CostEntry.month).in_(months), CostEntry.dry_run == False)  # noqa: E712
-        .group_by(CostEntry.month)
-    ).all()}
+    found = {m: (int(n), from_units(p), from_units(b)) for m, n, p, b in session.exec(
+        select(CostRollup.month, func.sum(CostRollup.messages), func.sum(CostRollup.price_e4),
+               func.sum(CostRollup.baseline_e4))
+        .where(col(CostRollup.month).in_(months), CostRollup.dry_run == False)  # noqa: E712
+        .group_by(CostRollup.month)
+    ).all() if n}
     series = []
     for m in months:
         if m in found:

@@ -176,3 +176,36 @@ class FeedStateRow(SQLModel, table=True):
     last_status: int | None = None
     alerts_seen: int = 0
     next_poll_at: datetime | None = _utc_column()
+
+
+class CostRollup(SQLModel, table=True):
+    """A month's ledger summed by channel and status, kept by database triggers on ``cost_entry`` (migration
+    0006), so the month's report reads a few rows instead of millions. SQLite: one row per group, updated in
+    place; PostgreSQL: one delta row per insert statement and group (no row two workers both update), summed
+    by the report. Updates and deletes of ledger rows are counted back out: the sums stay exact."""
+
+    __tablename__ = "cost_rollup"
+    __table_args__ = (Index("ix_cost_rollup_key", "month", "dry_run", "channel", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(max_length=7)
+    dry_run: bool = False
+    channel: str = Field(max_length=16)
+    #: '' when the ledger row had none (rows written before migration 0006).
+    status: str = Field(default="", max_length=16)
+    messages: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    price_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    baseline_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    short_messages: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    short_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+
+
+class CostRecipient(SQLModel, table=True):
+    """Who was messaged in a month (kept by the same triggers): the month's distinct recipients are a count
+    of this table's rows, not a COUNT(DISTINCT) over millions of ledger rows."""
+
+    __tablename__ = "cost_recipient"
+
+    month: str = Field(primary_key=True, max_length=7)
+    dry_run: bool = Field(primary_key=True)
+    subscriber_id: int = Field(primary_key=True)

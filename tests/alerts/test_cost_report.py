@@ -7,9 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +14,9 @@ from pathlib import Path
 import pytest
 from alimcast_testkit import config_text
 from sqlmodel import select
+from typer.testing import CliRunner, Result
 
+from alerts.cli.app import app
 from alerts.config import ConfigError, Prices, load_config, parse_config
 from alerts.cost_report import monthly_summary
 from alerts.costs import record_costs
@@ -27,6 +26,7 @@ from alerts.pricing import PriceBook, PriceEntry, parse_baseline, parse_price_en
 from subscribers.store import add_subscriber
 
 D = Decimal
+runner = CliRunner()
 LONG = "[풍랑 주의보] 발표\n구역: 서해중부먼바다\n발효: 3월 10일(화) 09:00\n조업 선박은 안전한 곳으로 대피하십시오."
 SHORT = "[풍랑주의보] 서해중부먼바다"  # fits one SMS: the old route sent it as SMS too
 BOOK = PriceBook(
@@ -146,6 +146,7 @@ def test_baseline_modes(tmp_path: Path) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_money_is_exact_over_a_million_rows(tmp_path: Path) -> None:
     """8.063 KRW a million times is 8,063,000 KRW, not 8062999.99999..."""
     engine, ids = _seed(f"sqlite:///{tmp_path / 'm.db'}")
@@ -221,14 +222,12 @@ def test_cli_formats(tmp_path: Path) -> None:
     engine.dispose()
     cfg = tmp_path / "config.toml"
     cfg.write_text(config_text(url, []), encoding="utf-8")
-    env = {**os.environ, "ALIMCAST_CONFIG": str(cfg)}
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "alerts.cli", "costs", *args], capture_output=True, text=True,
-                              env=env, timeout=120)
+    def cli(*args: str) -> Result:
+        return runner.invoke(app, ["costs", *args, "--config", str(cfg)])
 
     done = cli("monthly", "--month", "2026-03", "--format", "csv", "--by", "feed")
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     lines = list(csv.reader(io.StringIO(done.stdout)))
     assert lines[0][:4] == ["month", "feed", "messages", "cost_krw"]
     assert lines[1][:6] == ["2026-03", "kma", "3", "24", "117", "93"]
@@ -236,17 +235,46 @@ def test_cli_formats(tmp_path: Path) -> None:
     done = cli("monthly", "--month", "2026-03", "--format", "json", "--by", "hazard")
     assert json.loads(done.stdout)["groups"]["풍랑"]["cost_krw"] == 24
     done = cli("monthly", "--month", "2026-03")
-    assert done.returncode == 0 and "AlimTalk reach 100.0%" in done.stdout
+    assert done.exit_code == 0 and "AlimTalk reach 100.0%" in done.stdout
     bad = cli("monthly", "--by", "colour")
-    assert bad.returncode == 1 and "--by 'colour'" in bad.stderr
+    assert bad.exit_code == 1 and "--by 'colour'" in bad.stderr
     with session_scope(make_engine(url)) as s:
         alert_id = s.exec(select(AlertRecord.id)).one()
     est = cli("estimate", str(alert_id), "--format", "json")
-    assert est.returncode == 0, est.stderr
+    assert est.exit_code == 0, est.output
     assert json.loads(est.stdout)["billed_krw"] == 24
-    assert cli("estimate", "999").returncode == 1
+    assert cli("estimate", "999").exit_code == 1
 
 
 def test_load_config_of_the_shipped_file_still_prices() -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "config.toml")
     assert config.prices.book is not None and config.prices.book.baseline_mode == "auto"
+
+
+def test_chart_is_rendered(tmp_path: Path) -> None:
+    """``costs chart``: a PNG and an SVG of ledger months and a month before adoption (an invoice)."""
+    import struct
+
+    url = f"sqlite:///{tmp_path / 'chart.db'}"
+    engine, ids = _seed(url)
+    rows = [_delivery(ids, i, "delivered", channel="alimtalk", fallback="LMS", text=LONG, day=3) for i in range(4)]
+    with session_scope(engine) as s:
+        s.add_all(rows)
+        s.flush()
+        record_costs(s, rows, Prices(8, 12, 39), dry_run=False, now=_at(4))
+    engine.dispose()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config_text(url, [], extra='[[baseline.invoices]]\nmonth = "2025-12"\nmessages = 4\n'
+                                             'cost_krw = 156\n'), encoding="utf-8")
+    for name in ("c.png", "c.svg"):
+        done = runner.invoke(app, ["costs", "chart", "--months", "12", "--month", "2026-03", "--output",
+                                   str(tmp_path / name), "--config", str(cfg)])
+        assert done.exit_code == 0, done.output
+    png = (tmp_path / "c.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (1210, 616)
+    svg = (tmp_path / "c.svg").read_text(encoding="utf-8")
+    assert "<svg" in svg and "Old route (SMS/LMS) would have cost" in svg and "saved 124 KRW (79%)" in svg
+    bad = runner.invoke(app, ["costs", "chart", "--output", str(tmp_path / "c.gif"), "--config", str(cfg)])
+    assert bad.exit_code == 1 and "c.gif" in bad.stderr
