@@ -278,3 +278,28 @@ def test_chart_is_rendered(tmp_path: Path) -> None:
     assert "<svg" in svg and "Old route (SMS/LMS) would have cost" in svg and "saved 124 KRW (79%)" in svg
     bad = runner.invoke(app, ["costs", "chart", "--output", str(tmp_path / "c.gif"), "--config", str(cfg)])
     assert bad.exit_code == 1 and "c.gif" in bad.stderr
+
+
+def test_migration_fills_exact_money_and_the_rollup(tmp_path: Path) -> None:
+    """A ledger written before 0006 (float KRW) comes out exact, with its rollup and recipients."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0003")
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        raw.execute("PRAGMA foreign_keys=OFF")
+        for i, (channel, price) in enumerate((("alimtalk", 8.063), ("alimtalk", 8.063), ("lms", 26.763)), start=1):
+            raw.execute("INSERT INTO delivery (id, alert_id, thread_id, subscriber_id, kind, priority, status, "
+                        "template_code, params, text, attempts, created_at, provider) VALUES (?, ?, 1, ?, 'alert', 0, "
+                        "?, 'T', '{}', '', 1, '2026-03-02 00:00:00', 'nhn')",
+                        (i, i, 10 + i % 2, "delivered" if channel == "alimtalk" else "fallback_sent"))
+            raw.execute("INSERT INTO cost_entry (delivery_id, month, channel, price_krw, baseline_channel, "
+                        "baseline_krw, dry_run, created_at) VALUES (?, '2026-03', ?, ?, 'lms', 26.763, 0, "
+                        "'2026-03-02 00:00:00')", (i, channel, price))
+    upgrade(engine)
+    with session_scope(engine) as s:
+        month = monthly_summary(s, "2026-03")
+        entry = s.exec(select(CostEntry).where(CostEntry.delivery_id == 3)).one()
+    assert (entry.price_e4, entry.status, entry.provider, entry.subscriber_id) == (267630, "fallback_sent", "nhn", 11)
+    assert month.messages == 3 and month.recipients == 2 and month.fallbacks == {"sms": 0, "lms": 1}
+    assert month.cost_krw == D("42.889") and month.baseline_krw == D("80.289")
+    engine.dispose()
