@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from alerts.cost_report import month_bounds
+from alerts.cost_report import FAILED, month_bounds
 from alerts.models import CostEntry, Delivery
 from alerts.pricing import from_units, money
 
@@ -87,7 +87,7 @@ def our_side(session: Session, month: str, provider: str) -> Reconciliation:
         rec.ours[_our_line(status, channel)] += n
     start, end = month_bounds(month)
     failed = session.exec(
-        select(func.count()).where(Delivery.status == "failed", Delivery.provider == provider,
+        select(func.count()).where(FAILED, Delivery.provider == provider,
                                    col(Delivery.finished_at) >= start, col(Delivery.finished_at) < end)
     ).one()
     if failed:

@@ -98,6 +98,8 @@ def upgrade() -> None:
                "subscriber_id = (SELECT d.subscriber_id FROM delivery d WHERE d.id = cost_entry.delivery_id)")
     op.create_index("ix_cost_entry_report", "cost_entry",
                     ["month", "dry_run", "channel", "status", "price_e4", "baseline_e4", "short_saving_e4"])
+    op.create_index("ix_delivery_failed_finished", "delivery", ["finished_at"],
+                    sqlite_where=sa.text("status = 'failed'"), postgresql_where=sa.text("status = 'failed'"))
     op.create_table(
         "cost_rollup",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -151,6 +153,7 @@ def downgrade() -> None:
         for name in _SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
     op.drop_table("cost_recipient")
+    op.drop_index("ix_delivery_failed_finished", table_name="delivery")
     op.drop_index("ix_cost_rollup_key", table_name="cost_rollup")
     op.drop_table("cost_rollup")
     op.drop_index("ix_cost_entry_report", table_name="cost_entry")
