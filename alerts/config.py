@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.config_schema import UnknownKey, check_known_keys
+from alerts.pricing import PriceBook, PricingError, parse_baseline, parse_price_entries, single_entry
 from alerts.render import GROUP_VARIABLES, VARIABLES, unknown_variables
 from alerts.urlmask import register_secret
 from feeds.model import SEVERITY_RANK
@@ -55,6 +56,8 @@ class TemplateConfig:
     text: str
     #: Approved translations by language code (``[templates.alert.en]``); the table's own text is Korean.
     languages: dict[str, TemplateConfig] = field(default_factory=dict)
+    #: Optional short SMS form (same ``#{…}`` variables): the fallback goes as SMS when it fits 90 bytes.
+    sms: str | None = None
 
     def for_language(self, language: str) -> tuple[str, TemplateConfig]:
         """(language to render in, template): the person's language (``vi-VN`` -> ``vi``) where an approved
@@ -95,6 +98,9 @@ class Prices:
     alimtalk: float
     sms: float
     lms: float
+
+    #: Every ``[[prices]]`` entry over time, the baseline mode and old invoices (alerts/pricing.py).
+    book: PriceBook | None = None
 
     def of(self, channel: str) -> float:
         return float(getattr(self, channel))
@@ -176,7 +182,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     matching = _table(raw, "matching")
     fetch = _table(raw, "fetch")
     dispatch = _table(raw, "dispatch")
-    prices = _table(raw, "prices")
+    prices = {} if isinstance(raw.get("prices"), list) else _table(raw, "prices")
 
     kind = _str(provider, "provider", "kind", "dryrun")
     if kind not in PROVIDER_KINDS:
@@ -221,6 +227,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     )
     if coalesce.enabled and "group" not in templates:
         raise ConfigError("[templates.group]", "required when [coalesce] group_wait_seconds is above 0")
+    _short_sms_forms(templates_raw, templates)
 
     value_names = matching.get("zone_value_names", ["KMA_ZONE"])
     if not (isinstance(value_names, list) and value_names and all(isinstance(v, str) for v in value_names)):
@@ -240,11 +247,11 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         ),
         feeds=feeds,
         templates=templates,
-        prices=Prices(
+        prices=_price_book(raw, Prices(
             alimtalk=_number(prices, "prices", "alimtalk", 8.0, minimum=0),
             sms=_number(prices, "prices", "sms", 12.0, minimum=0),
             lms=_number(prices, "prices", "lms", 39.0, minimum=0),
-        ),
+        )),
         zone_value_names=tuple(value_names),
         sender_name=_str(_table(raw, "alimcast"), "alimcast", "sender_name", "alimcast"),
         user_agent=_str(fetch, "fetch", "user_agent", "alimcast/0.1 (+https://github.com/alimcast)"),
@@ -500,3 +507,40 @@ def feed_url(f: dict[str, Any], name: str) -> str:
         # data.go.kr hands out keys both URL-encoded and not: an encoded one is passed as it is
         parts.append(f"{quote(str(key), safe='')}={text if '%' in text else quote(text, safe='')}")
     return url + ("&" if "?" in url else "?") + "&".join(parts)
+
+
+def _price_book(raw: dict[str, Any], prices: Prices) -> Prices:
+    """``[[prices]]`` entries over time, or the single ``[prices]`` table as one entry effective forever;
+    plus ``[baseline]``. The flat fields keep today's prices for code that reads them."""
+    try:
+        if isinstance(raw.get("prices"), list):
+            entries = parse_price_entries(raw["prices"])
+            latest = max(entries, key=lambda e: e.effective)
+            prices = Prices(alimtalk=float(latest.alimtalk), sms=float(latest.sms), lms=float(latest.lms))
+        else:
+            mms = _table(raw, "prices").get("mms")
+            if mms is not None:
+                mms = _number(_table(raw, "prices"), "prices", "mms", 0.0, minimum=0)
+            entries = [single_entry(prices.alimtalk, prices.sms, prices.lms, mms)]
+        mode, invoices = parse_baseline(_table(raw, "baseline"))
+    except PricingError as exc:
+        raise ConfigError(exc.key, str(exc).split(": ", 1)[1]) from None
+    prices.book = PriceBook(entries=entries, baseline_mode=mode, invoices=invoices)
+    return prices
+
+
+def _short_sms_forms(templates_raw: dict[str, Any], templates: dict[str, TemplateConfig]) -> None:
+    """``sms = "…"`` beside ``code`` and ``text``: checked now to fit 90 EUC-KR bytes for realistic values."""
+    from alerts.short_sms import short_form_problem
+
+    for tkind, template in templates.items():
+        t = templates_raw.get(tkind)
+        if not isinstance(t, dict) or "sms" not in t:
+            continue
+        sms = t["sms"]
+        if not isinstance(sms, str) or not sms.strip():
+            raise ConfigError(f"[templates.{tkind}] sms", "must be a non-empty string (or left out)")
+        problem = short_form_problem(sms, template.text)
+        if problem:
+            raise ConfigError(f"[templates.{tkind}] sms", problem)
+        template.sms = sms

@@ -24,10 +24,10 @@ from sqlmodel import Session, col, select
 from alerts import coalesce
 from alerts.audience import Audience
 from alerts.config import Config
-from alerts.delivery.sms import build_fallback
 from alerts.leader import MATCH_LOCK_KEY
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
 from alerts.render import parameters_for, render
+from alerts.short_sms import short_fallback
 from alerts.sqlutil import id_in, id_list, insert_ignore
 from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
 from subscribers.geoindex import GeoIndex
@@ -248,7 +248,7 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
             params = parameters_for(alert, target.kind, used, config.zone_value_names, zone_name,
                                     config.sender_name, ended=ended)
             out = render(template.text, params, language=used, about=f"{record.identifier} ({target.kind})")
-            fallback, _ = build_fallback(out.text)
+            fallback, _ = short_fallback(template.sms, out.parameters, out.text)
             rendered[key] = (out.parameters, out.text, fallback.kind, template.code)
         params, text, fallback_kind, template_code = rendered[key]
         rows.append({

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
@@ -139,6 +139,9 @@ class CostEntry(SQLModel, table=True):
     """The ledger: one row per billed (or, in a dry run, would-be billed) message."""
 
     __tablename__ = "cost_entry"
+    #: A month's report reads only this index (a covering index scan; alerts/cost_report.py).
+    __table_args__ = (Index("ix_cost_entry_report", "month", "dry_run", "channel", "status", "price_e4",
+                            "baseline_e4", "short_saving_e4"),)
 
     id: int | None = Field(default=None, primary_key=True)
     delivery_id: int = Field(foreign_key="delivery.id", unique=True)
@@ -151,6 +154,17 @@ class CostEntry(SQLModel, table=True):
     baseline_krw: float
     dry_run: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    #: Exact money: integer 1/10,000 KRW (alerts/pricing.py); the float columns above are kept for old readers.
+    price_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    baseline_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    #: LMS price minus SMS price when the template's short SMS form carried a fallback the full text could not.
+    short_saving_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    #: Copied from the delivery so a month's breakdowns and reconciliation group without a join.
+    status: str | None = Field(default=None, max_length=16)
+    provider: str | None = Field(default=None, max_length=16)
+    alert_id: int | None = None
+    subscriber_id: int | None = None
+
 
 
 class FeedStateRow(SQLModel, table=True):
@@ -168,3 +182,42 @@ class FeedStateRow(SQLModel, table=True):
     last_status: int | None = None
     alerts_seen: int = 0
     next_poll_at: datetime | None = _utc_column()
+
+
+class CostRollup(SQLModel, table=True):
+    """A month's ledger summed by channel and status, kept by database triggers on ``cost_entry`` (migration
+    0006), so the month's report reads a few rows instead of millions. SQLite: one row per group, updated in
+    place; PostgreSQL: one delta row per insert statement and group (no row two workers both update), summed
+    by the report. Updates and deletes of ledger rows are counted back out: the sums stay exact."""
+
+    __tablename__ = "cost_rollup"
+    __table_args__ = (Index("ix_cost_rollup_key", "month", "dry_run", "channel", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(max_length=7)
+    dry_run: bool = False
+    channel: str = Field(max_length=16)
+    #: '' when the ledger row had none (rows written before migration 0006).
+    status: str = Field(default="", max_length=16)
+    messages: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    price_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    baseline_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    short_messages: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    short_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+
+
+class CostRecipient(SQLModel, table=True):
+    """Who was messaged in a month (kept by the same triggers): the month's distinct recipients are a count
+    of this table's rows, not a COUNT(DISTINCT) over millions of ledger rows."""
+
+    __tablename__ = "cost_recipient"
+
+    month: str = Field(primary_key=True, max_length=7)
+    dry_run: bool = Field(primary_key=True)
+    subscriber_id: int = Field(primary_key=True)
+
+
+#: Failed deliveries by when they finished: the month's report counts failures (never billed, so not in the
+#: ledger) without scanning the outbox. Partial: only failed rows, so sending and recording stay as cheap.
+Index("ix_delivery_failed_finished", Delivery.__table__.c.finished_at,  # type: ignore[attr-defined]
+      sqlite_where=text("status = 'failed'"), postgresql_where=text("status = 'failed'"))
