@@ -16,6 +16,7 @@ from alerts.cli.common import ConfigOption, fail, load, setup_logging
 from alerts.db import session_scope
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
+from alerts.reminders import reminder_interval, reminder_job
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
 
@@ -53,6 +54,7 @@ def _run_forever(pipeline: Pipeline) -> None:
     pipeline.warm_up()
     scheduler = FeedScheduler(specs, pipeline.poll_and_process, max_workers=4)
     scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)
+    scheduler.add_periodic("reminders", reminder_interval(cfg), reminder_job(pipeline))
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
