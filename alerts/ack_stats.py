@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from alerts.models import AlertRecord, AlertThread, Delivery
@@ -156,3 +157,20 @@ def unconfirmed_vessels(session: Session, thread: AlertThread, *, now: datetime,
                                 zones=tuple(sorted(current_zones(session, mmsi) & wanted)),
                                 followers=len(people), told=len(people & told)))
     return out
+
+
+def count_acks_by_alert(session: Session, alert_ids: list[int] | tuple[int, ...]) -> dict[int, int]:
+    """People who confirmed the warning each alert version belongs to (per alert id; acknowledgements are
+    per warning thread). Shaped for ``alerts show``'s acknowledgement counter hook."""
+    ids = list(alert_ids)
+    if not ids:
+        return {}
+    threads = dict(session.exec(select(AlertRecord.id, AlertRecord.thread_id)
+                                .where(col(AlertRecord.id).in_(ids))).all())
+    wanted = sorted({t for t in threads.values() if t is not None})
+    per_thread: dict[int, int] = {}
+    if wanted:
+        per_thread = dict(session.exec(select(Acknowledgement.thread_id, func.count())
+                                       .where(col(Acknowledgement.thread_id).in_(wanted))
+                                       .group_by(col(Acknowledgement.thread_id))).all())
+    return {aid: per_thread.get(tid, 0) if tid is not None else 0 for aid, tid in threads.items()}

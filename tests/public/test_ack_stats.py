@@ -9,7 +9,7 @@ from alimcast_testkit import cap_xml
 from public_testkit import deliveries, links_in, make_pipeline, publish
 from sqlmodel import select
 
-from alerts.ack_stats import ack_rates, thread_of, unconfirmed_vessels
+from alerts.ack_stats import ack_rates, count_acks_by_alert, thread_of, unconfirmed_vessels
 from alerts.acks import acknowledge_link
 from alerts.db import session_scope
 from subscribers.geo_models import Vessel, VesselPosition, VesselZoneVisit
@@ -55,6 +55,7 @@ def test_rates_and_vessels_to_call(db_url: str, tmp_path: Path) -> None:
         assert rates.to_json()["total"] == {"told": 3, "acked": 2, "ratio": 0.6667}
         assert {k: (r.told, r.acked) for k, r in rates.by_zone.items()} == {"S1251100": (2, 1)}
         assert {k: (r.told, r.acked) for k, r in rates.by_vessel.items()} == {440000001: (1, 0), 440000002: (1, 1)}
+        assert count_acks_by_alert(s, [rows[a].alert_id]) == {rows[a].alert_id: 2}
         calls = unconfirmed_vessels(s, thread, now=NOW)
         assert [(v.mmsi, v.name, v.followers, v.told, v.zones) for v in calls] == [
             (440000001, "가호", 1, 1, ("S1251100",)), (440000003, "다호", 0, 0, ("S1251100",))]
