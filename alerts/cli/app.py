@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from alerts.cli import costs, db, feeds, run
+from alerts.cli import costs, db, feeds, run, serve
 
 app = typer.Typer(help="alimcast: warnings from CAP/KMA feeds to KakaoTalk AlimTalk, with SMS/LMS fallback.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -15,10 +15,11 @@ app.command("run")(run.run)
 app.add_typer(feeds.app, name="feeds", help="Parse feeds and see their health.")
 app.add_typer(costs.app, name="costs", help="Monthly cost against the SMS/LMS baseline.")
 app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
+app.command("serve")(serve.serve)
 
 #: Sub-apps living in their own modules; a missing one only hides its commands.
 OPTIONAL = {"subscribers": "People and their zones.", "zones": "KMA warning zones and their polygons.",
-            "vessels": "Vessels and AIS positions."}
+            "vessels": "Vessels and AIS positions.", "users": "Console accounts (argon2 passwords, roles)."}
 for _name, _help in OPTIONAL.items():
     try:
         _module = importlib.import_module(f"alerts.cli.{_name}")
