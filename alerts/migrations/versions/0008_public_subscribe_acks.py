@@ -9,7 +9,7 @@
   writes), the n-th reminder n. Same constraint name, one column more.
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 """
 
 from collections.abc import Sequence
@@ -20,7 +20,7 @@ from alembic import op
 import subscribers.sqltypes
 
 revision: str = "0008"
-down_revision: str | None = "0003"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
