@@ -19,7 +19,8 @@ app.command("serve")(serve.serve)
 
 #: Sub-apps living in their own modules; a missing one only hides its commands.
 OPTIONAL = {"subscribers": "People and their zones.", "zones": "KMA warning zones and their polygons.",
-            "vessels": "Vessels and AIS positions.", "users": "Console accounts (argon2 passwords, roles)."}
+            "vessels": "Vessels and AIS positions.", "users": "Console accounts (argon2 passwords, roles).",
+            "acks": "Who confirmed a warning; the unconfirmed boats; reminders."}
 for _name, _help in OPTIONAL.items():
     try:
         _module = importlib.import_module(f"alerts.cli.{_name}")

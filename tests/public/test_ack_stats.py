@@ -62,3 +62,30 @@ def test_rates_and_vessels_to_call(db_url: str, tmp_path: Path) -> None:
         # a fix older than stale_after places a boat nowhere
         assert unconfirmed_vessels(s, thread, now=NOW + timedelta(hours=7)) == []
     pipeline.close()
+
+
+def test_acks_show_cli(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from alerts.cli.app import app
+
+    pipeline = make_pipeline(f"sqlite:///{tmp_path / 'c.db'}", tmp_path)
+    with session_scope(pipeline.engine) as s:
+        a = add_subscriber(s, "010-6000-0011", ["S1251100"]).id
+        add_subscriber(s, "010-6000-0012", ["S1251100"])
+    publish(tmp_path, cap_xml("CLI1", sent=NOW, zones=["S1251100"], severity="Severe", event="풍랑경보"))
+    pipeline.run_once()
+    row = next(d for d in deliveries(pipeline) if d.subscriber_id == a)
+    with session_scope(pipeline.engine) as s:
+        assert acknowledge_link(s, links_in(row.text)["a"], now=NOW).ok
+    pipeline.close()
+    runner = CliRunner()
+    shown = runner.invoke(app, ["acks", "show", str(row.alert_id), "--json", "--config", str(tmp_path / "config.toml")])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["total"] == {"told": 2, "acked": 1, "ratio": 0.5}
+    table = runner.invoke(app, ["acks", "show", str(row.alert_id), "--config", str(tmp_path / "config.toml")])
+    assert "1 of 2 confirmed (50%)" in table.output
+    missing = runner.invoke(app, ["acks", "show", "999", "--config", str(tmp_path / "config.toml")])
+    assert missing.exit_code == 1 and "alert 999: not found" in missing.output

@@ -22,8 +22,8 @@ def _queued(session, person_id: int) -> Delivery:  # type: ignore[no-untyped-def
     thread = AlertThread(opened_at=NOW)
     session.add(thread)
     session.flush()
-    alert = AlertRecord(sender="s", identifier=f"i{person_id}", sent=NOW, status="Actual", msg_type="Alert", scope="Public",
-                        thread_id=thread.id, body={})
+    alert = AlertRecord(sender="s", identifier=f"i{person_id}", sent=NOW, status="Actual", msg_type="Alert",
+                        scope="Public", thread_id=thread.id, body={})
     session.add(alert)
     session.flush()
     row = Delivery(alert_id=alert.id, thread_id=thread.id, subscriber_id=person_id, text="x")  # type: ignore[arg-type]
