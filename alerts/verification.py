@@ -100,6 +100,9 @@ def request_code(session: Session, config: Config, phone: str, *, client: str, n
             or throttle.count(session, f"send:client:{client_key}", now=now) >= s.sends_per_client_per_hour):
         return CodeRequest("throttled", message=TOO_MANY)
     throttle.add(session, f"send:phone:{phone_key}", f"send:client:{client_key}", now=now)
+    # counted before the provider is called, and committed: a slow provider then holds no write lock (SQLite
+    # has one writer, and `alimcast run` may be sending a warning), and a send that dies midway still counts
+    session.commit()
     code = f"{secrets.randbelow(1_000_000):06d}"
     ticket = secrets.token_urlsafe(24)
     salt = secrets.token_hex(16)
