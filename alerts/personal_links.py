@@ -30,7 +30,8 @@ from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from alerts.config import Config
-from alerts.delivery.sms import build_fallback
+from alerts.db import sqlite_datetime
+from alerts.delivery.sms import fallback_kind
 from alerts.models import AlertRecord, AlertThread
 from alerts.public_models import PersonalLink
 from alerts.public_settings import PublicSettings, public_settings
@@ -79,35 +80,62 @@ def add_personal_links(session: Session, config: Config, alert: Alert, thread_id
     ack = bool(base) and needs_ack(alert.max_severity())
     end = alert.end_time()
     links: list[dict[str, Any]] = []
+    kinds: dict[str, tuple[str, set[str]] | None] = {}
+    #: Without links every row sharing a rendering (the same params object) gets the same text: done once.
+    same: dict[int, tuple[dict[str, str], str, str]] = {}
+    manage_until = now + settings.subscribe.manage_link_lifetime
     for row in rows:
-        template = template_text(config, settings, row["kind"])
-        if template is None:
+        kind = row["kind"]
+        if kind not in kinds:
+            template = template_text(config, settings, kind)
+            used = set(variables(template)) & set(PERSONAL_VARS) if template is not None else set()
+            kinds[kind] = (template, used) if template is not None and used else None
+        known = kinds[kind]
+        if known is None:
             continue
-        used = set(variables(template)) & set(PERSONAL_VARS)
-        if not used:
+        template, used = known
+        make_ack = ack and "ack_url" in used and kind != "cancel"
+        make_manage = bool(base) and "manage_url" in used
+        if not (make_ack or make_manage):
+            shared = same.get(id(row["params"]))
+            if shared is None:
+                values = {**row["params"], **{name: "" for name in used}}
+                text = fill_personal(template, values)
+                shared = same[id(row["params"])] = (values, text, fallback_kind(text))
+            row["params"], row["text"], row["fallback_kind"] = dict(shared[0]), shared[1], shared[2]
             continue
-        values = dict(row["params"])
-        if "ack_url" in used:
-            values["ack_url"] = ""
-            if ack and row["kind"] != "cancel":
-                token, digest = new_token()
-                links.append({"token_hash": digest, "purpose": "ack", "subscriber_id": row["subscriber_id"],
-                              "thread_id": thread_id, "created_at": now, "expires_at": end})
-                values["ack_url"] = base + ACK_PATH + token
-        if "manage_url" in used:
-            values["manage_url"] = ""
-        if "manage_url" in used and base:
+        values = {**row["params"], **{name: "" for name in used}}
+        if make_ack:
+            token, digest = new_token()
+            links.append({"token_hash": digest, "purpose": "ack", "subscriber_id": row["subscriber_id"],
+                          "thread_id": thread_id, "created_at": now, "expires_at": end})
+            values["ack_url"] = base + ACK_PATH + token
+        if make_manage:
             token, digest = new_token()
             links.append({"token_hash": digest, "purpose": "manage", "subscriber_id": row["subscriber_id"],
-                          "thread_id": None, "created_at": now,
-                          "expires_at": now + settings.subscribe.manage_link_lifetime})
+                          "thread_id": None, "created_at": now, "expires_at": manage_until})
             values["manage_url"] = base + MANAGE_PATH + token
         row["params"] = values
         row["text"] = fill_personal(template, values)
-        row["fallback_kind"] = build_fallback(row["text"])[0].kind
-    if links:
-        session.execute(insert(PersonalLink.__table__), links)  # type: ignore[attr-defined]
+        row["fallback_kind"] = fallback_kind(row["text"])  # SMS or LMS by cp949 length, as build_fallback decides
+    _store(session, links)
     return len(links)
+
+
+def _store(session: Session, links: list[dict[str, Any]]) -> None:
+    """Two rows per person for a big warning: on SQLite they go to the driver directly (SQLAlchemy's per-value
+    type processing would cost more than the rest of the links together); elsewhere a Core executemany."""
+    if not links:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        session.execute(insert(PersonalLink.__table__), links)  # type: ignore[attr-defined]
+        return
+    rows = [(link["token_hash"], link["purpose"], link["subscriber_id"], link["thread_id"],
+             sqlite_datetime(link["created_at"]), sqlite_datetime(link["expires_at"])) for link in links]
+    connection.connection.driver_connection.executemany(  # type: ignore[union-attr]
+        "INSERT INTO personal_link (token_hash, purpose, subscriber_id, thread_id, created_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
 def template_text(config: Config, settings: PublicSettings, kind: str) -> str | None:

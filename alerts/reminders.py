@@ -31,7 +31,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from alerts.config import Config
-from alerts.delivery.sms import build_fallback
+from alerts.delivery.sms import fallback_kind
 from alerts.fanout import priority_of
 from alerts.models import AlertRecord, AlertThread, Delivery
 from alerts.personal_links import ACK_SEVERITIES, add_personal_links
@@ -152,7 +152,7 @@ def _due_rows(session: Session, config: Config, settings: PublicSettings, thread
             "alert_id": record.id, "thread_id": thread.id, "subscriber_id": sid, "kind": "reminder",
             "reminder_seq": seq, "priority": priority_of(alert) - 1, "status": "queued",
             "template_code": template.code, "params": dict(params), "text": text,
-            "fallback_kind": build_fallback(text)[0].kind, "attempts": 0, "created_at": now,
+            "fallback_kind": fallback_kind(text), "attempts": 0, "created_at": now,
             "next_attempt_at": None,
         })
         report.by_seq[seq] = report.by_seq.get(seq, 0) + 1
