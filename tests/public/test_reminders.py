@@ -172,3 +172,28 @@ def test_moderate_warnings_are_not_reminded_and_disabled_means_never(tmp_path: P
     report = remind(pipeline, clock, NOW + 31 * MIN)
     assert report.queued == 0 and report.disabled == "[reminders] enabled is false"
     pipeline.close()
+
+
+def test_the_running_jobs_reminder_step_queues_and_sends(tmp_path: Path) -> None:
+    """reminder_job is what `alimcast run` schedules every [reminders] check_seconds (real clock here: the
+    warning's send time is moved back instead)."""
+    from sqlalchemy import update
+
+    from alerts.reminders import reminder_interval, reminder_job
+
+    pipeline = make_pipeline(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
+    with session_scope(pipeline.engine) as s:
+        add_subscriber(s, "010-4000-0009", ["S1251100"])
+    real_now = datetime.now(UTC)
+    publish(tmp_path, cap_xml("J1", sent=real_now, zones=["S1251100"], severity="Severe", event="풍랑경보",
+                              expires=real_now + timedelta(hours=6)))
+    pipeline.run_once()
+    job = reminder_job(pipeline)
+    job()
+    assert reminders(pipeline) == []  # not due yet
+    with session_scope(pipeline.engine) as s:
+        s.execute(update(Delivery).values(sent_at=real_now - 31 * MIN))
+    job()
+    assert [(d.reminder_seq, d.status) for d in reminders(pipeline)] == [(1, "accepted")]  # queued and sent
+    assert reminder_interval(pipeline.config) == 60.0
+    pipeline.close()
