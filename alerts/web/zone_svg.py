@@ -61,3 +61,24 @@ def zone_map(session: Session, warned: Iterable[str], *, points: Iterable[tuple[
             body.append(f'<circle class="pt" cx="{x:.1f}" cy="{y:.1f}" r="4"><title>{escape(label)}</title></circle>')
     return Markup(f'<svg class="zonemap" viewBox="0 0 {WIDTH} {height:.0f}" role="img" '
                   f'aria-label="특보 구역 지도 / map of the warned zones">{"".join(body)}</svg>')
+
+
+def sea_map(session: Session) -> Markup:
+    """Every imported sea-zone outline with its name, for the subscription page (no outlines: no map)."""
+    shapes = [s for s in load_zone_polygons(session) if s.code.startswith("S")]
+    if not shapes:
+        return Markup("")
+    minx, miny, maxx, maxy = shapely.union_all([s.geometry for s in shapes]).bounds
+    pad = max(maxx - minx, maxy - miny) * 0.05 + 0.02
+    minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
+    scale = WIDTH / (maxx - minx)
+    body: list[str] = []
+    for shape in shapes:
+        d = " ".join("M" + " ".join(f"{(x - minx) * scale:.1f},{(maxy - y) * scale:.1f}" for x, y in ring) + "Z"
+                     for ring in _rings(shape.geometry))
+        spot = shape.geometry.representative_point()
+        body.append(f'<path class="zone" d="{d}"><title>{escape(shape.name)}</title></path>'
+                    f'<text x="{(spot.x - minx) * scale:.1f}" y="{(maxy - spot.y) * scale:.1f}" '
+                    f'text-anchor="middle">{escape(shape.name)}</text>')
+    return Markup(f'<svg class="zonemap seamap" viewBox="0 0 {WIDTH} {(maxy - miny) * scale:.0f}" role="img" '
+                  f'aria-label="해역 지도 / map of the sea zones">{"".join(body)}</svg>')

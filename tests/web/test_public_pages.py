@@ -120,6 +120,8 @@ def test_subscribe_with_the_code_from_the_provider(site: Site, phone_page: Any, 
     with page.expect_navigation():
         page.click("button[type=submit]")
     assert page.url.endswith("/subscribe/choose")
+    assert page.locator("svg.seamap path.zone").count() == 3  # the imported outlines, drawn by alimcast itself
+    screenshot(page, "3-choose-top", full_page=False)
     page.click("details.sea summary:has-text('서해')")
     page.click("label.chip:has-text('서해중부먼바다')")
     page.click("label.chip:has-text('인천·경기북부앞바다')")

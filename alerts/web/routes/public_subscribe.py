@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session
 
 from alerts.verification import (
     Choices,
@@ -25,6 +26,7 @@ from alerts.verification import (
 from alerts.web.context import DB, WebContext, client_address, web_context
 from alerts.web.public_common import public_page, sender_of, settings_of
 from alerts.web.zone_choices import land_choices, sea_choices
+from alerts.web.zone_svg import sea_map
 from feeds.model import SEVERITY_RANK
 from subscribers.store import zone_codes_of
 
@@ -92,9 +94,10 @@ def verify_code(request: Request, session: DB, code: str = Form(""),
     return response
 
 
-def _choose_page(request: Request, status: int = 200, error: str | None = None, form: dict | None = None) -> Response:
+def _choose_page(request: Request, session: Session, status: int = 200, error: str | None = None,
+                 form: dict | None = None) -> Response:
     settings = settings_of(web_context(request))
-    return public_page(request, "subscribe_choose.html", status_code=status, error=error, step=3,
+    return public_page(request, "subscribe_choose.html", status_code=status, error=error, step=3, map=sea_map(session),
                        seas=sea_choices(), land=land_choices(), severities=SEVERITIES,
                        consent_text=settings.subscribe.consent_text,
                        consent_version=settings.subscribe.consent_version, form=form or {})
@@ -104,7 +107,7 @@ def _choose_page(request: Request, status: int = 200, error: str | None = None, 
 def choose_form(request: Request, session: DB, ctx: WebContext = Depends(web_context)) -> Response:
     if verified_ticket(session, request.cookies.get(TICKET_COOKIE, ""), now=ctx.now()) is None:
         return RedirectResponse("/subscribe", status_code=303)
-    return _choose_page(request)
+    return _choose_page(request, session)
 
 
 @router.post("/subscribe/choose")
@@ -118,7 +121,7 @@ def subscribe(request: Request, session: DB, zones: list[str] = Form([]), land_r
     if verified_ticket(session, ticket, now=ctx.now()) is None:
         return _phone_page(request, 410, TOO_LATE)
     if consent != "yes":
-        return _choose_page(request, 400, NO_CONSENT, form)
+        return _choose_page(request, session, 400, NO_CONSENT, form)
     quiet = f"{quiet_start}-{quiet_end}" if quiet_start and quiet_end else ""
     choices = Choices(zones=zones, land_region=land_region, vessel=vessel, min_severity=min_severity,
                       language=language, quiet_hours=quiet, consent_version=consent_version)
@@ -126,7 +129,7 @@ def subscribe(request: Request, session: DB, zones: list[str] = Form([]), land_r
         person, link = complete_subscription(session, ctx.config, ticket, choices, now=ctx.now(),
                                              settings=settings_of(ctx))
     except SubscribeError as exc:
-        return _choose_page(request, 400, str(exc), form)
+        return _choose_page(request, session, 400, str(exc), form)
     except LookupError:
         return _phone_page(request, 410, TOO_LATE)
     codes = zone_codes_of(session, person.id)  # type: ignore[arg-type]
