@@ -56,6 +56,15 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "templates.update": ("code", "text", "sms"),
     "templates.cancel": ("code", "text", "sms"),
     "templates.group": ("code", "text", "sms"),
+    "templates.reminder": ("code", "text"),
+    "templates.verify": ("code", "text"),
+    "templates.subscribed": ("code", "text"),
+    "reminders": ("enabled", "delay_minutes", "interval_minutes", "max_count", "check_seconds"),
+    "subscribe": ("code_minutes", "code_max_attempts", "sends_per_phone_per_hour", "sends_per_client_per_hour",
+                  "failures_per_client_per_hour", "failures_per_phone_per_hour", "manage_link_days",
+                  "consent_version", "consent_text"),
+    # the console's settings, checked key by key by alerts/web/settings.py
+    "web": OPEN,
     # translations: [templates.alert.en], [templates.group.vi], … one line per language people may choose
     **{f"templates.*.{language}": ("code", "text") for language in LANGUAGES if language != "ko"},
     "coalesce": ("group_wait_seconds", "max_alerts"),

@@ -26,6 +26,7 @@ from alerts.audience import Audience
 from alerts.config import Config
 from alerts.leader import MATCH_LOCK_KEY
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
+from alerts.personal_links import add_personal_links
 from alerts.render import parameters_for, render
 from alerts.short_sms import short_fallback
 from alerts.sqlutil import id_in, id_list, insert_ignore
@@ -258,7 +259,8 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
             "fallback_kind": fallback_kind, "attempts": 0, "created_at": created_at or record.matched_at,
             "next_attempt_at": target.not_before,
         })
-    return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id"))
+    add_personal_links(session, config, alert, thread.id, rows, now=created_at or record.matched_at)  # type: ignore[arg-type]
+    return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id", "reminder_seq"))
 
 
 def _languages(session: Session, ids: list[int]) -> dict[int, str]:

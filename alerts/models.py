@@ -16,7 +16,8 @@ from sqlmodel import Field, SQLModel
 from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
 
 THREAD_STATES = ("active", "cancelled", "expired", "ended")
-DELIVERY_KINDS = ("alert", "update", "cancel")
+#: ``reminder``: the same warning again to someone who has not confirmed it (``reminder_seq`` 1, 2, ...).
+DELIVERY_KINDS = ("alert", "update", "cancel", "reminder")
 #: queued -> sending -> accepted -> delivered | fallback_sent | failed | uncertain;
 #: queued -> suppressed (alert expired, cancelled or superseded before it went out);
 #: queued -> carried (listed in another row's grouped message: alerts/coalesce.py).
@@ -93,7 +94,7 @@ class Delivery(SQLModel, table=True):
 
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("alert_id", "subscriber_id", name="uq_delivery_alert_subscriber"),
+        UniqueConstraint("alert_id", "subscriber_id", "reminder_seq", name="uq_delivery_alert_subscriber"),
         Index("ix_delivery_status_due", "status", "next_attempt_at"),
         Index("ix_delivery_thread_subscriber", "thread_id", "subscriber_id"),
         Index("ix_delivery_request", "request_id"),
@@ -133,6 +134,9 @@ class Delivery(SQLModel, table=True):
     carried_by: int | None = Field(default=None, index=True)
     #: On the head of a group still gathering warnings: when it goes (Alertmanager's group_wait).
     grouped_until: datetime | None = _utc_column()
+    #: 0 for the warning itself; n for the n-th reminder of the same warning to the same person (migration
+    #: 0008: part of the outbox's identity, so a reminder is its own row, costed like any message).
+    reminder_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CostEntry(SQLModel, table=True):

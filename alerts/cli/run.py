@@ -24,6 +24,7 @@ from alerts.delivery.loop import DispatchLoop
 from alerts.demo import demo_refusal
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
+from alerts.reminders import reminder_interval, reminder_job
 from alerts.run_verdict import exit_if_failed, run_verdict
 from alerts.urlmask import mask_secrets
 from feeds.scheduler import FeedScheduler
@@ -80,6 +81,7 @@ def _run_forever(pipeline: Pipeline) -> None:
                         idle_seconds=min(1.0, cfg.dispatch_interval_seconds))
     pipeline.dispatch_loop_running = True
     scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)  # match held, results
+    scheduler.add_periodic("reminders", reminder_interval(cfg), reminder_job(pipeline))
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
