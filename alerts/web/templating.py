@@ -48,5 +48,6 @@ templates.env.filters["mask_phone"] = mask_phone
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     user = load_user(request)
     base = {"user": user, "csrf_token": csrf_token(request), "path": request.url.path,
-            "nav": [item[1:3] for item in sorted(NAV) if user is not None and user.has(item[3])]}
+            "nav": [item[1:3] for item in sorted(NAV) if user is not None and user.has(item[3])],
+            "refresh_ms": request.app.state.web.extras.get("refresh_ms", 5000)}
     return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
