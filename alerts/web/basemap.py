@@ -84,10 +84,28 @@ def provinces() -> dict[str, Any]:
 def base_layer() -> str:
     """The land as one SVG group (cached: drawn once per process, ~100 KB)."""
     parts = [f'<rect class="sea" x="0" y="0" width="{WIDTH}" height="{HEIGHT}"/>', '<g class="land">']
+    codes = province_zone_codes()
     for name, geometry in provinces().items():
-        parts.append(f'<path d="{geometry_path(geometry)}"><title>{escape(name)}</title></path>')
+        zone = f' data-zone="{codes[name]}"' if name in codes else ""
+        parts.append(f'<path d="{geometry_path(geometry)}"{zone}><title>{escape(name)}</title></path>')
     parts.append("</g>")
     return "".join(parts)
+
+
+@lru_cache(maxsize=1)
+def province_zone_codes() -> dict[str, str]:
+    """시도 name in the boundary file -> the KMA land zone code of that province (for picking on the map)."""
+    from subscribers import zones
+
+    known = provinces()
+    out: dict[str, str] = {}
+    for zone in zones.list_zones(marine=False):
+        if zone.parent != "L1000000":
+            continue
+        name = PROVINCE_ALIASES.get(zone.name, zone.name)
+        if name in known and name not in out:
+            out[name] = zone.code
+    return out
 
 
 def province_of(zone_code: str) -> str | None:

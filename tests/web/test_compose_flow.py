@@ -63,6 +63,11 @@ def test_compose_send_watch_and_lift(make_web_env, live_server, page, screenshot
         for x, y in ((120, 160), (170, 160), (145, 200), (120, 160)):
             svg.click(position={"x": x, "y": y})
         assert len(page.input_value("#polygon-field").split()) == 4
+        page.click("button[data-mode=zones]")  # pick 경기도 on the map, then take it back
+        page.locator("svg.map .land path[data-zone=L1010000]").click(position={"x": 40, "y": 60})
+        assert page.input_value("input[name=zones]") == "인천·경기북부앞바다, L1010000"
+        page.locator("svg.map .land path[data-zone=L1010000]").click(position={"x": 40, "y": 60})
+        assert page.input_value("input[name=zones]") == "인천·경기북부앞바다"
         page.click("button[value=preview]")
         expect(page.locator("#preview-reached")).to_have_text("2")
         alimtalk = page.locator("#preview-alimtalk").inner_text()
@@ -92,6 +97,7 @@ def test_compose_send_watch_and_lift(make_web_env, live_server, page, screenshot
         assert cancel_id != alert_id
         job.tick()
         expect(page.locator("#n-matched")).to_have_text("4", timeout=20_000)  # the whole warning: 2 + 2 해제
+        expect(page.locator("#n-queued")).to_have_text("0", timeout=20_000)
         cancel_texts = [m.content for m in nhn.messages if m.template_code == TEMPLATES["cancel"][0]]
         assert len(cancel_texts) == 2 and all("해제" in t for t in cancel_texts)
         screenshot(page, "lifted")

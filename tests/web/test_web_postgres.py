@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from alimcast_testkit import config_text
 from sqlmodel import select
+from web_testkit import login, page_csrf
 
 from alerts.config import load_config
 from alerts.db import make_engine, session_scope, upgrade
 from alerts.models import AlertRecord
 from alerts.web.app import create_app
 from alerts.web.auth import SESSION_COOKIE, add_user
-from alimcast_testkit import config_text
-from web_testkit import login, page_csrf
 
 pytestmark = pytest.mark.postgres
 

@@ -43,7 +43,19 @@
     return m ? [parseFloat(m[1]), parseFloat(m[2]), parseFloat(m[3])] : null;
   }
 
+  var zonesField = document.querySelector("input[name=zones]");
   svg.addEventListener("click", function (evt) {
+    if (mode === "zones") {
+      var zone = evt.target.getAttribute && evt.target.getAttribute("data-zone");
+      if (zone) {
+        var items = zonesField.value.split(",").map(function (s) { return s.trim(); }).filter(Boolean);
+        var at = items.indexOf(zone);
+        if (at >= 0) { items.splice(at, 1); } else { items.push(zone); }
+        zonesField.value = items.join(", ");
+        markPicked();
+      }
+      return;
+    }
     var p = svgPoint(evt), ll = toLatLon(p[0], p[1]);
     if (mode === "polygon") {
       var poly = parsePolygon(polygonField.value);
@@ -69,9 +81,18 @@
       if (b.dataset.mode === "clear") { polygonField.value = ""; circleField.value = ""; centre = null; draw(); return; }
       mode = b.dataset.mode; centre = null;
       document.querySelectorAll(".draw-tools button").forEach(function (o) { o.classList.toggle("active", o === b); });
-      hint.textContent = mode === "polygon" ? "Click points on the map; click the first point to close." : "Click the centre, then the edge.";
+      hint.textContent = {polygon: "Click points on the map; click the first point to close.",
+        circle: "Click the centre, then the edge.", zones: "Click a province to add or remove its land zone; sea zones from the list."}[mode];
     });
   });
+  function markPicked() {
+    var items = zonesField.value.split(",").map(function (s) { return s.trim(); });
+    svg.querySelectorAll(".land path[data-zone]").forEach(function (path) {
+      path.classList.toggle("picked", items.indexOf(path.getAttribute("data-zone")) >= 0);
+    });
+  }
+  zonesField.addEventListener("input", markPicked);
+  markPicked();
   polygonField.addEventListener("input", draw);
   circleField.addEventListener("input", draw);
   draw();
