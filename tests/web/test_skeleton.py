@@ -129,3 +129,16 @@ def test_session_absolute_expiry_and_logout_after_it(web_env, live_server):
         assert 50 * (step - 1) < 12 * 60 <= 50 * step
         # logging out of an expired session just works
         assert client.post("/logout", data={"csrf_token": page_csrf(home.text)}).status_code == 303
+
+
+def test_guessing_is_throttled_per_client_across_accounts(make_web_env, live_server):
+    """Spraying one password over many names from one address is stopped by the per-client limit."""
+    env = make_web_env(extra="[web]\nlogin_max_failures_per_client = 4\n")
+    env.user("han", "operator")
+    server = live_server(env.app())
+    with httpx.Client(base_url=server.url) as client:
+        codes = [login(client, name, "Winter2026!!").status_code for name in ("a1", "b2", "c3", "d4", "han")]
+        assert codes == [401, 401, 401, 401, 429]
+        assert login(client, "han").status_code == 429
+        env.clock.fixed = env.clock() + timedelta(minutes=16)
+        assert login(client, "han").status_code == 303
