@@ -160,11 +160,10 @@ def alert_layer(body: dict[str, Any], outlines: dict[str, Any], *, css: str, tit
             for name in value_names:
                 for code in (area.get("geocodes") or {}).get(name, []):
                     leaves = zones.expand(code) if zones.is_known(code) else [code]
-                    drawn = [outlines[c] for c in [code, *leaves] if c in outlines]
+                    # the zone's own outline, else the outlines of the leaf zones it stands for
+                    drawn = [outlines[code]] if code in outlines else [outlines[c] for c in leaves if c in outlines]
                     if drawn:
-                        layer.paths.extend(geometry_path(g) for g in drawn[:1] if code in outlines)
-                        if code not in outlines:
-                            layer.paths.extend(geometry_path(g) for g in drawn)
+                        layer.paths.extend(geometry_path(g) for g in drawn)
                         continue
                     province = province_of(code)
                     if province is not None:
