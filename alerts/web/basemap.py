@@ -173,6 +173,8 @@ def alert_layer(body: dict[str, Any], outlines: dict[str, Any], *, css: str, tit
                         layer.approximate.append(_label(code))
                     else:
                         layer.undrawn.append(_label(code))
+    layer.approximate = list(dict.fromkeys(layer.approximate))
+    layer.undrawn = list(dict.fromkeys(layer.undrawn))
     return layer
 
 
@@ -202,6 +204,13 @@ def render_map(layers: list[Layer], *, css_class: str = "map", interactive: bool
             group = f'<a href="{escape(layer.href)}">{group}</a>'
         out.append(group)
     out.append("</g>")
+    undrawn = sorted({z for layer in layers for z in layer.undrawn})
+    if undrawn:
+        # say why a warning is missing from the map rather than showing an empty sea
+        out.append(f'<g class="map-note"><rect x="8" y="8" width="{WIDTH - 16}" height="40" rx="4"/>'
+                   f'<text x="16" y="24">{len(undrawn)} zone(s) not drawn: no outline imported '
+                   f'({escape(", ".join(undrawn[:2]))}{", …" if len(undrawn) > 2 else ""}).</text>'
+                   f'<text x="16" y="40">Import outlines with: alimcast zones import FILE.geojson</text></g>')
     if interactive:
         out.append('<g class="drawing"></g>')
     out.append(f'<text class="attribution" x="{WIDTH - 6}" y="{HEIGHT - 6}" text-anchor="end">'
