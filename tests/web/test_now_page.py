@@ -60,3 +60,23 @@ def test_live_alert_on_the_map_and_progress_updates_by_itself(web_env, live_serv
     expect(page.locator(".alert-item .n-delivered")).to_have_text("1", timeout=20_000)
     assert page.locator(".alert-item .n-matched").inner_text() == "1"
     screenshot(page, "now-updated")
+
+
+def test_live_fragment_answers_204_when_unchanged(web_env, live_server):
+    import httpx
+    from web_testkit import login
+
+    web_env.user("kim", "viewer")
+    with session_scope(web_env.engine) as session:
+        ingest(session, [storm_alert()], feed="kma", now=utcnow())
+    server = live_server(web_env.app())
+    with httpx.Client(base_url=server.url) as client:
+        login(client, "kim")
+        first = client.get("/now/live")
+        version = first.headers["X-Live-Version"]
+        assert first.status_code == 200 and "서해중부 풍랑경보" in first.text
+        assert client.get("/now/live", headers={"X-Live-Version": version}).status_code == 204
+        with session_scope(web_env.engine) as session:
+            ingest(session, [storm_alert("T-2", severity="Extreme")], feed="kma", now=utcnow())
+        changed = client.get("/now/live", headers={"X-Live-Version": version})
+        assert changed.status_code == 200 and changed.headers["X-Live-Version"] != version

@@ -14,7 +14,7 @@ from alerts.web.capxml import to_cap_xml
 from alerts.web.context import DB, WebContext, web_context
 from alerts.web.live import cost_of, progress_by, zone_outlines
 from alerts.web.notices import FEED, zone_name
-from alerts.web.templating import NAV, page
+from alerts.web.templating import NAV, live_fragment, page
 from feeds.model import Alert
 
 router = APIRouter()
@@ -71,7 +71,7 @@ def alert_page(alert_id: int, request: Request, session: DB, ctx: WebContext = D
 
 @router.get("/alerts/{alert_id}/live")
 def alert_live(alert_id: int, request: Request, session: DB, ctx: WebContext = Depends(web_context)) -> Response:
-    return page(request, "_alert_live.html", **_detail(session, ctx, _record(session, alert_id)))
+    return live_fragment(request, "_alert_live.html", **_detail(session, ctx, _record(session, alert_id)))
 
 
 @router.get("/alerts/{alert_id}/cap.xml")

@@ -18,7 +18,7 @@ from alerts.web.basemap import alert_layer, render_map
 from alerts.web.context import DB, WebContext, client_address, web_context
 from alerts.web.jobs import jobs_of
 from alerts.web.live import feed_rows, live_alerts, provider_state, queue_state, zone_outlines
-from alerts.web.templating import NAV, page
+from alerts.web.templating import NAV, live_fragment, page
 
 router = APIRouter()
 NAV.add((10, "/", "Now", "viewer"))
@@ -46,7 +46,7 @@ def now_page(request: Request, session: DB, ctx: WebContext = Depends(web_contex
 
 @router.get("/now/live")
 def now_live(request: Request, session: DB, ctx: WebContext = Depends(web_context)) -> Response:
-    return page(request, "_now_live.html", **_live_context(session, ctx))
+    return live_fragment(request, "_now_live.html", **_live_context(session, ctx))
 
 
 @router.post("/feeds/{name}/poll")

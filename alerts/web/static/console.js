@@ -5,18 +5,21 @@
 (function liveRegions() {
   document.querySelectorAll("[data-src][data-every]").forEach(function (region) {
     var every = parseInt(region.dataset.every, 10) || 5000;
-    var last = null;
+    var version = null;
     var status = document.getElementById("live-status");
     function tick() {
-      fetch(region.dataset.src, {headers: {"Accept": "text/html", "X-Requested-With": "fetch"}, credentials: "same-origin"})
+      var headers = {"Accept": "text/html", "X-Requested-With": "fetch"};
+      if (version) { headers["X-Live-Version"] = version; }
+      fetch(region.dataset.src, {headers: headers, credentials: "same-origin", cache: "no-store"})
         .then(function (r) {
           if (r.status === 401) { window.location = "/login?next=" + encodeURIComponent(location.pathname); return null; }
           if (!r.ok) { throw new Error("HTTP " + r.status); }
+          if (r.status === 204) { return null; }  // unchanged
+          version = r.headers.get("X-Live-Version");
           return r.text();
         })
         .then(function (html) {
-          if (html === null) { return; }
-          if (html !== last) { region.innerHTML = html; last = html; }
+          if (html !== null && html !== undefined) { region.innerHTML = html; }
           if (status) { status.textContent = "updated " + new Date().toLocaleTimeString(); status.classList.remove("stale"); }
         })
         .catch(function () { if (status) { status.textContent = "connection lost, retrying"; status.classList.add("stale"); } })
