@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 from urllib.parse import quote
@@ -49,8 +50,15 @@ def create_app(config: Config, *, engine: Engine | None = None, clock: Clock = u
     settings = web_settings(config)
     ctx = WebContext(config=config, engine=engine or make_engine(config.database_url), clock=clock,
                      settings=settings, extras=dict(extras or {}))
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        jobs = ctx.extras.get("jobs")
+        if jobs is not None:
+            jobs.close()
+
     app = FastAPI(title="alimcast console", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(csrf_protect)])
+                  dependencies=[Depends(csrf_protect)], lifespan=lifespan)
     app.state.web = ctx
     exempt: list[str] = []
     for module in modules if modules is not None else route_modules():

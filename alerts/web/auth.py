@@ -136,6 +136,8 @@ def authenticate(session: Session, *, username: str, password: str, client: str,
     ok = _verify(user.password_hash if user else None, password)
     ok = ok and user is not None and not user.disabled
     session.add(LoginAttempt(at=now, username=username, client=client, success=ok))
+    # attempts older than a day count for nothing: keep the table small
+    session.execute(delete(LoginAttempt).where(col(LoginAttempt.at) < now - timedelta(days=1)))
     if not ok or user is None:
         raise LoginRefused("wrong name or password")
     if _hasher.check_needs_rehash(user.password_hash):

@@ -72,6 +72,8 @@ async def csrf_protect(request: Request) -> None:
         value = form.get(FIELD)
         sent = value if isinstance(value, str) else None
     user = await run_in_threadpool(load_user, request)
+    if user is None and request.url.path == "/logout":
+        return  # no session to end: nothing to protect (a logout after the session expired just works)
     expected = user.csrf_token if user is not None else request.cookies.get(ANON_COOKIE)
     if not sent or not expected or not secrets.compare_digest(sent, expected):
         raise HTTPException(403, "CSRF check failed: missing or wrong token; reload the page and try again")

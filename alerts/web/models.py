@@ -68,3 +68,25 @@ class AuditEntry(SQLModel, table=True):
     target: str = Field(default="", max_length=255)
     client: str = Field(default="", max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+
+
+class ConsoleNotice(SQLModel, table=True):
+    """A notice composed in the console: waiting for a second operator (Extreme, when configured), or sent.
+
+    Sent notices are ordinary alerts (``alert.feed == "console"``); this row remembers who composed and who
+    approved them, and holds the CAP body of a notice still waiting for approval.
+    """
+
+    __tablename__ = "console_notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(max_length=64)
+    #: "pending" (waiting for approval), "sent", "rejected".
+    state: str = Field(default="pending", max_length=16, index=True)
+    msg_type: str = Field(default="Alert", max_length=16)
+    #: The canonical alert (``feeds.model.Alert.to_json``) to ingest once approved.
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    alert_id: int | None = Field(default=None, index=True)

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from alerts.web.auth import load_user
@@ -48,5 +49,20 @@ templates.env.filters["mask_phone"] = mask_phone
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     user = load_user(request)
     base = {"user": user, "csrf_token": csrf_token(request), "path": request.url.path,
-            "nav": [item[1:3] for item in sorted(NAV) if user is not None and user.has(item[3])]}
+            "nav": [item[1:3] for item in sorted(NAV) if user is not None and user.has(item[3])],
+            "refresh_ms": request.app.state.web.extras.get("refresh_ms", 5000)}
     return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
+
+
+LIVE_HEADER = "X-Live-Version"
+
+
+def live_fragment(request: Request, template: str, **context: Any) -> Response:
+    """A live region's fragment, or ``204`` when it has not changed since the version the page holds
+    (``X-Live-Version``): the Now page polls every few seconds and its map alone is ~80 KB."""
+    response = page(request, template, **context)
+    version = hashlib.sha256(bytes(response.body)).hexdigest()[:20]
+    if request.headers.get(LIVE_HEADER) == version:
+        return Response(status_code=204, headers={LIVE_HEADER: version})
+    response.headers[LIVE_HEADER] = version
+    return response

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,13 @@ class WebEnv:
     engine: Engine
     clock: Clock
     tmp: Path
+    apps: list[FastAPI] = field(default_factory=list)
 
     def app(self, **kwargs: Any) -> FastAPI:
-        return create_app(self.config, engine=self.engine, clock=self.clock, **kwargs)
+        extras = {"refresh_ms": 500, **kwargs.pop("extras", {})}
+        app = create_app(self.config, engine=self.engine, clock=self.clock, extras=extras, **kwargs)
+        self.apps.append(app)
+        return app
 
     def user(self, name: str, role: str, password: str = PASSWORD) -> str:
         with session_scope(self.engine) as session:
@@ -52,16 +56,36 @@ class WebEnv:
 
 
 @pytest.fixture
-def web_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebEnv]:
-    """A config on a fresh SQLite file (dry-run provider unless a test writes its own), migrated."""
+def make_web_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., WebEnv]]:
+    """``make_web_env(provider="nhn", base_url=..., extra="[web]\n...")``: a config on a fresh SQLite file,
+    migrated (keyword arguments go to ``alimcast_testkit.config_text``)."""
     monkeypatch.delenv("ALIMCAST_CONFIG", raising=False)
-    path = tmp_path / "config.toml"
-    path.write_text(config_text(f"sqlite:///{tmp_path / 'alimcast.db'}", []), encoding="utf-8")
-    config = load_config(path)
-    engine = make_engine(config.database_url)
-    upgrade(engine)
-    yield WebEnv(config=config, engine=engine, clock=Clock(), tmp=tmp_path)
-    engine.dispose()
+    made: list[WebEnv] = []
+
+    def make(**kwargs: Any) -> WebEnv:
+        path = tmp_path / "config.toml"
+        path.write_text(config_text(f"sqlite:///{tmp_path / 'alimcast.db'}", kwargs.pop("feeds", []), **kwargs),
+                        encoding="utf-8")
+        config = load_config(path)
+        engine = make_engine(config.database_url)
+        upgrade(engine)
+        env = WebEnv(config=config, engine=engine, clock=Clock(), tmp=tmp_path)
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        for app in env.apps:
+            jobs = app.state.web.extras.get("jobs")
+            if jobs is not None:
+                jobs.close()
+        env.engine.dispose()
+
+
+@pytest.fixture
+def web_env(make_web_env: Callable[..., WebEnv]) -> WebEnv:
+    """The default: dry-run provider, no feeds."""
+    return make_web_env()
 
 
 @pytest.fixture

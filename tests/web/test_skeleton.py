@@ -12,6 +12,7 @@ from web_testkit import PASSWORD, login, page_csrf
 from alerts.db import session_scope
 from alerts.web.auth import SESSION_COOKIE
 from alerts.web.models import AuditEntry
+from subscribers.sqltypes import utcnow
 
 
 def test_login_logout_in_browser(web_env, live_server, page, screenshot):
@@ -110,3 +111,34 @@ def test_every_page_needs_login_except_health_and_public(web_env, live_server):
                 assert client.get(path).status_code == 401, route.path
                 checked.append(route.path)
     assert "/" in checked
+
+
+def test_session_absolute_expiry_and_logout_after_it(web_env, live_server):
+    """In use every 50 minutes (under the 60-minute idle limit), a session still ends 12 hours after login."""
+    web_env.user("choi", "viewer")
+    server = live_server(web_env.app())
+    with httpx.Client(base_url=server.url) as client:
+        start = utcnow()
+        web_env.clock.fixed = start
+        assert login(client, "choi").status_code == 303
+        home = client.get("/")
+        for step in range(1, 20):
+            web_env.clock.fixed = start + timedelta(minutes=50 * step)
+            if client.get("/", headers={"Accept": "text/html"}).status_code != 200:
+                break
+        assert 50 * (step - 1) < 12 * 60 <= 50 * step
+        # logging out of an expired session just works
+        assert client.post("/logout", data={"csrf_token": page_csrf(home.text)}).status_code == 303
+
+
+def test_guessing_is_throttled_per_client_across_accounts(make_web_env, live_server):
+    """Spraying one password over many names from one address is stopped by the per-client limit."""
+    env = make_web_env(extra="[web]\nlogin_max_failures_per_client = 4\n")
+    env.user("han", "operator")
+    server = live_server(env.app())
+    with httpx.Client(base_url=server.url) as client:
+        codes = [login(client, name, "Winter2026!!").status_code for name in ("a1", "b2", "c3", "d4", "han")]
+        assert codes == [401, 401, 401, 401, 429]
+        assert login(client, "han").status_code == 429
+        env.clock.fixed = env.clock() + timedelta(minutes=16)
+        assert login(client, "han").status_code == 303

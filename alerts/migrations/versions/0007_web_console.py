@@ -1,4 +1,4 @@
-"""web console: users, sessions, login attempts, audit log
+"""web console: users, sessions, login attempts, audit log, composed notices
 
 Revision ID: 0007
 Revises: 0006
@@ -74,9 +74,26 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log") as batch_op:
         batch_op.create_index("ix_audit_log_at", ["at"], unique=False)
         batch_op.create_index("ix_audit_log_action", ["action"], unique=False)
+    op.create_table(
+        "console_notice",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", subscribers.sqltypes.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("msg_type", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("body", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+        sa.Column("decided_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("decided_at", subscribers.sqltypes.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("alert_id", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("console_notice") as batch_op:
+        batch_op.create_index("ix_console_notice_state", ["state"], unique=False)
+        batch_op.create_index("ix_console_notice_alert_id", ["alert_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("console_notice")
     op.drop_table("audit_log")
     op.drop_table("web_login_attempt")
     op.drop_table("web_session")
