@@ -42,6 +42,8 @@ class FeedConfig:
     options: dict[str, Any] = field(default_factory=dict)
     max_links: int = 50
     enabled: bool = True
+    #: Polled this often while the feed has live warnings (pre-warnings included); None: always the interval.
+    active_interval_seconds: float | None = None
 
 
 @dataclass(slots=True)
@@ -310,6 +312,8 @@ def _feed(index: int, f: dict[str, Any]) -> FeedConfig:
         options=options,
         max_links=int(_number(f, f"feeds {name}", "max_links", 50, minimum=0)),
         enabled=enabled,
+        active_interval_seconds=(_number(f, f"feeds {name}", "active_interval_seconds", 0, minimum=1)
+                                 if "active_interval_seconds" in f else None),
     )
 
 

@@ -53,7 +53,8 @@ class RunSummary:
 
 def feed_spec(feed: FeedConfig) -> FeedSpec:
     return FeedSpec(name=feed.name, kind=feed.kind, url=feed.url, interval_seconds=feed.interval_seconds,
-                    options=feed.options, max_links=feed.max_links)
+                    options=feed.options, max_links=feed.max_links,
+                    active_interval_seconds=feed.active_interval_seconds)
 
 
 def zone_name(code: str) -> str | None:

@@ -16,6 +16,7 @@ from alerts.cli.common import ConfigOption, fail, load, setup_logging
 from alerts.db import session_scope
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
+from alerts.weather_polling import WeatherPolling
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
 
@@ -51,7 +52,10 @@ def _run_forever(pipeline: Pipeline) -> None:
     specs = [feed_spec(f) for f in cfg.feeds if f.enabled]
     pipeline.seed_demo_subscribers()
     pipeline.warm_up()
-    scheduler = FeedScheduler(specs, pipeline.poll_and_process, max_workers=4)
+    polling = WeatherPolling(pipeline.engine, pipeline.poll_and_process)
+    # one thread per feed (and the housekeeping jobs): a slow feed never delays a fast one
+    scheduler = FeedScheduler(specs, polling.poll, max_workers=len(specs) + 2)
+    polling.scheduler = scheduler
     scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
