@@ -211,7 +211,7 @@ class Pipeline:
             else:
                 stream.read_file()
         for feed in self.config.feeds:
-            if feed.enabled:
+            if feed.enabled and feed.polled:
                 self.poll(feed_spec(feed), summary, force=True)
         self.match(summary)
         self.dispatch(summary)

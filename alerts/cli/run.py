@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from alerts.cli.common import ConfigOption, fail, load, setup_logging
 from alerts.db import session_scope
 from alerts.models import CostEntry, Delivery
+from alerts.new_alert_watch import WATCH_SECONDS, NewAlertWatcher
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
 from alerts.weather_polling import WeatherPolling
 from feeds.scheduler import FeedScheduler
@@ -49,7 +50,7 @@ def run(
 
 def _run_forever(pipeline: Pipeline) -> None:
     cfg = pipeline.config
-    specs = [feed_spec(f) for f in cfg.feeds if f.enabled]
+    specs = [feed_spec(f) for f in cfg.feeds if f.enabled and f.polled]
     pipeline.seed_demo_subscribers()
     pipeline.warm_up()
     polling = WeatherPolling(pipeline.engine, pipeline.poll_and_process)
@@ -57,6 +58,9 @@ def _run_forever(pipeline: Pipeline) -> None:
     scheduler = FeedScheduler(specs, polling.poll, max_workers=len(specs) + 2)
     polling.scheduler = scheduler
     scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)
+    # alerts stored by another process (a push to `alimcast serve`, a console notice) are matched at once
+    watcher = NewAlertWatcher(pipeline.engine, lambda: (pipeline.match(), pipeline.dispatch()))
+    scheduler.add_periodic("new-alerts", WATCH_SECONDS, watcher.check)
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
