@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -79,6 +80,8 @@ class Pipeline:
                                  stale_after=timedelta(hours=config.vessel_stale_after_hours))
         self.lock = threading.RLock()
         self.lease = PollingLease(self.engine)
+        #: Called with every feed poll's outcome (WebSub subscribes from what a feed advertises).
+        self.after_poll: list[Callable[[FeedSpec, PollOutcome], None]] = []
 
     def close(self) -> None:
         self.lease.release()
@@ -109,6 +112,11 @@ class Pipeline:
         summary = summary or RunSummary()
         outcome = poll_feed(spec, self.fetcher, self.states, force=force)
         summary.feeds_polled += 1
+        for hook in self.after_poll:
+            try:
+                hook(spec, outcome)
+            except Exception:  # noqa: BLE001 - an extra (WebSub) never costs the poll its alerts
+                log.exception("feed %s: after-poll hook failed", spec.name)
         for line in outcome.errors:
             log.error("%s", line)
         summary.feed_errors.extend(outcome.errors)

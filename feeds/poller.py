@@ -92,6 +92,9 @@ class PollOutcome:
     complete: bool = False
     #: The poll did not run because the server asked us to wait (``Retry-After``) until later.
     skipped: bool = False
+    #: The WebSub hub and topic the feed document advertises (Atom/RSS), for a push subscription.
+    hub: str | None = None
+    topic: str | None = None
 
 
 def poll_feed(
@@ -146,6 +149,7 @@ def poll_feed(
     # unreadable row must not turn into a 해제 for the warning it held.
     outcome.complete = not parsed.errors
     outcome.alerts.extend(parsed.alerts)
+    outcome.hub, outcome.topic = parsed.hub, parsed.topic
     outcome.errors.extend(f"feed {spec.name}: {line}" for line in parsed.errors)
 
     links_ok = True

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from alerts.config import Config, ConfigError, load_config
 from alerts.db import make_engine, session_scope, upgrade
+from alerts.websub import WebSubSettings
 
 ConfigOption = Annotated[
     Path | None,
@@ -48,7 +49,9 @@ class AppContext:
 
 def load(config_path: Path | None) -> Config:
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
+        WebSubSettings.from_config(config)  # its keys fail here too, with the rest of the config
+        return config
     except ConfigError as exc:
         fail(f"config: {exc}", EXIT_BAD_CONFIG)
 

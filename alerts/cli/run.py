@@ -18,6 +18,7 @@ from alerts.models import CostEntry, Delivery
 from alerts.new_alert_watch import WATCH_SECONDS, NewAlertWatcher
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
 from alerts.weather_polling import WeatherPolling
+from alerts.websub import WebSubSettings, WebSubSubscriber
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
 
@@ -61,6 +62,9 @@ def _run_forever(pipeline: Pipeline) -> None:
     # alerts stored by another process (a push to `alimcast serve`, a console notice) are matched at once
     watcher = NewAlertWatcher(pipeline.engine, lambda: (pipeline.match(), pipeline.dispatch()))
     scheduler.add_periodic("new-alerts", WATCH_SECONDS, watcher.check)
+    websub = WebSubSettings.from_config(cfg)
+    if websub is not None:
+        pipeline.after_poll.append(WebSubSubscriber(websub).after_poll)
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))

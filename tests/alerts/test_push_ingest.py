@@ -10,16 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from alimcast_testkit import cap_xml
 from fastapi import FastAPI
+from live_asgi import serving
 from sqlmodel import select
 
 from alerts.config import Config, ConfigError, load_config
@@ -87,20 +86,8 @@ def pipeline(config: Config) -> Iterator[Pipeline]:
 def base_url(config: Config, pipeline: Pipeline) -> Iterator[str]:
     app = FastAPI()
     app.include_router(push_router(PushIntake(config, pipeline.engine)))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    started = threading.Event()
-    for _ in range(600):
-        if server.started:
-            started.set()
-            break
-        threading.Event().wait(0.05)
-    assert started.is_set(), "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(app) as url:
+        yield url
 
 
 def stored(pipeline: Pipeline) -> list[str]:
