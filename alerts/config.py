@@ -48,6 +48,32 @@ class FeedConfig:
     options: dict[str, Any] = field(default_factory=dict)
     max_links: int = 50
     enabled: bool = True
+    #: Polled this often while the feed has live warnings (pre-warnings included); None: always the interval.
+    active_interval_seconds: float | None = None
+    #: Partners may POST alerts to this feed (``alimcast serve``); None: polled only. See alerts/push.py.
+    push: PushConfig | None = None
+
+    @property
+    def polled(self) -> bool:
+        """A push-only feed (``url = "push:"``) is never polled."""
+        return self.url != PUSH_ONLY_URL
+
+
+#: The url of a feed that only receives pushes.
+PUSH_ONLY_URL = "push:"
+#: How a partner proves a push is theirs.
+PUSH_AUTH = ("token", "hmac", "signature")
+
+
+@dataclass(slots=True)
+class PushConfig:
+    """``push = { auth = "token", secret = "env:VAR" }`` (a bearer token), ``{ auth = "hmac", secret = … }``
+    (``X-Alimcast-Signature: sha256=<hex HMAC-SHA256 of the body>``), or ``{ auth = "signature" }`` (each CAP
+    alert signed, under the feed's ``signature = "require"`` policy)."""
+
+    auth: str
+    secret: str | None = None
+    max_bytes: int = 1_000_000
 
 
 @dataclass(slots=True)
@@ -402,7 +428,31 @@ def _feed(index: int, f: dict[str, Any]) -> FeedConfig:
         options=options,
         max_links=int(_number(f, f"feeds {name}", "max_links", 50, minimum=0)),
         enabled=enabled,
+        active_interval_seconds=(_number(f, f"feeds {name}", "active_interval_seconds", 0, minimum=1)
+                                 if "active_interval_seconds" in f else None),
+        push=_push(name, kind, f.get("push"), options),
     )
+
+
+def _push(feed: str, kind: str, table: Any, options: dict[str, Any]) -> PushConfig | None:
+    where = f"[[feeds]] {feed} push"
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(where, "must be a table such as { auth = \"token\", secret = \"env:VARIABLE\" }")
+    if kind not in ("cap", "incident-json"):
+        raise ConfigError(where, f"pushes are taken for kind cap or incident-json, not {kind!r}")
+    auth = table.get("auth")
+    if auth not in PUSH_AUTH:
+        raise ConfigError(f"{where}.auth", f"must be one of {', '.join(PUSH_AUTH)}, not {auth!r}")
+    secret = None
+    if auth in ("token", "hmac"):
+        secret = _secret(table.get("secret"), f"{where}.secret", required=True)
+    elif kind != "cap" or options.get("signature") != "require":
+        raise ConfigError(f"{where}.auth", 'auth = "signature" needs kind = "cap" and '
+                          'options.signature = "require" with the partner\'s trusted_certs')
+    max_bytes = int(_number(table, where, "max_bytes", 1_000_000, minimum=1))
+    return PushConfig(auth=auth, secret=secret, max_bytes=max_bytes)
 
 
 def _resolve_feed_path(feed: FeedConfig, base_dir: Path) -> FeedConfig:
@@ -412,7 +462,7 @@ def _resolve_feed_path(feed: FeedConfig, base_dir: Path) -> FeedConfig:
         feed.options = {**feed.options, "trusted_certs": [str(base_dir / c) if isinstance(c, str) else c
                                                           for c in certs]}
     url = feed.url
-    if "://" in url or url.startswith("bundled:") or Path(url).is_absolute():
+    if "://" in url or url.startswith("bundled:") or url == PUSH_ONLY_URL or Path(url).is_absolute():
         return feed
     feed.url = str((base_dir / url).resolve())
     return feed

@@ -25,12 +25,16 @@ from starlette.exceptions import HTTPException
 import alerts.web.models  # noqa: F401  (registers the console tables)
 from alerts.config import Config
 from alerts.db import make_engine
+from alerts.push import PushIntake
 from alerts.web import routes as routes_package
 from alerts.web.auth import Forbidden, LoginRequired, current_user
 from alerts.web.context import Clock, WebContext
 from alerts.web.csrf import csrf_protect, set_anon_cookie
+from alerts.web.routes.push import PUSH_PREFIX, push_router
+from alerts.web.routes.websub import WEBSUB_PREFIX, websub_router
 from alerts.web.settings import web_settings
 from alerts.web.templating import STATIC_DIR, page
+from alerts.websub import WebSubIntake, WebSubSettings
 from subscribers.sqltypes import utcnow
 
 PUBLIC_PREFIX = "public_"
@@ -68,6 +72,13 @@ def create_app(config: Config, *, engine: Engine | None = None, clock: Clock = u
         public = module.__name__.rsplit(".", 1)[-1].startswith(PUBLIC_PREFIX)
         app.include_router(router, dependencies=[] if public else [Depends(current_user)])
         exempt.extend(getattr(module, "CSRF_EXEMPT_PREFIXES", ()))
+    # partners' machines (push ingest, WebSub hubs) authenticate each request themselves: no login, no CSRF
+    app.include_router(push_router(PushIntake(config, ctx.engine, clock=clock)))
+    exempt.append(PUSH_PREFIX)
+    websub = WebSubSettings.from_config(config)
+    if websub is not None:
+        app.include_router(websub_router(WebSubIntake(config, websub, ctx.engine, clock=clock)))
+        exempt.append(WEBSUB_PREFIX)
     app.state.csrf_exempt_prefixes = tuple(exempt)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_handlers(app)
