@@ -196,5 +196,5 @@ def test_the_console_app_takes_pushes_without_a_login_or_csrf_token(config: Conf
         answer = httpx.post(f"{url}/push/vts", content=tsunami(), headers={"Authorization": f"Bearer {TOKEN}"})
         assert answer.status_code == 202 and answer.json()["new"] == 1
         assert httpx.post(f"{url}/push/vts", content=tsunami("VTS-2")).status_code == 401
-        assert httpx.get(f"{url}/now", follow_redirects=False).status_code in (303, 401)  # the console still asks
+        assert httpx.get(f"{url}/", follow_redirects=False).status_code in (303, 401)  # the console still asks
     assert stored(pipeline) == ["VTS-1"]
