@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from alerts.cli import costs, db, feeds, run
+from alerts.cli import costs, db, feeds, run, serve
 
 app = typer.Typer(help="alimcast: warnings from CAP/KMA feeds to KakaoTalk AlimTalk, with SMS/LMS fallback.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -15,10 +15,15 @@ app.command("run")(run.run)
 app.add_typer(feeds.app, name="feeds", help="Parse feeds and see their health.")
 app.add_typer(costs.app, name="costs", help="Monthly cost against the SMS/LMS baseline.")
 app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
+app.command("serve")(serve.serve)
 
 #: Sub-apps living in their own modules; a missing one only hides its commands.
 OPTIONAL = {"subscribers": "People and their zones.", "zones": "KMA warning zones and their polygons.",
-            "vessels": "Vessels and AIS positions."}
+            "vessels": "Vessels and AIS positions.",
+            "templates": "Message templates as the recipient reads them.",
+            "provider": "Check the provider account, sender key and templates without sending.",
+            "users": "Console accounts (argon2 passwords, roles).",
+            "acks": "Who confirmed a warning; the unconfirmed boats; reminders."}
 OPTIONAL["alerts"] = "Recent alerts and what became of one alert's messages."
 for _name, _help in OPTIONAL.items():
     try:
@@ -28,6 +33,23 @@ for _name, _help in OPTIONAL.items():
             raise
         continue
     app.add_typer(_module.app, name=_name, help=_help)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"alimcast {version('alimcast')}")
+        except PackageNotFoundError:
+            typer.echo("alimcast (not installed as a package)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """alimcast: warnings from CAP/KMA feeds to KakaoTalk AlimTalk, with SMS/LMS fallback."""
 
 
 def main() -> None:

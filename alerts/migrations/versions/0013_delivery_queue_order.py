@@ -1,7 +1,7 @@
 """delivery (status, priority DESC, id): the dispatcher's claim order from an index, not a sort of the queue
 
 Revision ID: 0013
-Revises: 0005
+Revises: 0008
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
