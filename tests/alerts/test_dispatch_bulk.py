@@ -51,6 +51,8 @@ from subscribers.store import add_subscriber
 
 T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 PEOPLE = 16
+#: The outbox's unique identity (migration 0008 added the reminder's number to it).
+OUTBOX_IDENTITY = ("alert_id", "subscriber_id", "reminder_seq")
 
 
 class RowByRow(Dispatcher):
@@ -374,10 +376,10 @@ def test_sqlite_insert_ignore_stores_what_sqlalchemy_stores(tmp_path: Path) -> N
             for start in (1, 3):  # the second overlaps the first: three conflicts
                 rows = outbox(start)
                 if use_fast_path:
-                    counts.append(insert_ignore(s, Delivery, rows, conflict=("alert_id", "subscriber_id")))
+                    counts.append(insert_ignore(s, Delivery, rows, conflict=OUTBOX_IDENTITY))
                 else:
                     table = Delivery.__table__  # type: ignore[attr-defined]
-                    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["alert_id", "subscriber_id"])
+                    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(OUTBOX_IDENTITY))
                     counts.append(len(s.execute(stmt.returning(table.c.id), rows).all()))
             costs = [{"delivery_id": 1, "month": "2026-12", "channel": "sms", "price_krw": 12.0,
                       "baseline_channel": "sms", "baseline_krw": 12.0, "dry_run": True, "created_at": when}]
