@@ -225,8 +225,3 @@ class CostRecipient(SQLModel, table=True):
 #: ledger) without scanning the outbox. Partial: only failed rows, so sending and recording stay as cheap.
 Index("ix_delivery_failed_finished", Delivery.__table__.c.finished_at,  # type: ignore[attr-defined]
       sqlite_where=text("status = 'failed'"), postgresql_where=text("status = 'failed'"))
-
-
-#: The dispatcher's claim order (highest priority, then oldest) read straight off an index: without it every claim
-#: sorted the whole queue (14 ms per claim at 20,000 queued, growing with a national fan-out).
-Index("ix_delivery_queue_order", Delivery.status, Delivery.priority.desc(), Delivery.id)  # type: ignore[attr-defined]
