@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from alerts.models import AlertRecord, AlertThread, Delivery
 from alerts.render import parameters_for, render
+from alerts.web.ack_view import ack_view, age
 from alerts.web.basemap import alert_layer, render_map
 from alerts.web.capxml import to_cap_xml
 from alerts.web.context import DB, WebContext, web_context
@@ -53,6 +54,7 @@ def _detail(session: Session, ctx: WebContext, record: AlertRecord) -> dict:
     layer = alert_layer(record.body, zone_outlines(session), css=f"sev-{record.severity}", title=record.event,
                         value_names=ctx.config.zone_value_names)
     latest = versions[-1]
+    acks = ack_view(session, thread, ctx.config, ctx.now(), zone_name) if thread else None
     return {"record": record, "thread": thread, "versions": versions, "per_version": per_version,
             "progress": whole or per_version[record.id], "alert": alert, "message": rendered,
             "message_is_sample": sample is None, "layer": layer, "map_svg": render_map([layer]),
@@ -60,7 +62,8 @@ def _detail(session: Session, ctx: WebContext, record: AlertRecord) -> dict:
             "zones": [(c, zone_name(c)) for c in alert.zone_codes(ctx.config.zone_value_names)],
             "is_notice": record.feed == FEED, "latest": latest,
             "can_change": record.feed == FEED and latest.msg_type != "Cancel"
-            and (thread is None or thread.state == "active")}
+            and (thread is None or thread.state == "active"),
+            "acks": acks, "age": age}
 
 
 @router.get("/alerts/{alert_id}")

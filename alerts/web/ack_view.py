@@ -1,0 +1,135 @@
+"""Acknowledgements as the console shows them: counts per warning and version, rates per zone and vessel, and the
+boats inside the warned zone (by their latest AIS fix) to call by radio.
+
+The figures come from :mod:`alerts.ack_stats` (the same ones ``alimcast acks show`` prints); this module only
+shapes them for a page: zone names, the age of each boat's fix, and the boats in the zone whose crews *did*
+confirm, listed after the ones to call so an operator sees a boat move from one list to the other.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from alerts.ack_stats import (
+    TOLD_STATUSES,
+    AckRates,
+    Rate,
+    ack_rates,
+    count_acks_by_alert,
+    unconfirmed_vessels,
+    warned_leaves,
+)
+from alerts.config import Config
+from alerts.models import AlertThread, Delivery
+from alerts.public_models import Acknowledgement
+from subscribers.geo_models import Vessel
+from subscribers.models import Subscription
+from subscribers.positions import current_zones, vessels_in_zones_now
+
+
+def acknowledged_by(session: Session, column: Any, ids: list[int]) -> dict[int, int]:
+    """People who confirmed, per thread (``Delivery.thread_id``) or per alert version (``Delivery.alert_id``:
+    the confirmations of the warning that version belongs to)."""
+    if not ids:
+        return {}
+    if column is Delivery.alert_id:
+        return count_acks_by_alert(session, ids)
+    return dict(session.exec(select(Acknowledgement.thread_id, func.count())
+                             .where(col(Acknowledgement.thread_id).in_(ids))
+                             .group_by(col(Acknowledgement.thread_id))).all())
+
+
+@dataclass(frozen=True, slots=True)
+class BoatRow:
+    """One vessel inside the warned zone, as the operator reads it."""
+
+    mmsi: int
+    name: str
+    lat: float | None
+    lon: float | None
+    fix_age: timedelta | None
+    zones: tuple[str, ...]
+    followers: int
+    told: int
+    confirmed: int
+
+    @property
+    def to_call(self) -> bool:
+        return self.confirmed == 0
+
+
+@dataclass(slots=True)
+class AckView:
+    rates: AckRates
+    zone_rates: list[tuple[str, str, Rate]]
+    vessel_rates: list[tuple[int, str, Rate]]
+    boats: list[BoatRow]
+
+    @property
+    def to_call(self) -> list[BoatRow]:
+        return [b for b in self.boats if b.to_call]
+
+
+def ack_view(session: Session, thread: AlertThread, config: Config, now: datetime,
+             zone_name: Any) -> AckView:
+    """Everything the one-alert page shows about confirmations of ``thread`` at ``now``."""
+    names = config.zone_value_names
+    stale = timedelta(hours=config.vessel_stale_after_hours)
+    rates = ack_rates(session, thread, names)
+    calls = unconfirmed_vessels(session, thread, now=now, value_names=names, stale_after=stale)
+    boats = [BoatRow(mmsi=v.mmsi, name=v.name, lat=v.last_lat, lon=v.last_lon,
+                     fix_age=now - v.last_fix_at if v.last_fix_at else None, zones=v.zones,
+                     followers=v.followers, told=v.told, confirmed=0) for v in calls]
+    leaves = warned_leaves(session, thread, names)
+    confirmed = sorted(vessels_in_zones_now(session, leaves, at=now, stale_after=stale) - {v.mmsi for v in calls})
+    boats += _confirmed_boats(session, thread, confirmed, set(leaves), now)
+    vessel_names = dict(session.exec(select(Vessel.mmsi, Vessel.name)
+                                     .where(col(Vessel.mmsi).in_(list(rates.by_vessel))))) if rates.by_vessel else {}
+    return AckView(
+        rates=rates,
+        zone_rates=[(code, zone_name(code) or code, r) for code, r in sorted(rates.by_zone.items())],
+        vessel_rates=[(mmsi, vessel_names.get(mmsi) or "", r) for mmsi, r in sorted(rates.by_vessel.items())],
+        boats=boats)
+
+
+def _confirmed_boats(session: Session, thread: AlertThread, mmsis: list[int], leaves: set[str],
+                     now: datetime) -> list[BoatRow]:
+    """The boats in the zone of whose followers at least one confirmed (``unconfirmed_vessels`` leaves them out)."""
+    if not mmsis:
+        return []
+    followers: dict[int, set[int]] = defaultdict(set)
+    for mmsi, sid in session.exec(select(Subscription.mmsi, Subscription.subscriber_id)
+                                  .where(Subscription.kind == "vessel", col(Subscription.mmsi).in_(mmsis))):
+        if mmsi is not None:
+            followers[mmsi].add(sid)
+    everyone = sorted({sid for people in followers.values() for sid in people})
+    acked = set(session.exec(select(Acknowledgement.subscriber_id).where(
+        Acknowledgement.thread_id == thread.id, col(Acknowledgement.subscriber_id).in_(everyone))).all())
+    told = set(session.exec(select(Delivery.subscriber_id).where(
+        Delivery.thread_id == thread.id, Delivery.reminder_seq == 0, col(Delivery.subscriber_id).in_(everyone),
+        col(Delivery.status).in_(TOLD_STATUSES))).all())
+
+    out = []
+    for v in session.exec(select(Vessel).where(col(Vessel.mmsi).in_(mmsis)).order_by(col(Vessel.mmsi))):
+        people = followers.get(v.mmsi, set())
+        out.append(BoatRow(mmsi=v.mmsi, name=v.name, lat=v.last_lat, lon=v.last_lon,
+                           fix_age=now - v.last_fix_at if v.last_fix_at else None,
+                           zones=tuple(sorted(current_zones(session, v.mmsi) & leaves)), followers=len(people),
+                           told=len(people & told), confirmed=len(people & acked)))
+    return out
+
+
+def age(delta: timedelta | None) -> str:
+    """A fix's age as an operator says it: ``4 min``, ``2 h 05 min``."""
+    if delta is None:
+        return "—"
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
