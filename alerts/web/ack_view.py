@@ -89,8 +89,9 @@ def ack_view(session: Session, thread: AlertThread, config: Config, now: datetim
     leaves = warned_leaves(session, thread, names)
     confirmed = sorted(vessels_in_zones_now(session, leaves, at=now, stale_after=stale) - {v.mmsi for v in calls})
     boats += _confirmed_boats(session, thread, confirmed, set(leaves), now)
+    followed = list(rates.by_vessel)
     vessel_names = dict(session.exec(select(Vessel.mmsi, Vessel.name)
-                                     .where(col(Vessel.mmsi).in_(list(rates.by_vessel))))) if rates.by_vessel else {}
+                                     .where(col(Vessel.mmsi).in_(followed))).all()) if followed else {}
     return AckView(
         rates=rates,
         zone_rates=[(code, zone_name(code) or code, r) for code, r in sorted(rates.by_zone.items())],

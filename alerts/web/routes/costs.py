@@ -15,10 +15,11 @@ from fastapi.responses import Response
 from sqlmodel import select
 
 from alerts.cli.costs import book_of, last_months
-from alerts.cost_report import breakdown, monthly_series, monthly_summary
+from alerts.cost_report import Figures, breakdown, monthly_series, monthly_summary
 from alerts.costs import month_of
 from alerts.models import CostEntry
 from alerts.web.context import DB, WebContext, web_context
+from alerts.web.notices import zone_name
 from alerts.web.templating import NAV, page
 
 router = APIRouter()
@@ -44,9 +45,16 @@ def costs_page(request: Request, session: DB, month: str | None = None,
     month = _month(month, ctx)
     months = sorted(set(session.exec(select(CostEntry.month).distinct())) | {month}, reverse=True)
     summary = monthly_summary(session, month, book_of(ctx.config))
-    groups = [(label, breakdown(session, month, by)) for by, label in SHOWN_BREAKDOWNS]
+    groups = [(label, _named(by, breakdown(session, month, by))) for by, label in SHOWN_BREAKDOWNS]
     return page(request, "costs.html", title="Costs", month=month, months=months, summary=summary,
                 report=summary.report_json(), groups=groups)
+
+
+def _named(by: str, groups: dict[str, Figures]) -> dict[str, Figures]:
+    """Zone codes as people say them (인천·경기북부앞바다 S1251100); other keys are names already."""
+    if by != "zone":
+        return groups
+    return {f"{zone_name(key)} {key}" if zone_name(key) else key: fig for key, fig in groups.items()}
 
 
 @router.get("/costs/chart.svg")
