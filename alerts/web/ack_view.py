@@ -8,6 +8,7 @@ confirm, listed after the ones to call so an operator sees a boat move from one 
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,12 +77,40 @@ class AckView:
         return [b for b in self.boats if b.to_call]
 
 
-def ack_view(session: Session, thread: AlertThread, config: Config, now: datetime,
-             zone_name: Any) -> AckView:
-    """Everything the one-alert page shows about confirmations of ``thread`` at ``now``."""
+#: How long the rates per zone and vessel of a warning are reused while nobody new confirmed. ``ack_rates`` reads
+#: every person the warning reached (a national warning: hundreds of thousands of rows), and the page asks again
+#: every few seconds; a new confirmation is seen at once (it changes the key), a newly told person within this.
+RATES_TTL = timedelta(seconds=15)
+_rates_lock = threading.Lock()
+
+
+def cached_ack_rates(session: Session, thread: AlertThread, names: tuple[str, ...], now: datetime,
+                     cache: dict[tuple[int, int], tuple[datetime, AckRates]]) -> AckRates:
+    """``ack_rates``, reused from ``cache`` (one per app: ``WebContext.extras``) while the warning's number of
+    confirmations is unchanged and the figures are younger than :data:`RATES_TTL`."""
+    acked = session.exec(select(func.count()).select_from(Acknowledgement)
+                         .where(Acknowledgement.thread_id == thread.id)).one()
+    key = (thread.id or 0, acked)
+    with _rates_lock:
+        hit = cache.get(key)
+    if hit is not None and timedelta(0) <= now - hit[0] < RATES_TTL:
+        return hit[1]
+    rates = ack_rates(session, thread, names)
+    with _rates_lock:
+        for old in [k for k, (at, _) in cache.items() if k[0] == key[0] or now - at >= RATES_TTL]:
+            del cache[old]
+        cache[key] = (now, rates)
+    return rates
+
+
+def ack_view(session: Session, thread: AlertThread, config: Config, now: datetime, zone_name: Any,
+             cache: dict[tuple[int, int], tuple[datetime, AckRates]] | None = None) -> AckView:
+    """Everything the one-alert page shows about confirmations of ``thread`` at ``now`` (rates reused from
+    ``cache`` when given; the boats to call are read afresh every time)."""
     names = config.zone_value_names
     stale = timedelta(hours=config.vessel_stale_after_hours)
-    rates = ack_rates(session, thread, names)
+    rates = ack_rates(session, thread, names) if cache is None else cached_ack_rates(session, thread, names, now,
+                                                                                      cache)
     calls = unconfirmed_vessels(session, thread, now=now, value_names=names, stale_after=stale)
     boats = [BoatRow(mmsi=v.mmsi, name=v.name, lat=v.last_lat, lon=v.last_lon,
                      fix_age=now - v.last_fix_at if v.last_fix_at else None, zones=v.zones,

@@ -196,3 +196,32 @@ def test_costs_page_shows_the_report_and_the_chart(make_web_env: Any, live_serve
     assert "Before AlimTalk (old invoice)" in body
     assert page.request.get(server.url + "/costs/chart.svg?month=2026-13").status == 400
     screenshot(page, "costs")
+
+
+def test_rates_are_reused_until_someone_confirms(harbour: tuple[Pipeline, LiveServer, Path]) -> None:
+    """The page asks every few seconds; the rates (every person told) are read again only when a confirmation
+    arrived or they are older than RATES_TTL. The boats to call are read afresh every time."""
+    from alerts.acks import record_ack
+    from alerts.web.ack_view import RATES_TTL, ack_view
+    from alerts.web.notices import zone_name
+
+    pipeline, _, tmp = harbour
+    publish(tmp, cap_xml("ACK2", sent=NOW, zones=[ZONE], severity="Severe", event="풍랑경보",
+                         expires=NOW + timedelta(hours=6)))
+    pipeline.run_once()
+    cache: dict = {}
+    with session_scope(pipeline.engine) as s:
+        thread = s.exec(select(AlertThread)).one()
+        first = ack_view(s, thread, pipeline.config, NOW, zone_name, cache)
+        again = ack_view(s, thread, pipeline.config, NOW + timedelta(seconds=5), zone_name, cache)
+        assert again.rates is first.rates and len(again.to_call) == 3
+        d = s.exec(select(Delivery).order_by(Delivery.id)).first()
+        assert d is not None
+        record_ack(s, thread.id, d.subscriber_id, d.alert_id, now=NOW)  # type: ignore[arg-type]
+    with session_scope(pipeline.engine) as s:
+        thread = s.exec(select(AlertThread)).one()
+        after = ack_view(s, thread, pipeline.config, NOW + timedelta(seconds=6), zone_name, cache)
+        assert after.rates is not first.rates and after.rates.total.acked == 1
+        later = ack_view(s, thread, pipeline.config, NOW + timedelta(seconds=6) + RATES_TTL, zone_name, cache)
+        assert later.rates is not after.rates and later.rates.total.to_json() == after.rates.total.to_json()
+        assert len(cache) == 1  # older figures of the warning are dropped

@@ -54,7 +54,8 @@ def _detail(session: Session, ctx: WebContext, record: AlertRecord) -> dict:
     layer = alert_layer(record.body, zone_outlines(session), css=f"sev-{record.severity}", title=record.event,
                         value_names=ctx.config.zone_value_names)
     latest = versions[-1]
-    acks = ack_view(session, thread, ctx.config, ctx.now(), zone_name) if thread else None
+    acks = ack_view(session, thread, ctx.config, ctx.now(), zone_name,
+                    ctx.extras.setdefault("ack_rates_cache", {})) if thread else None
     return {"record": record, "thread": thread, "versions": versions, "per_version": per_version,
             "progress": whole or per_version[record.id], "alert": alert, "message": rendered,
             "message_is_sample": sample is None, "layer": layer, "map_svg": render_map([layer]),
