@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import shapely
 from alimcast_testkit import cap_xml
+from playwright.sync_api import expect
 from public_testkit import LINK, public_config_text, publish
 from sqlmodel import select
 from web_testkit import PASSWORD, LiveServer
@@ -129,8 +130,9 @@ def test_boats_to_call_and_counts_follow_a_confirmation(harbour: tuple[Pipeline,
         assert len(s.exec(select(Acknowledgement)).all()) == 1
 
     # the console follows by itself (no reload): the count, the rates, and 가호 leaves the boats to call
-    page.wait_for_function("document.querySelector('#n-acknowledged').textContent.trim() === '1'")
-    page.wait_for_selector("#boats tr.confirmed[data-mmsi='440000001']")
+    # (expect() polls from Python: the console's CSP forbids the eval wait_for_function needs)
+    expect(page.locator("#n-acknowledged")).to_have_text("1")
+    expect(page.locator("#boats tr.confirmed[data-mmsi='440000001']")).to_have_count(1)
     assert page.locator("#boats tr.to-call").count() == 2
     assert "confirmed (1)" in page.locator("#boats tr[data-mmsi='440000001']").inner_text()
     assert "1 of 3 told" in page.inner_text("#acks h2") and "33%" in page.inner_text("#acks h2")
@@ -187,7 +189,8 @@ def test_costs_page_shows_the_report_and_the_chart(make_web_env: Any, live_serve
     assert "풍랑" in breakdowns and "kma" in breakdowns and "S1251100" in breakdowns and "nhn" in breakdowns
     chart = page.locator("#cost-chart img")
     chart.scroll_into_view_if_needed()
-    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    expect(chart).to_have_js_property("complete", True)
+    assert chart.evaluate("img => img.naturalWidth") > 0  # the SVG loaded and decoded
     svg = page.request.get(server.url + "/costs/chart.svg?month=2026-11")
     assert svg.ok and svg.headers["content-type"].startswith("image/svg+xml")
     body = svg.text()
