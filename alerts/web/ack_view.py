@@ -12,6 +12,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any
 
 from sqlalchemy import func
@@ -29,6 +30,7 @@ from alerts.ack_stats import (
 from alerts.config import Config
 from alerts.models import AlertThread, Delivery
 from alerts.public_models import Acknowledgement
+from alerts.web.basemap import Layer
 from subscribers.geo_models import Vessel
 from subscribers.models import Subscription
 from subscribers.positions import current_zones, vessels_in_zones_now
@@ -163,3 +165,38 @@ def age(delta: timedelta | None) -> str:
     if minutes < 60:
         return f"{minutes} min"
     return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def boats_map(layer: Layer, outlines: dict[str, Any], zone_codes: list[str], boats: list[BoatRow]) -> str:
+    """The warned zone close up with every boat in it at its latest fix: red to call, green confirmed.
+
+    Drawn with the console's own map (:func:`alerts.web.basemap.render_map`) zoomed to the zone's outlines and
+    the boats; ``""`` when there is nothing to place (no outline imported and no boat)."""
+    from alerts.web.basemap import SCALE, render_map, xy
+
+    points = [xy(b.lat, b.lon) for b in boats if b.lat is not None and b.lon is not None]
+    for code in zone_codes:
+        geometry = outlines.get(code)
+        if geometry is not None:
+            lon0, lat0, lon1, lat1 = geometry.bounds
+            points += [xy(lat0, lon0), xy(lat1, lon1)]
+    if not points:
+        return ""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    span = max(max(xs) - min(xs), (max(ys) - min(ys)) * 1.6, 0.4 * SCALE)  # a 16:10 view, ~40 km at least
+    cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+    width, height = span * 1.3, span * 1.3 / 1.6
+    r = width / 90
+    marks = []
+    for b in boats:
+        if b.lat is None or b.lon is None:
+            continue
+        x, y = xy(b.lat, b.lon)
+        state = "to-call" if b.to_call else "confirmed"
+        label = f"{b.name or b.mmsi} ({b.mmsi}): {'not confirmed' if b.to_call else 'confirmed'}"
+        marks.append(f'<g class="boat {state}" data-mmsi="{b.mmsi}"><title>{escape(label)}</title>'
+                     f'<circle cx="{x:.2f}" cy="{y:.2f}" r="{r:.2f}" stroke-width="{r / 3:.2f}"/>'
+                     f'<text x="{x + r * 1.6:.2f}" y="{y + r * 0.6:.2f}" font-size="{r * 2.2:.2f}">'
+                     f'{escape(b.name or str(b.mmsi))}</text></g>')
+    return render_map([layer], css_class="map boats-map", overlay=f'<g class="boats">{"".join(marks)}</g>',
+                      view=(cx - width / 2, cy - height / 2, width, height))

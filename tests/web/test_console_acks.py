@@ -71,12 +71,13 @@ def harbour(tmp_path: Path, live_server: Callable[[Any], LiveServer],
         followers = {phone: add_subscriber(s, phone, ["S1251400"], name=f"선원{phone[-1]}").id  # another sea
                      for _, _, phone, _ in BOATS if phone}
         fix = NOW - timedelta(minutes=12)
-        for mmsi, name, phone, zone in BOATS:
+        for i, (mmsi, name, phone, zone) in enumerate(BOATS):
+            lat, lon = 37.48 + 0.1 * i, 125.72 + 0.12 * i
             add_vessel(s, mmsi, name, subscribers=[followers[phone]] if phone else [])  # type: ignore[list-item]
             vessel = s.exec(select(Vessel).where(Vessel.mmsi == mmsi)).one()
-            vessel.last_lat, vessel.last_lon, vessel.last_fix_at = 37.61, 125.93, fix
+            vessel.last_lat, vessel.last_lon, vessel.last_fix_at = lat, lon, fix
             s.add(vessel)
-            s.add(VesselPosition(mmsi=mmsi, lat=37.61, lon=125.93, at=fix, source="test"))
+            s.add(VesselPosition(mmsi=mmsi, lat=lat, lon=lon, at=fix, source="test"))
             s.add(VesselZoneVisit(mmsi=mmsi, zone_code=zone, entered_at=NOW - timedelta(hours=1)))
         add_user(s, "park", PASSWORD, "operator")
     server = live_server(create_app(config, engine=pipeline.engine, extras={"refresh_ms": 400}))
@@ -114,6 +115,7 @@ def test_boats_to_call_and_counts_follow_a_confirmation(harbour: tuple[Pipeline,
     assert "가호" in row.inner_text() and "12 min ago" in row.inner_text() and "1 / 1" in row.inner_text()
     assert "nobody follows it" in page.locator("#boats tr[data-mmsi='440000003']").inner_text()
     assert "0 of 3 told" in page.inner_text("#acks h2")
+    assert page.locator("svg.boats-map .boat.to-call").count() == 3
     screenshot(page, "before")
 
     # the crew of 가호 confirm on a phone, on the public page their message links to
@@ -136,6 +138,8 @@ def test_boats_to_call_and_counts_follow_a_confirmation(harbour: tuple[Pipeline,
     assert page.locator("#boats tr.to-call").count() == 2
     assert "confirmed (1)" in page.locator("#boats tr[data-mmsi='440000001']").inner_text()
     assert "1 of 3 told" in page.inner_text("#acks h2") and "33%" in page.inner_text("#acks h2")
+    assert page.locator("svg.boats-map .boat.to-call").count() == 2
+    assert page.locator("svg.boats-map .boat.confirmed[data-mmsi='440000001']").count() == 1
     vessels = page.inner_text("#ack-vessels")
     assert "가호" in vessels and "100%" in vessels and "나호" in vessels
     assert "0%" in page.inner_text("#ack-zones")  # 김선장, told by zone, has not confirmed
