@@ -145,6 +145,8 @@ def test_boats_to_call_and_counts_follow_a_confirmation(harbour: tuple[Pipeline,
     assert "0%" in page.inner_text("#ack-zones")  # 김선장, told by zone, has not confirmed
     screenshot(page, "after")
 
+    page.goto(server.url + "/alerts")
+    assert page.inner_text("table tbody tr >> nth=0 >> td >> nth=-1") == "1"  # the "confirmed" column
     page.goto(server.url + "/")
     assert page.inner_text(".alert-item .n-acknowledged") == "1"
     screenshot(page, "now")
