@@ -54,6 +54,7 @@ from alerts.delivery.providers.base import (
     SendOutcome,
 )
 from alerts.delivery.rate import SendWindow
+from alerts.delivery.shared_rate import SharedSendWindow, provider_timeout, window_for
 from alerts.delivery.sms import build_fallback
 from alerts.models import AlertRecord, AlertThread, Delivery
 from alerts.sqlutil import id_in, id_list
@@ -115,12 +116,15 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
 
 class Dispatcher:
     def __init__(self, engine: Engine, config: Config, provider: Provider, *,
-                 clock: Callable[[], datetime] = utcnow, window: SendWindow | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 window: SendWindow | SharedSendWindow | None = None) -> None:
         self.engine = engine
         self.config = config
         self.provider = provider
         self.clock = clock
-        self.window = window or SendWindow(config.provider.rate_per_second)
+        # shared by every worker on PostgreSQL (one provider account, one rate): alerts/delivery/shared_rate.py
+        self.window = window or window_for(engine, config.provider.rate_per_second,
+                                           attempt_seconds=provider_timeout(config))
         self.batch_size = batch_size_for(config.provider.batch_size, provider.max_batch, self.window.capacity)
         #: Set to stop: a wait for the rate ends at once and no new batch is claimed.
         self.stop = threading.Event()
