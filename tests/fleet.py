@@ -69,7 +69,8 @@ class Fleet:
     """The account (a loopback server limited to ``rate`` recipients per second, as configured), a queued
     fan-out of ``people`` recipients on ``db_url``, and the workers sending it."""
 
-    def __init__(self, work: Path, db_url: str, srv: NhnTestServer, *, rate: int, extra: str = "") -> None:
+    def __init__(self, work: Path, db_url: str, srv: NhnTestServer, *, rate: int, extra: str = "",
+                 poll_seconds: float = 60) -> None:
         self.work = work
         self.srv = srv
         self.rate = rate
@@ -78,6 +79,7 @@ class Fleet:
                            extra=extra)
         # retry_attempts = 1: a 429 must reach the dispatcher (and be counted), not be retried inside the adapter
         text = text.replace("rate_per_second = 1000", f"rate_per_second = {rate}\nretry_attempts = 1")
+        text = text.replace("interval_seconds = 60", f"interval_seconds = {poll_seconds:g}")
         self.cfg = work / "config.toml"
         self.cfg.write_text(text, encoding="utf-8")
         self.env = {**os.environ, "T_APP_KEY": srv.app_key, "T_SECRET_KEY": srv.secret_key,

@@ -20,6 +20,7 @@ app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
 OPTIONAL = {"subscribers": "People and their zones.", "zones": "KMA warning zones and their polygons.",
             "vessels": "Vessels and AIS positions."}
 OPTIONAL["alerts"] = "Recent alerts and what became of one alert's messages."
+OPTIONAL["workers"] = "The alimcast run workers sharing this database."
 for _name, _help in OPTIONAL.items():
     try:
         _module = importlib.import_module(f"alerts.cli.{_name}")

@@ -23,6 +23,7 @@ from alerts.db import session_scope
 from alerts.delivery.loop import DispatchLoop
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
+from alerts.workers import Heartbeat
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
 
@@ -79,17 +80,28 @@ def _run_forever(pipeline: Pipeline) -> None:
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
     previous = _stop_on_signals(scheduler, loop)
     loop.start()
+    heartbeat = start_heartbeat(pipeline, loop)
     for stream in streams:
         stream.start()
     try:
         scheduler.run_forever(handle_signals=False)
     finally:
         loop.stop(timeout=2.0)
+        heartbeat.stop()
         for stream in streams:
             stream.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
     log.info("stopped cleanly")
+
+
+def start_heartbeat(pipeline: Pipeline, loop: DispatchLoop) -> Heartbeat:
+    """This process's row in the worker registry (``alimcast workers status``), refreshed every 2 s."""
+    window = pipeline.dispatcher.window
+    heartbeat = Heartbeat(pipeline.engine, polls=pipeline.lease.holding, in_flight=window.in_flight,
+                          sent=lambda: loop.sent.accepted)
+    heartbeat.start()
+    return heartbeat
 
 
 def _stop_on_signals(scheduler: FeedScheduler, loop: DispatchLoop) -> dict[int, object]:

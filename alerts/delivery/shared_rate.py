@@ -127,6 +127,11 @@ class SharedSendWindow:
     def wake(self) -> None:
         self._wake.set()
 
+    def in_flight(self) -> int:
+        """Recipients of this process's requests not answered yet (for the worker registry)."""
+        with self._lock:
+            return sum(t.recipients for t in self._flying.values())
+
     # -- the table ------------------------------------------------------------------------------
     def _wait(self, recipients: int, stop: threading.Event | None, *, take: bool) -> SharedTicket | bool | None:
         failing_since: float | None = None
