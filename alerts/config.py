@@ -14,7 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from alerts.config_schema import UnknownKey, check_known_keys
 from alerts.render import GROUP_VARIABLES, VARIABLES, unknown_variables
+from alerts.urlmask import register_secret
 from feeds.model import SEVERITY_RANK
 from feeds.registry import PARSERS, get_parser
 from feeds.signature import SignatureOptionError
@@ -167,6 +169,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
 
 
 def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
+    check_schema(raw)
     base_dir = path.resolve().parent if path else Path.cwd()
     db = _table(raw, "database")
     provider = _table(raw, "provider")
@@ -387,7 +390,7 @@ def _feed(index: int, f: dict[str, Any]) -> FeedConfig:
     return FeedConfig(
         name=name,
         kind=kind,
-        url=_str(f, f"feeds {name}", "url"),
+        url=feed_url(f, name),
         interval_seconds=_number(f, f"feeds {name}", "interval_seconds", 300, minimum=1),
         options=options,
         max_links=int(_number(f, f"feeds {name}", "max_links", 50, minimum=0)),
@@ -419,6 +422,7 @@ def _check_parser_options(feed: FeedConfig) -> FeedConfig:
 
 
 def _database_url(url: str, base_dir: Path) -> str:
+    url = database_url_scheme(url)
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
         relative = url[len(prefix):]
@@ -435,3 +439,64 @@ def _demo(index: int, d: dict[str, Any]) -> DemoSubscriber:
     if severity not in SEVERITY_RANK:
         raise ConfigError(f"[[{where}]] min_severity", f"must be one of {', '.join(SEVERITY_RANK)}")
     return DemoSubscriber(phone=_str(d, where, "phone"), name=d.get("name", ""), zones=zones, min_severity=severity)
+
+
+# -- additions for issue 12 (strict keys, URL schemes, secrets in feed URLs) ------------------------------
+
+#: What ``[database] url`` may start with. ``postgres://`` and ``postgresql://`` (what hosting panels print)
+#: are read as ``postgresql+psycopg://``: psycopg 3 is the driver alimcast installs.
+DATABASE_SCHEMES = ("sqlite:///", "postgresql+psycopg://")
+_POSTGRES_ALIASES = ("postgres://", "postgresql://")
+
+
+def check_schema(raw: dict[str, Any]) -> None:
+    """Unknown tables and keys are errors (see ``alerts/config_schema.py`` to register new ones)."""
+    try:
+        check_known_keys(raw)
+    except UnknownKey as exc:
+        raise ConfigError(exc.where, exc.message) from None
+
+
+def database_url_scheme(url: str) -> str:
+    """``env:VAR`` is read from the environment (a PostgreSQL password stays out of the file); an unknown
+    scheme is one line naming the ones that work, not a traceback from SQLAlchemy."""
+    if url.startswith("env:"):
+        url = _secret(url, "[database] url", required=True) or ""
+    for alias in _POSTGRES_ALIASES:
+        if url.startswith(alias):
+            return "postgresql+psycopg://" + url[len(alias):]
+    if url.startswith(DATABASE_SCHEMES):
+        return url
+    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+    raise ConfigError("[database] url", f"unsupported scheme {scheme!r}: use sqlite:///PATH or "
+                      "postgresql+psycopg://USER@HOST/DB (postgres:// and postgresql:// are read as "
+                      "postgresql+psycopg://)")
+
+
+def feed_url(f: dict[str, Any], name: str) -> str:
+    """The feed URL with secrets from the environment: ``url = "env:VAR"`` for a whole URL, or a ``params``
+    table appended to the query, where a value ``env:VAR`` is read from the environment (a data.go.kr
+    ``serviceKey`` never has to be written into the file)."""
+    where = f"[[feeds]] {name}"
+    url = _str(f, f"feeds {name}", "url")
+    if url.startswith("env:"):
+        url = _secret(url, f"{where} url", required=True) or ""
+        register_secret(url)
+    params = f.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where} params", "must be a table, e.g. { serviceKey = \"env:DATA_GO_KR_KEY\" }")
+    if not params:
+        return url
+    from urllib.parse import quote
+
+    parts: list[str] = []
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{where} params.{key}", "must be a string or a number")
+        text = str(value)
+        if text.startswith("env:"):
+            text = _secret(text, f"{where} params.{key}", required=True) or ""
+            register_secret(text)
+        # data.go.kr hands out keys both URL-encoded and not: an encoded one is passed as it is
+        parts.append(f"{quote(str(key), safe='')}={text if '%' in text else quote(text, safe='')}")
+    return url + ("&" if "?" in url else "?") + "&".join(parts)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from alerts.audience import Audience
+from alerts.catchup import catch_up_new
 from alerts.config import Config, FeedConfig
 from alerts.db import make_engine, session_scope, upgrade
 from alerts.delivery.dispatch import Dispatcher, DispatchReport, ResultsReport
@@ -121,7 +122,7 @@ class Pipeline:
             log.error("%s", line)
         summary.feed_errors.extend(outcome.errors)
         if outcome.skipped or outcome.not_modified:
-            log.info("feed %s: %s", spec.name, "not modified" if outcome.not_modified else "waiting (Retry-After)")
+            log.info("feed %s: %s", spec.name, "not modified" if outcome.not_modified else outcome.skip_reason)
             return outcome
         summary.alerts_parsed += len(outcome.alerts)
         now = utcnow()
@@ -147,6 +148,7 @@ class Pipeline:
         with self.lock, session_scope(self.engine) as session:
             summary.threads_expired += expire_threads(session, now)
             report = fan_out_pending(session, self.config, self.audience, now=now, zone_name=zone_name)
+            report.add(catch_up_new(session, self.config, self.audience, now=now, zone_name=zone_name))
         summary.fanout.add(report)
         if report.queued:
             self.wake.set()

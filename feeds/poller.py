@@ -81,6 +81,9 @@ class PollOutcome:
     complete: bool = False
     #: The poll did not run because the server asked us to wait (``Retry-After``) until later.
     skipped: bool = False
+    #: Why it was skipped: "Retry-After" only when a server sent one, else "not due yet" (after a failure
+    #: the next poll waits one interval).
+    skip_reason: str = ""
 
 
 def poll_feed(
@@ -105,6 +108,8 @@ def poll_feed(
     early_by = timedelta(seconds=spec.interval_seconds * _EARLY_SHARE)
     if not force and state.next_poll_at is not None and now + early_by < state.next_poll_at:
         outcome.skipped = True
+        sent_retry_after = state.consecutive_failures > 0 and "(Retry-After " in (state.last_error or "")
+        outcome.skip_reason = "waiting (Retry-After)" if sent_retry_after else "not due yet"
         return outcome
 
     try:
@@ -281,7 +286,8 @@ def _fail(spec: FeedSpec, store: FeedStateStore, state: FeedState, outcome: Poll
           line: str, status: int | None, *, record_only: bool = False) -> PollOutcome:
     if not record_only:
         outcome.errors.append(line)
-    log.warning("%s", line)
+    # the caller logs outcome.errors once (the pipeline); logging here too printed every feed error twice
+    log.debug("%s", line)
     state.last_error = line
     state.last_error_at = now
     state.consecutive_failures += 1

@@ -1,7 +1,9 @@
 """Bulk subscriber import from CSV: a million rows in well under a minute, idempotent, bad lines reported.
 
 Header: ``phone,name,zones,min_severity`` plus optional ``language``, ``categories``, ``hazards`` and ``quiet_hours``
-("22:00-06:00"); ``zones`` holds space-separated codes or names. The export of ``subscribers.store`` writes
+("22:00-06:00"); ``zones`` holds codes or names separated by spaces, commas or ``;``. ``points``,
+``vessels`` and ``status`` (written by ``subscribers export``) are applied by ``subscribers.roundtrip``.
+The export of ``subscribers.store`` writes
 the same header, so an export imports back unchanged.
 
 Why it is written this way:
@@ -50,7 +52,9 @@ from subscribers.preferences import (
 from subscribers.sqltypes import utcnow
 
 REQUIRED_COLUMNS = ("phone", "zones")
-KNOWN_COLUMNS = ("phone", "name", "zones", "min_severity", "language", "categories", "quiet_hours", "hazards")
+KNOWN_COLUMNS = ("phone", "name", "zones", "min_severity", "language", "categories", "quiet_hours", "hazards",
+                 # written by `subscribers export`, applied after the bulk import by subscribers.roundtrip
+                 "points", "vessels", "status")
 CHUNK_ROWS = 20_000
 #: Bound parameters per IN (...) query: below SQLite's 32,766 and PostgreSQL's 65,535 limits.
 IN_BATCH = 10_000
@@ -112,7 +116,9 @@ class _Parser:
 
     def parse(self, line: int, record: dict[str, str]) -> _Row:
         phone = normalize(record.get("phone") or "")
-        zones = self._zone_list(record.get("zones") or "")
+        others = (record.get("points") or "").strip() or (record.get("vessels") or "").strip()
+        zones = self._zone_list(record.get("zones") or "") if not others or (record.get("zones") or "").strip() \
+            else []  # a person with only points or vessels has no zones
         name = (record.get("name") or "").strip()
         if len(name) > MAX_NAME:
             raise PreferenceError(f"name: longer than {MAX_NAME} characters")
@@ -126,7 +132,7 @@ class _Parser:
     def _zone_list(self, text: str) -> list[str]:
         cached = self._zones.get(text)
         if cached is None:
-            items = text.replace(",", " ").split()
+            items = text.replace(",", " ").replace(";", " ").split()
             try:
                 cached = zone_catalogue.expand_many(items) if items else "zones: empty"
             except zone_catalogue.ZoneError as exc:

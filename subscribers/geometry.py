@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,11 +140,13 @@ def _drop_degenerate_rings(gj: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 def import_zone_geojson(session: Session, path: Path | str, code_property: str = "WarnCode", *,
-                        name_property: str | None = None, source: str | None = None) -> ZoneImportReport:
+                        name_property: str | None = None, source: str | None = None,
+                        known: Callable[[str], bool] | None = None) -> ZoneImportReport:
     """Load every Polygon/MultiPolygon feature as the outline of zone ``properties[code_property]``.
 
     Existing outlines with the same code are replaced (re-importing a newer export is the update path).
-    Raises ZoneImportError only when the file itself is unusable.
+    Raises ZoneImportError only when the file itself is unusable. With ``known``, a feature whose code it
+    refuses is skipped (a typo'd code would be an outline no warning ever names).
     """
     path = Path(path)
     features = read_geojson_features(path)
@@ -163,6 +165,9 @@ def import_zone_geojson(session: Session, path: Path | str, code_property: str =
         code = str(raw_code).strip()
         if code in seen:
             report.skipped.append(f"feature {index}: duplicate code {code}")
+            continue
+        if known is not None and not known(code):
+            report.skipped.append(f"feature {index}: unknown zone code {code} (not in the KMA zone catalogue)")
             continue
         try:
             geom, note = feature_geometry(feature, index, code)

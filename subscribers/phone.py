@@ -49,7 +49,7 @@ def normalize(raw: str) -> str:
     else:
         nsn = _parse_with_library(raw, cleaned)
     if nsn.startswith("10") and len(nsn) != 10:
-        raise PhoneError(f"phone {mask(raw)!r}: an 010 number has 11 digits")
+        raise PhoneError(f"phone {mask_as_typed(raw)!r}: an 010 number has 11 digits")
     return "0" + nsn
 
 
@@ -57,13 +57,13 @@ def _parse_with_library(raw: str, cleaned: str) -> str:
     try:
         number = phonenumbers.parse(cleaned, "KR")
     except NumberParseException:
-        raise PhoneError(f"phone {mask(raw)!r}: not a phone number") from None
+        raise PhoneError(f"phone {mask_as_typed(raw)!r}: not a phone number") from None
     if number.country_code != 82:
-        raise PhoneError(f"phone {mask(raw)!r}: not a Korean number (+{number.country_code})")
+        raise PhoneError(f"phone {mask_as_typed(raw)!r}: not a Korean number (+{number.country_code})")
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError(f"phone {mask(raw)!r}: not a valid Korean number (wrong length or unassigned)")
+        raise PhoneError(f"phone {mask_as_typed(raw)!r}: not a valid Korean number (wrong length or unassigned)")
     if phonenumbers.number_type(number) != PhoneNumberType.MOBILE:
-        raise PhoneError(f"phone {mask(raw)!r}: not a mobile number (AlimTalk and SMS need a mobile)")
+        raise PhoneError(f"phone {mask_as_typed(raw)!r}: not a mobile number (AlimTalk and SMS need a mobile)")
     return phonenumbers.national_significant_number(number)
 
 
@@ -86,3 +86,35 @@ def mask(phone: str) -> str:
     if len(digits) >= 4:
         return "*" * (len(digits) - 2) + digits[-2:]
     return "*" * len(digits) if digits else (phone or "")[:1] + "…"
+
+
+def mask_as_typed(raw: str) -> str:
+    """Mask what the operator typed in its own shape: "02-123-4567" -> "02-1**-4567".
+
+    Why: ``mask`` rebuilds an 010-style number from the digits, so a rejected landline came back as
+    "021-****-4567", a number nobody typed. Here separators stay where they were; every digit but the
+    first three and the last four is hidden (numbers too short for that show only their last two).
+    """
+    text = raw or ""
+    positions = [i for i, ch in enumerate(text) if ch.isdigit()]
+    if len(positions) >= 8:
+        hidden = set(positions[3:-4])
+    elif len(positions) >= 4:
+        hidden = set(positions[:-2])
+    else:
+        hidden = set(positions)
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(text))
+
+
+def mask_distinct(phone: str) -> str:
+    """"010-3***-0001": the list's mask, which tells 010-3000-0001 from 010-4000-0001.
+
+    One more digit than ``mask`` (the first of the middle block) leaves 1,000 numbers per mask, still not
+    enough to call someone; people the mask cannot tell apart are told apart by their id.
+    """
+    digits = "".join(_DIGITS.findall(phone or ""))
+    if len(digits) == 11:
+        return f"{digits[:3]}-{digits[3]}***-{digits[-4:]}"
+    if len(digits) == 10:
+        return f"{digits[:3]}-{digits[3]}**-{digits[-4:]}"
+    return mask(phone)

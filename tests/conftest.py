@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +15,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgserver import PgServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: The read-only reference corpus (CAP/KMA samples, zone outlines): ../shared beside the checkout, as CI lays it,
+#: or wherever $ALIMCAST_SHARED points (a worktree elsewhere).
+SHARED = Path(os.environ.get("ALIMCAST_SHARED") or REPO.parent / "shared")
 _db_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} is absent: the third-party corpus is not available here")
+        pytest.skip(f"{SHARED} is absent: the third-party corpus is not available here (set ALIMCAST_SHARED)")
     return SHARED
 
 

@@ -18,7 +18,9 @@ app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
 
 #: Sub-apps living in their own modules; a missing one only hides its commands.
 OPTIONAL = {"subscribers": "People and their zones.", "zones": "KMA warning zones and their polygons.",
-            "vessels": "Vessels and AIS positions."}
+            "vessels": "Vessels and AIS positions.",
+            "templates": "Message templates as the recipient reads them.",
+            "provider": "Check the provider account, sender key and templates without sending."}
 OPTIONAL["alerts"] = "Recent alerts and what became of one alert's messages."
 OPTIONAL["workers"] = "The alimcast run workers sharing this database."
 for _name, _help in OPTIONAL.items():
@@ -29,6 +31,23 @@ for _name, _help in OPTIONAL.items():
             raise
         continue
     app.add_typer(_module.app, name=_name, help=_help)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"alimcast {version('alimcast')}")
+        except PackageNotFoundError:
+            typer.echo("alimcast (not installed as a package)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """alimcast: warnings from CAP/KMA feeds to KakaoTalk AlimTalk, with SMS/LMS fallback."""
 
 
 def main() -> None:

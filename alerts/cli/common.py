@@ -17,8 +17,9 @@ import typer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from alerts.config import Config, ConfigError, load_config
+from alerts.config import Config, ConfigError, load_config, resolve_config_path
 from alerts.db import make_engine, session_scope, upgrade
+from alerts.urlmask import install_log_masking
 
 ConfigOption = Annotated[
     Path | None,
@@ -50,7 +51,9 @@ def load(config_path: Path | None) -> Config:
     try:
         return load_config(config_path)
     except ConfigError as exc:
-        fail(f"config: {exc}", EXIT_BAD_CONFIG)
+        path = resolve_config_path(config_path)
+        where = "config" if path is None or exc.key == "config" else path.name  # "config" lines name the path
+        fail(f"{where}: {exc}", EXIT_BAD_CONFIG)
 
 
 def open_context(config_path: Path | None, *, migrate: bool = True) -> AppContext:
@@ -73,5 +76,6 @@ def setup_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    install_log_masking()
     for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

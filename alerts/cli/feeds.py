@@ -12,6 +12,7 @@ from rich.table import Table
 
 from alerts.cli.common import ConfigOption, fail, load, open_context
 from alerts.feedstate import DbFeedStateStore
+from alerts.urlmask import mask_secrets
 from feeds.base import ParseError, ParseResult
 from feeds.fetch import Fetcher, FetchError
 from feeds.model import Alert
@@ -100,10 +101,11 @@ def status(
     for feed in ctx.config.feeds:
         s = store.get(feed.name)
         rows.append({
-            "name": feed.name, "kind": feed.kind, "url": feed.url, "enabled": feed.enabled,
+            "name": feed.name, "kind": feed.kind, "url": mask_secrets(feed.url), "enabled": feed.enabled,
             "healthy": s.consecutive_failures == 0 and s.last_success_at is not None,
             "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
-            "last_error": s.last_error, "last_error_at": s.last_error_at.isoformat() if s.last_error_at else None,
+            "last_error": mask_secrets(s.last_error) if s.last_error else None,
+            "last_error_at": s.last_error_at.isoformat() if s.last_error_at else None,
             "consecutive_failures": s.consecutive_failures, "last_status": s.last_status,
             "alerts_seen": s.alerts_seen,
         })
@@ -126,4 +128,4 @@ def list_feeds(config: ConfigOption = None) -> None:
     """The feeds configured in config.toml."""
     cfg = load(config)
     for feed in cfg.feeds:
-        typer.echo(f"{feed.name}\t{feed.kind}\tevery {feed.interval_seconds:g}s\t{feed.url}")
+        typer.echo(f"{feed.name}\t{feed.kind}\tevery {feed.interval_seconds:g}s\t{mask_secrets(feed.url)}")

@@ -18,11 +18,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import col, select
 
-from alerts.cli.common import ConfigOption, fail, load, setup_logging
+from alerts.cli.common import EXIT_BAD_CONFIG, ConfigOption, fail, load, setup_logging
 from alerts.db import session_scope
 from alerts.delivery.loop import DispatchLoop
+from alerts.demo import demo_refusal
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
+from alerts.run_verdict import exit_if_failed, run_verdict
+from alerts.urlmask import mask_secrets
 from alerts.workers import Heartbeat
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
@@ -46,6 +49,8 @@ def run(
     """Poll the feeds, match alerts to subscribers and send them (foreground; Ctrl-C or SIGTERM stops)."""
     setup_logging(verbose)
     cfg = load(config)
+    if refusal := demo_refusal(cfg):
+        fail(refusal, EXIT_BAD_CONFIG)
     try:
         pipeline = Pipeline(cfg)
     except Exception as exc:  # noqa: BLE001 - one line for the operator
@@ -58,6 +63,7 @@ def run(
             collect_until_done(pipeline, summary, results_wait)
             summary_pending(pipeline, summary, started)
             print_run_summary(pipeline, summary, started, cfg.path)
+            exit_if_failed(run_verdict(summary, pipeline.engine, [f.name for f in cfg.feeds if f.enabled]))
             return
         _run_forever(pipeline)
     finally:
@@ -205,4 +211,4 @@ def print_run_summary(pipeline: Pipeline, summary: RunSummary, started: datetime
         table.add_row("cost", "no billed messages in this run")
     console.print(table)
     for line in summary.feed_errors:
-        console.print(f"[red]feed error:[/] {line}")
+        console.print(f"[red]feed error:[/] {mask_secrets(line)}")

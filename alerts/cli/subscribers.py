@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlmodel import Session, col, select
 
-from alerts.cli.common import ConfigOption, fail, open_context
+from alerts.catchup import catch_up_people
+from alerts.cli.common import AppContext, ConfigOption, fail, open_context
+from alerts.demo import DEMO_SOURCE, remove_demo_people
 from subscribers import store
 from subscribers.csv_import import CsvImportError, import_csv
-from subscribers.phone import PhoneError, mask
+from subscribers.models import Subscription
+from subscribers.phone import PhoneError, mask, mask_distinct
 from subscribers.preferences import PreferenceError, format_quiet_hours
+from subscribers.roundtrip import apply_extras, export_all
+from subscribers.sqltypes import utcnow
 from subscribers.zones import ZoneError
 
 app = typer.Typer(help="Manage subscribers (people, their zones and preferences).", no_args_is_help=True)
@@ -57,9 +64,19 @@ def add(
             )
             codes = store.zone_codes_of(session, subscriber.id or 0)
             line = f"{mask(subscriber.phone)} id={subscriber.id} status={subscriber.status} zones={len(codes)}"
+            added_id = subscriber.id or 0
     except _INPUT_ERRORS as exc:
         fail(str(exc))
     typer.echo(f"added {line}")
+    _catch_up(ctx, [added_id])
+
+
+def _catch_up(ctx: AppContext, ids: list[int], since: datetime | None = None) -> None:
+    """A warning in force in their zones reaches the new people now (alerts/catchup.py)."""
+    report = catch_up_people(ctx.engine, ctx.config, ids, since=since)
+    if report.queued:
+        typer.echo(f"{report.queued} message(s) queued: {report.alerts} warning(s) in force in their zones "
+                   "(sent by the running job, or by `alimcast run --once`)")
 
 
 def _point(text: str) -> tuple[float, float, float]:
@@ -73,10 +90,17 @@ def _point(text: str) -> tuple[float, float, float]:
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV with header phone,name,zones,min_severity")],
+    file: Annotated[Path, typer.Argument(help="CSV with header phone,name,zones,min_severity (and the optional "
+                                         "columns of `subscribers export`)")],
     config: ConfigOption = None,
 ) -> None:
-    """Import a CSV (idempotent: importing the same file twice changes nothing)."""
+    """Import a CSV (idempotent: importing the same file twice changes nothing).
+
+    Header: phone,zones required; name, min_severity, language, categories, quiet_hours (22:00-06:00),
+    hazards, points, vessels, status optional. zones: codes or names separated by spaces, ',' or ';'
+    (quote the cell when it holds commas); points: LAT,LON,RADIUS_KM separated by ';'; vessels: MMSIs.
+    A row needs at least one zone, point or vessel. UTF-8 or CP949 (Korean Excel).
+    """
     if not file.is_file():
         fail(f"{file}: no such file")
     ctx = open_context(config)
@@ -89,8 +113,11 @@ def import_(
             def update(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
+            started = utcnow()
             report = import_csv(ctx.engine, file, progress=update, consent_source="csv",
                                 consent_text=f"imported from {file.name}")
+        with ctx.session() as session:
+            report.errors.extend(apply_extras(session, file))
     except CsvImportError as exc:
         fail(str(exc))
     for message in report.errors:
@@ -101,6 +128,7 @@ def import_(
         f"rows {report.rows}: inserted {report.inserted}, updated {report.updated}, "
         f"unchanged {report.unchanged}, merged {report.merged}, skipped {report.skipped}"
     )
+    _catch_up(ctx, [], since=started)
 
 
 @app.command("list")
@@ -115,10 +143,11 @@ def list_(
     with ctx.session() as session:
         people = store.list_subscribers(session, status=status)
         zones = store.zones_by_subscriber(session)
+        places, boats = _points_and_vessels(session)
     records = [
         {
             "id": p.id,
-            "phone": p.phone if show_phone else mask(p.phone),
+            "phone": p.phone if show_phone else mask_distinct(p.phone),
             "name": p.name,
             "status": p.status,
             "min_severity": p.min_severity,
@@ -127,28 +156,100 @@ def list_(
             "hazards": p.hazards or [],
             "quiet_hours": format_quiet_hours(p.quiet_start_min, p.quiet_end_min),
             "zones": zones.get(p.id or 0, []),
+            "points": places.get(p.id or 0, []),
+            "vessels": boats.get(p.id or 0, []),
+            "demo": p.consent_source == DEMO_SOURCE,
         }
         for p in people
     ]
     if as_json:
         typer.echo(json.dumps(records, ensure_ascii=False, indent=1))
         return
+    typer.echo(_fit(f"{'id':>6} {'phone':<13} {'status':<6} {'severity':<8} {'name':<10} reaches"))
     for r in records:
-        zone_text = " ".join(r["zones"][:6]) + (f" (+{len(r['zones']) - 6})" if len(r["zones"]) > 6 else "")
-        typer.echo(f"{r['id']:>6} {r['phone']} {r['status']:<12} {r['min_severity']:<8} {r['name']} {zone_text}")
+        state = _STATUS.get(r["status"], r["status"])
+        typer.echo(_fit(f"{r['id']:>6} {r['phone']:<13} {state:<6} {r['min_severity'][:8]:<8} "
+                        f"{_cells(('(demo) ' if r['demo'] else '') + r['name'], 10)} {_reaches(r)}"))
     typer.echo(f"{len(records)} subscriber(s)")
+
+
+LIST_WIDTH = 80
+_STATUS = {"unsubscribed": "unsub"}
+
+
+def _cells(text: str, width: int) -> str:
+    """Cut or pad to ``width`` terminal cells (Korean characters take two)."""
+    from rich.cells import cell_len, set_cell_size
+
+    if cell_len(text) > width:
+        return set_cell_size(text, width - 1) + "…"
+    return set_cell_size(text, width)
+
+
+def _fit(line: str) -> str:
+    from rich.cells import cell_len
+
+    return _cells(line, LIST_WIDTH).rstrip() if cell_len(line) > LIST_WIDTH else line
+
+
+def _reaches(r: dict[str, Any]) -> str:
+    parts = []
+    if r["zones"]:
+        parts.append(r["zones"][0] + (f" +{len(r['zones']) - 1}" if len(r["zones"]) > 1 else ""))
+    if r["points"]:
+        parts.append(f"{len(r['points'])} point{'s' if len(r['points']) > 1 else ''}")
+    if r["vessels"]:
+        parts.append(f"MMSI {r['vessels'][0]}" + (f" +{len(r['vessels']) - 1}" if len(r["vessels"]) > 1 else ""))
+    if r["quiet_hours"]:
+        parts.append(f"quiet {r['quiet_hours']}")
+    return "; ".join(parts) or "-"
+
+
+def _points_and_vessels(session: Session) -> tuple[dict[int, list[str]], dict[int, list[int]]]:
+    places: dict[int, list[str]] = {}
+    boats: dict[int, list[int]] = {}
+    for sub in session.exec(select(Subscription).where(col(Subscription.kind).in_(("point", "vessel")))):
+        if sub.kind == "point":
+            places.setdefault(sub.subscriber_id, []).append(f"{sub.lat},{sub.lon},{sub.radius_km}")
+        elif sub.mmsi is not None:
+            boats.setdefault(sub.subscriber_id, []).append(sub.mmsi)
+    return places, boats
+
+
+@app.command("remove-demo")
+def remove_demo(config: ConfigOption = None) -> None:
+    """Unsubscribe everyone `alimcast run` created from [[demo.subscribers]] (marked "(demo)" in the list).
+
+    Delete the [[demo.subscribers]] section from config.toml too, or the next run creates them again.
+    """
+    ctx = open_context(config)
+    with ctx.session() as session:
+        removed = remove_demo_people(session)
+    typer.echo(f"removed {removed} demo subscriber(s)")
 
 
 @app.command()
 def export(
-    file: Annotated[Path, typer.Argument(help="CSV to write (full phone numbers: handle with care)")],
+    file: Annotated[Path, typer.Argument(help="CSV to write, or - for standard output (full phone numbers: "
+                                         "handle with care)")],
     config: ConfigOption = None,
 ) -> None:
-    """Export active and paused subscribers as an importable CSV."""
+    """Export active and paused subscribers as a CSV that `subscribers import` reads back unchanged.
+
+    Columns: phone,name,zones,min_severity,language,categories,quiet_hours,hazards,points,vessels,status.
+    zones: codes separated by spaces; points: LAT,LON,RADIUS_KM places separated by ';'; vessels: MMSIs
+    separated by spaces; status: active or paused.
+    """
     ctx = open_context(config)
     try:
         with ctx.session() as session:
-            written = store.export(session, file)
+            if str(file) == "-":
+                written = export_all(session, sys.stdout)
+                sys.stdout.flush()
+                print(f"exported {written} subscriber(s)", file=sys.stderr)
+                return
+            with file.open("w", encoding="utf-8", newline="") as handle:
+                written = export_all(session, handle)
     except OSError as exc:
         fail(f"{file}: cannot write: {exc.strerror or exc}")
     typer.echo(f"exported {written} subscriber(s) to {file}")

@@ -62,7 +62,16 @@ def ingest_ais(
     all_vessels: Annotated[bool, typer.Option("--all-vessels", help="also store unregistered MMSIs")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Read positions, store them and update every vessel's zones; bad lines are reported, never fatal."""
+    """Read positions, store them and update every vessel's zones; bad lines are reported, never fatal.
+
+    JSON lines: one object a line, {"mmsi": 440123456, "lat": 35.1, "lon": 129.04, "at":
+    "2026-05-01T12:00:00+09:00"}; mmsi 1-9 digits (number or string), lat/lon in WGS84 degrees, at an ISO
+    8601 time with its UTC offset (Z or +09:00). NMEA: !AIVDM/!AIVDO sentences (types 1-3, 18, 19, 27),
+    multi-part messages joined, time from the tag block or the moment the line was read.
+
+    A vessel is in a zone only when zone outlines have been imported (`alimcast zones import`): without
+    them, positions are stored but place vessels in no zone.
+    """
     ctx = open_context(config)
     buffer_nm, stale_after = vessel_settings(ctx.config)
 

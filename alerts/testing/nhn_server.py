@@ -1,4 +1,4 @@
-"""A loopback HTTP server that speaks NHN Cloud's AlimTalk API v2.3 (send + message list).
+"""A loopback HTTP server that speaks NHN Cloud's AlimTalk API v2.3 (send, message list, sender, templates).
 
 Why it exists: the adapter's claims (no double send after a timeout, Retry-After honoured, results
 mapped right) can only be proven against something that validates requests the way NHN documents
@@ -34,6 +34,10 @@ from urllib.parse import parse_qs, urlsplit
 KST = timezone(timedelta(hours=9))
 CONTENT_TYPE = "application/json;charset=UTF-8"
 _PATH = re.compile(r"^/alimtalk/v2\.3/appkeys/(?P<appkey>[^/]+)/messages$")
+#: Sender profile lookup and template list (NHN "Sender API v2.3" and "List Templates" of the AlimTalk v2.3
+#: guide): used by ``alimcast provider check``, which reads and never sends.
+_SENDER_PATH = re.compile(r"^/alimtalk/v2\.3/appkeys/(?P<appkey>[^/]+)/senders/(?P<sender>[^/]+)$")
+_TEMPLATES_PATH = re.compile(r"^/alimtalk/v2\.3/appkeys/(?P<appkey>[^/]+)/senders/(?P<sender>[^/]+)/templates$")
 _VAR = re.compile(r"#\{([^}]+)\}")
 _DATE_FMT = "%Y-%m-%d %H:%M"
 
@@ -141,6 +145,8 @@ class NhnTestServer:
         idempotency_window_seconds: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         account_limit_per_second: int | None = None,
+        template_status: Mapping[str, str] | None = None,
+        sender_status: Mapping[str, Any] | None = None,
     ) -> None:
         self.account_limit_per_second = account_limit_per_second
         #: (arrival time, recipients) of every send request counted against the account.
@@ -150,6 +156,11 @@ class NhnTestServer:
         #: Set when a stalled request has arrived (tests wait on it instead of sleeping).
         self.stalled = threading.Event()
         self.app_key = app_key
+        #: templateCode -> NHN template status (TSC01 request, TSC02 inspecting, TSC03 approved, TSC04
+        #: rejected); a template not named here is approved.
+        self.template_status = dict(template_status or {})
+        #: Overrides of the sender profile fields (e.g. {"kakaoProfileStatus": "B", "block": True}).
+        self.sender_status = dict(sender_status or {})
         self.secret_key = secret_key
         self.sender_key = sender_key
         self.templates = dict(templates or {})
@@ -317,6 +328,45 @@ class NhnTestServer:
             raise _ApiError(-1000)
         if headers.get("x-secret-key") != self.secret_key:
             raise _ApiError(-1001)
+
+    def handle_lookup(self, path: str, headers: Mapping[str, str], query: Mapping[str, list[str]]) -> dict[str, Any]:
+        """GET a sender profile or the template list, as NHN documents them (appkey in the path -1000,
+        X-Secret-Key -1001, unknown sender key -2017)."""
+        m = _SENDER_PATH.match(path) or _TEMPLATES_PATH.match(path)
+        assert m is not None
+        if m.group("appkey") != self.app_key:
+            raise _ApiError(-1000)
+        if headers.get("x-secret-key") != self.secret_key:
+            raise _ApiError(-1001)
+        if m.group("sender") != self.sender_key:
+            raise _ApiError(-2017)
+        if _SENDER_PATH.match(path):
+            sender = {
+                "plusFriendId": "@alimcast-test", "senderKey": self.sender_key, "categoryCode": "00100010001",
+                "status": "YSC03", "statusName": "정상 등록", "kakaoStatus": "A", "kakaoStatusName": "정상",
+                "kakaoProfileStatus": "A", "kakaoProfileStatusName": "활성화", "profileSpamLevel": "정상",
+                "profileMessageSpamLevel": "정상",
+                "alimtalk": {"resendAppKey": "sms-appkey" if self.fallback_sender else None,
+                             "isResend": self.fallback_sender is not None, "resendSendNo": self.fallback_sender,
+                             "dailyMaxCount": 0, "sentCount": 0},
+                "dormant": False, "block": False, "createDate": "2026-01-05 10:00:00",
+                "initialUserRestriction": False,
+            }
+            sender.update(self.sender_status)
+            return {"header": _header(0), "sender": sender}
+        wanted = (query.get("templateCode") or [None])[0]
+        templates = [
+            {"plusFriendId": "@alimcast-test", "senderKey": self.sender_key, "plusFriendType": "NORMAL",
+             "templateCode": code, "kakaoTemplateCode": code, "templateName": code, "templateMessageType": "BA",
+             "templateEmphasizeType": "NONE", "templateContent": text,
+             "status": self.template_status.get(code, "TSC03"),
+             "statusName": {"TSC01": "요청", "TSC02": "검수중", "TSC03": "승인", "TSC04": "반려"}.get(
+                 self.template_status.get(code, "TSC03"), ""),
+             "securityFlag": False, "categoryCode": "004001", "createDate": "2026-01-05 10:00:00",
+             "updateDate": "2026-01-06 10:00:00", "buttons": [], "quickReplies": [], "comments": []}
+            for code, text in self.templates.items() if wanted in (None, code)
+        ]
+        return {"header": _header(0), "templateListResponse": {"templates": templates, "totalCount": len(templates)}}
 
     def handle_send(self, headers: Mapping[str, str], raw: bytes) -> dict[str, Any]:
         ctype = headers.get("content-type", "").replace(" ", "").lower()
@@ -597,8 +647,11 @@ class _Handler(BaseHTTPRequestHandler):
         rec = RecordedRequest("GET", split.path, query, headers, None)
         self.owner._record(rec)
         try:
-            self.owner._check_auth(split.path, headers)
-            payload = self.owner.handle_list(query)
+            if _SENDER_PATH.match(split.path) or _TEMPLATES_PATH.match(split.path):
+                payload = self.owner.handle_lookup(split.path, headers, query)
+            else:
+                self.owner._check_auth(split.path, headers)
+                payload = self.owner.handle_list(query)
         except _ApiError as err:
             payload = {"header": _header(err.code, err.message)}
         rec.result_code = payload["header"]["resultCode"]

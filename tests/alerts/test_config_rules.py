@@ -27,7 +27,7 @@ CASES = [
     ('code = "ALIMCAST_ALERT_01"', 'code = "THIS_TEMPLATE_CODE_IS_TOO_LONG"', "[templates.alert] code"),
     ("alimtalk = 8.0", "alimtalk = -1", "[prices] alimtalk"),
     ('secret_key = "env:T_SECRET_KEY"', 'secret_key = "plain-text-secret"', "[provider] secret_key"),
-    ("[templates.cancel]", "[templates.cancelled]", "[templates.cancel]"),
+    ("[templates.cancel]", "[templates.cancelled]", "[templates]"),  # unknown table, did you mean
     ("[prices]", '[vessels]\nais_sources = ["http://receiver:10110"]\n[prices]', "[vessels] ais_sources"),
     ("[prices]", '[vessels]\nais_sources = ["tcp://receiver"]\n[prices]', "[vessels] ais_sources"),
     ("[prices]", '[vessels]\nais_sources = "tcp://receiver:10110"\n[prices]', "[vessels] ais_sources"),

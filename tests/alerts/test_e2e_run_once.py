@@ -91,7 +91,7 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
                    encoding="utf-8")
     done = cli("run", "--once", "--config", str(cfg), env=dict(os.environ))
     assert done.returncode == 2
-    expected = "error: config: [provider] kind: must be one of nhn, dryrun, solapi, not 'kakao'"
+    expected = "error: config.toml: [provider] kind: must be one of nhn, dryrun, solapi, not 'kakao'"
     assert done.stderr.strip().splitlines() == [expected]
 
 

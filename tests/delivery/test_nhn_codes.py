@@ -3,6 +3,7 @@ nobody tests maps everything to UNKNOWN)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from alerts.delivery.providers import codes
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+SHARED = Path(os.environ.get("ALIMCAST_SHARED") or Path(__file__).resolve().parents[2] / ".." / "shared")
 ALIMTALK_MD = SHARED / "reference" / "alimtalk.md"
 
 FALLBACK_LIKE = [

@@ -6,6 +6,7 @@ in place (so element order stays the schema order unless a test moves it on purp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 CAP10 = "http://www.incident.com/cap/1.0"
@@ -14,7 +15,7 @@ CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM = "http://www.w3.org/2005/Atom"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT.parent / "shared"
+SHARED = Path(os.environ.get("ALIMCAST_SHARED") or REPO_ROOT.parent / "shared")
 CAP_CORPUS = SHARED / "corpus" / "cap"
 SAMPLES = REPO_ROOT / "feeds" / "samples"
 NO_SHARED = f"{SHARED} is absent (read-only reference corpus not mounted)"

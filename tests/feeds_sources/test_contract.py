@@ -8,6 +8,7 @@ Kinds whose module is not written yet are skipped with the reason.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from feeds.base import FeedParser, ParseError, ParseResult
 from feeds.model import CATEGORIES, CERTAINTIES, MSG_TYPES, SCOPES, SEVERITIES, STATUSES, URGENCIES, Alert
 from feeds.registry import PARSERS, parser_class
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(os.environ.get("ALIMCAST_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
 
 #: Options a kind needs to do anything at all (the others run with none).
 OPTIONS: dict[str, dict[str, Any]] = {
