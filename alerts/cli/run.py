@@ -22,6 +22,8 @@ from alerts.cli.common import EXIT_BAD_CONFIG, ConfigOption, fail, load, setup_l
 from alerts.db import session_scope
 from alerts.delivery.loop import DispatchLoop
 from alerts.demo import demo_refusal
+from alerts.metrics import InstrumentedProvider, metrics_port
+from alerts.metrics import serve as serve_metrics
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
 from alerts.run_verdict import exit_if_failed, run_verdict
@@ -84,6 +86,7 @@ def _run_forever(pipeline: Pipeline) -> None:
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
+    start_metrics(pipeline)
     previous = _stop_on_signals(scheduler, loop)
     loop.start()
     heartbeat = start_heartbeat(pipeline, loop)
@@ -99,6 +102,21 @@ def _run_forever(pipeline: Pipeline) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
     log.info("stopped cleanly")
+
+
+def start_metrics(pipeline: Pipeline) -> None:
+    """Count and time the provider's requests (alerts/metrics.py) and, with ``[metrics] port``, serve them."""
+    pipeline.dispatcher.provider = InstrumentedProvider(pipeline.dispatcher.provider)
+    try:
+        port, host = metrics_port(pipeline.config.raw)
+    except ValueError as exc:
+        fail(f"config: {exc}", EXIT_BAD_CONFIG)
+    if port is not None:
+        try:
+            bound = serve_metrics(pipeline.engine, port, host)
+        except OSError as exc:
+            fail(f"[metrics] port {port}: cannot listen on {host}: {exc}")
+        log.info("metrics on http://%s:%d/metrics", host, bound)
 
 
 def start_heartbeat(pipeline: Pipeline, loop: DispatchLoop) -> Heartbeat:

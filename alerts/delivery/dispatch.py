@@ -56,6 +56,7 @@ from alerts.delivery.providers.base import (
 from alerts.delivery.rate import SendWindow
 from alerts.delivery.shared_rate import SharedSendWindow, provider_timeout, window_for
 from alerts.delivery.sms import build_fallback
+from alerts.metrics import LEASES_RECOVERED
 from alerts.models import AlertRecord, AlertThread, Delivery
 from alerts.sqlutil import id_in, id_list
 from subscribers.models import Subscriber
@@ -155,6 +156,8 @@ class Dispatcher:
                 break
             batches += 1
             report.claimed += len(claimed.rows)
+            if claimed.stale_since is not None:
+                LEASES_RECOVERED.inc()
             if claimed.stale_since is not None and self._already_sent(claimed, report):
                 continue
             if len(claimed.rows) > self.window.capacity:
