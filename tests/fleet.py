@@ -8,6 +8,7 @@ provider's side (the loopback server), never taken from the workers' own reports
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,7 +72,7 @@ class Fleet:
     fan-out of ``people`` recipients on ``db_url``, and the workers sending it."""
 
     def __init__(self, work: Path, db_url: str, srv: NhnTestServer, *, rate: int, extra: str = "",
-                 poll_seconds: float = 60) -> None:
+                 poll_seconds: float = 60, timeout: float = 5) -> None:
         self.work = work
         self.srv = srv
         self.rate = rate
@@ -80,6 +82,8 @@ class Fleet:
         # retry_attempts = 1: a 429 must reach the dispatcher (and be counted), not be retried inside the adapter
         text = text.replace("rate_per_second = 1000", f"rate_per_second = {rate}\nretry_attempts = 1")
         text = text.replace("interval_seconds = 60", f"interval_seconds = {poll_seconds:g}")
+        self.timeout = timeout
+        text = text.replace("timeout_seconds = 5", f"timeout_seconds = {timeout:g}")
         self.cfg = work / "config.toml"
         self.cfg.write_text(text, encoding="utf-8")
         self.env = {**os.environ, "T_APP_KEY": srv.app_key, "T_SECRET_KEY": srv.secret_key,
@@ -146,3 +150,79 @@ class Fleet:
 
 def limited_server(limit: int) -> NhnTestServer:
     return NhnTestServer(templates={code: text for code, text in TEMPLATES.values()}, account_limit_per_second=limit)
+
+
+@dataclass
+class ChaosReport:
+    people: int
+    delivered: int
+    duplicates: int
+    rate_refusals: int
+    worst_second: int
+    faults: list[str]
+    last_fault_to_done: float
+    total_seconds: float
+    achieved_rate: float
+
+    def lines(self) -> list[str]:
+        return [f"recipients: {self.people}, delivered once: {self.delivered}, duplicates: {self.duplicates}",
+                f"429s from the account limit: {self.rate_refusals}; worst rolling second: {self.worst_second}",
+                f"faults: {len(self.faults)} ({', '.join(self.faults)})",
+                f"all sent {self.last_fault_to_done:.1f} s after the last fault; total {self.total_seconds:.1f} s; "
+                f"achieved {self.achieved_rate:.0f}/s"]
+
+
+def run_chaos(fleet: Fleet, people: int, *, workers: int, kills: int, fault_seconds: float,
+              restart_database: Callable[[], None], rng: random.Random, timeout: float = 600) -> ChaosReport:
+    """Queue ``people``, start ``workers``, and during the first ``fault_seconds`` of the send: ``kills``
+    kill -9 of a random live worker (each restarted at once), one database restart, and the provider
+    injecting 5xx, 429, timeouts and lost responses (accepted but answered too late). Then wait until
+    everyone got the message and count on the provider's side."""
+    fleet.queue(people, "CHAOS-1")
+    started = time.monotonic()
+    fleet.start(workers)
+    deadline = time.monotonic() + 120
+    while not fleet.delivered():
+        if time.monotonic() > deadline:
+            raise AssertionError("nothing sent within 120 s\n" + "\n".join(w.tail() for w in fleet.workers))
+        time.sleep(0.1)
+    srv = fleet.srv
+    actions: list[tuple[float, str]] = [(rng.uniform(0.2, 1) * fault_seconds, "kill") for _ in range(kills)]
+    actions.append((rng.uniform(0.3, 0.7) * fault_seconds, "database"))
+    for kind in ("5xx", "429", "timeout", "lost"):
+        actions.append((rng.uniform(0, 1) * fault_seconds, kind))
+    actions.sort()
+    begin = time.monotonic()
+    faults: list[str] = []
+    last_fault = begin
+    for at, kind in actions:
+        wait = begin + at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        if kind == "kill":
+            live = fleet.alive()
+            if live:
+                victim = rng.choice(live)
+                victim.kill9()
+                fleet.start(1)
+        elif kind == "database":
+            restart_database()
+        elif kind == "5xx":
+            srv.fail_next(2, status=rng.choice([500, 502, 503]))
+        elif kind == "429":
+            srv.fail_next(1, status=429, retry_after=1)
+        elif kind == "timeout":
+            # processed on arrival, answered just after the client gave up (the loopback's stall_next would
+            # count the request only after its hold, later than a provider counts: outside the rate's model)
+            srv.delay_next(1, fleet.timeout + 0.5)
+        elif kind == "lost":
+            srv.delay_next(1, fleet.timeout * 3)  # processed and sent, the answer never reaches the client
+        faults.append(kind)
+        last_fault = time.monotonic()
+    done = fleet.wait_all_sent(timeout)
+    delivered = fleet.delivered()
+    return ChaosReport(people=people, delivered=sum(1 for v in delivered.values() if v == 1),
+                       duplicates=sum(v - 1 for v in delivered.values() if v > 1),
+                       rate_refusals=srv.rate_refusals, worst_second=srv.max_recipients_per_second(),
+                       faults=faults, last_fault_to_done=done - last_fault, total_seconds=done - started,
+                       achieved_rate=fleet.achieved_rate())
