@@ -83,7 +83,8 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._done.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self.beat()  # marks the row stopped
 
     def _run(self) -> None:

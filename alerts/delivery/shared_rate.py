@@ -205,17 +205,21 @@ class SharedSendWindow:
                 self._unwritten.pop(ticket.id, None)
 
     def _ensure_renewer(self) -> None:
-        if self._renewer is None or not self._renewer.is_alive():
-            self._renewer = threading.Thread(target=self._renew_forever, name="send-window-renewal", daemon=True)
-            self._renewer.start()
+        with self._lock:
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_forever, name="send-window-renewal",
+                                                 daemon=True)
+                self._renewer.start()
 
     def _renew_forever(self) -> None:
+        """Runs while this process has places in flight (or ends not yet written), then ends."""
         while True:
             time.sleep(RENEW_EVERY)
             with self._lock:
                 ids = list(self._flying) + list(self._unwritten)
-            if not ids:
-                continue
+                if not ids:
+                    self._renewer = None
+                    return
             try:
                 with self.engine.begin() as conn:
                     conn.execute(text("UPDATE send_reservation SET counts_until = greatest(counts_until, "
