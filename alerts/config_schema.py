@@ -59,7 +59,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "coalesce": ("group_wait_seconds", "max_alerts"),
     "demo": ("allow_real_provider",),
     "demo.subscribers": ("phone", "name", "zones", "min_severity"),
-    "metrics": ("port", "host"),
+    "metrics": ("port", "host", "token"),
 }
 
 
