@@ -37,6 +37,8 @@ class Worker:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         self.running = threading.Event()
+        self.killed = False
+        self.replaced = False
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -51,6 +53,7 @@ class Worker:
         return self.proc.poll() is None
 
     def kill9(self) -> None:
+        self.killed = True
         if self.alive:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
@@ -119,8 +122,17 @@ class Fleet:
     def alive(self) -> list[Worker]:
         return [w for w in self.workers if w.alive]
 
+    def restart_exited(self) -> None:
+        """What systemd's ``Restart=always`` does: a worker that exited by itself (one that started while the
+        database was down gives up with one line) is started again. Killed workers were replaced already."""
+        for worker in list(self.workers):
+            if not worker.alive and not worker.killed and not worker.replaced:
+                worker.replaced = True
+                self.start(1)
+
     def stop_all(self) -> None:
         for worker in self.workers:
+            worker.killed = True  # stopped on purpose: not to be restarted
             worker.stop()
 
     # -- counted on the provider's side ---------------------------------------------------------
@@ -196,9 +208,9 @@ def run_chaos(fleet: Fleet, people: int, *, workers: int, kills: int, fault_seco
     faults: list[str] = []
     last_fault = begin
     for at, kind in actions:
-        wait = begin + at - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        while time.monotonic() < begin + at:
+            fleet.restart_exited()
+            time.sleep(min(0.1, max(0.0, begin + at - time.monotonic())))
         if kind == "kill":
             live = fleet.alive()
             if live:
@@ -219,8 +231,15 @@ def run_chaos(fleet: Fleet, people: int, *, workers: int, kills: int, fault_seco
             srv.delay_next(1, fleet.timeout * 3)  # processed and sent, the answer never reaches the client
         faults.append(kind)
         last_fault = time.monotonic()
-    done = fleet.wait_all_sent(timeout)
+    done = fleet.wait_all_sent(timeout, during=fleet.restart_exited)
     delivered = fleet.delivered()
+    twice = {no for no, n in delivered.items() if n > 1}
+    if twice:
+        by_key: Counter[str] = Counter(str(m.sender_grouping_key) for m in srv.messages if m.recipient_no in twice)
+        print("DUPLICATES by key:", dict(by_key), "phones e.g.", sorted(twice)[:3])
+        for m in srv.messages:
+            if m.recipient_no == min(twice):
+                print("sent to", m.recipient_no, "in request", m.request_id, "under key", m.sender_grouping_key)
     return ChaosReport(people=people, delivered=sum(1 for v in delivered.values() if v == 1),
                        duplicates=sum(v - 1 for v in delivered.values() if v > 1),
                        rate_refusals=srv.rate_refusals, worst_second=srv.max_recipients_per_second(),

@@ -132,6 +132,8 @@ class Dispatcher:
         #: Held around the outbox's writes (the pipeline passes its own lock: SQLite has one writer).
         self.db_lock: threading.RLock = threading.RLock()
         self._seeded = False
+        #: The batch being sent is a re-send under a key used before (set by dispatch_due).
+        self._resending = False
         #: Accepted messages asked about per results call (``run --once`` calls again until all are in).
         self.results_limit = 10000
         self.dry_run = provider.kind == "dryrun"
@@ -156,7 +158,10 @@ class Dispatcher:
                 break
             batches += 1
             report.claimed += len(claimed.rows)
-            if claimed.stale_since is not None:
+            # a batch taken over from a sender that died or lost its answer may have arrived before: a refusal
+            # of this attempt says nothing about the first, so it must keep its key (see _requeue)
+            self._resending = claimed.stale_since is not None
+            if self._resending:
                 LEASES_RECOVERED.inc()
             if claimed.stale_since is not None and self._already_sent(claimed, report):
                 continue
@@ -386,6 +391,10 @@ class Dispatcher:
 
     def _requeue(self, rows: list[Delivery], exc: ProviderError, report: DispatchReport) -> None:
         now = self.clock()
+        if self._resending and not exc.unknown_outcome:
+            # found by the chaos test: a recovered batch whose first attempt had arrived, refused now with a 429,
+            # was queued again under a fresh key and went out twice. It keeps its key instead.
+            exc = ProviderError(str(exc), retryable=exc.retryable, retry_after=exc.retry_after, unknown_outcome=True)
         level = logging.WARNING if exc.retryable else logging.ERROR
         log.log(level, "provider refused a batch of %d: %s%s", len(rows), exc,
                 "" if exc.retryable else " — configuration error: fix it; messages stay queued")
