@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.config_schema import UnknownKey, check_known_keys
+from alerts.pricing import PriceBook, PricingError, parse_baseline, parse_price_entries, single_entry
 from alerts.render import GROUP_VARIABLES, VARIABLES, unknown_variables
 from alerts.urlmask import register_secret
 from feeds.model import SEVERITY_RANK
@@ -47,6 +48,32 @@ class FeedConfig:
     options: dict[str, Any] = field(default_factory=dict)
     max_links: int = 50
     enabled: bool = True
+    #: Polled this often while the feed has live warnings (pre-warnings included); None: always the interval.
+    active_interval_seconds: float | None = None
+    #: Partners may POST alerts to this feed (``alimcast serve``); None: polled only. See alerts/push.py.
+    push: PushConfig | None = None
+
+    @property
+    def polled(self) -> bool:
+        """A push-only feed (``url = "push:"``) is never polled."""
+        return self.url != PUSH_ONLY_URL
+
+
+#: The url of a feed that only receives pushes.
+PUSH_ONLY_URL = "push:"
+#: How a partner proves a push is theirs.
+PUSH_AUTH = ("token", "hmac", "signature")
+
+
+@dataclass(slots=True)
+class PushConfig:
+    """``push = { auth = "token", secret = "env:VAR" }`` (a bearer token), ``{ auth = "hmac", secret = … }``
+    (``X-Alimcast-Signature: sha256=<hex HMAC-SHA256 of the body>``), or ``{ auth = "signature" }`` (each CAP
+    alert signed, under the feed's ``signature = "require"`` policy)."""
+
+    auth: str
+    secret: str | None = None
+    max_bytes: int = 1_000_000
 
 
 @dataclass(slots=True)
@@ -55,6 +82,8 @@ class TemplateConfig:
     text: str
     #: Approved translations by language code (``[templates.alert.en]``); the table's own text is Korean.
     languages: dict[str, TemplateConfig] = field(default_factory=dict)
+    #: Optional short SMS form (same ``#{…}`` variables): the fallback goes as SMS when it fits 90 bytes.
+    sms: str | None = None
 
     def for_language(self, language: str) -> tuple[str, TemplateConfig]:
         """(language to render in, template): the person's language (``vi-VN`` -> ``vi``) where an approved
@@ -95,6 +124,9 @@ class Prices:
     alimtalk: float
     sms: float
     lms: float
+
+    #: Every ``[[prices]]`` entry over time, the baseline mode and old invoices (alerts/pricing.py).
+    book: PriceBook | None = None
 
     def of(self, channel: str) -> float:
         return float(getattr(self, channel))
@@ -176,7 +208,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     matching = _table(raw, "matching")
     fetch = _table(raw, "fetch")
     dispatch = _table(raw, "dispatch")
-    prices = _table(raw, "prices")
+    prices = {} if isinstance(raw.get("prices"), list) else _table(raw, "prices")
 
     kind = _str(provider, "provider", "kind", "dryrun")
     if kind not in PROVIDER_KINDS:
@@ -221,6 +253,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
     )
     if coalesce.enabled and "group" not in templates:
         raise ConfigError("[templates.group]", "required when [coalesce] group_wait_seconds is above 0")
+    _short_sms_forms(templates_raw, templates)
 
     value_names = matching.get("zone_value_names", ["KMA_ZONE"])
     if not (isinstance(value_names, list) and value_names and all(isinstance(v, str) for v in value_names)):
@@ -240,11 +273,11 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Config:
         ),
         feeds=feeds,
         templates=templates,
-        prices=Prices(
+        prices=_price_book(raw, Prices(
             alimtalk=_number(prices, "prices", "alimtalk", 8.0, minimum=0),
             sms=_number(prices, "prices", "sms", 12.0, minimum=0),
             lms=_number(prices, "prices", "lms", 39.0, minimum=0),
-        ),
+        )),
         zone_value_names=tuple(value_names),
         sender_name=_str(_table(raw, "alimcast"), "alimcast", "sender_name", "alimcast"),
         user_agent=_str(fetch, "fetch", "user_agent", "alimcast/0.1 (+https://github.com/alimcast)"),
@@ -395,7 +428,31 @@ def _feed(index: int, f: dict[str, Any]) -> FeedConfig:
         options=options,
         max_links=int(_number(f, f"feeds {name}", "max_links", 50, minimum=0)),
         enabled=enabled,
+        active_interval_seconds=(_number(f, f"feeds {name}", "active_interval_seconds", 0, minimum=1)
+                                 if "active_interval_seconds" in f else None),
+        push=_push(name, kind, f.get("push"), options),
     )
+
+
+def _push(feed: str, kind: str, table: Any, options: dict[str, Any]) -> PushConfig | None:
+    where = f"[[feeds]] {feed} push"
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(where, "must be a table such as { auth = \"token\", secret = \"env:VARIABLE\" }")
+    if kind not in ("cap", "incident-json"):
+        raise ConfigError(where, f"pushes are taken for kind cap or incident-json, not {kind!r}")
+    auth = table.get("auth")
+    if auth not in PUSH_AUTH:
+        raise ConfigError(f"{where}.auth", f"must be one of {', '.join(PUSH_AUTH)}, not {auth!r}")
+    secret = None
+    if auth in ("token", "hmac"):
+        secret = _secret(table.get("secret"), f"{where}.secret", required=True)
+    elif kind != "cap" or options.get("signature") != "require":
+        raise ConfigError(f"{where}.auth", 'auth = "signature" needs kind = "cap" and '
+                          'options.signature = "require" with the partner\'s trusted_certs')
+    max_bytes = int(_number(table, where, "max_bytes", 1_000_000, minimum=1))
+    return PushConfig(auth=auth, secret=secret, max_bytes=max_bytes)
 
 
 def _resolve_feed_path(feed: FeedConfig, base_dir: Path) -> FeedConfig:
@@ -405,7 +462,7 @@ def _resolve_feed_path(feed: FeedConfig, base_dir: Path) -> FeedConfig:
         feed.options = {**feed.options, "trusted_certs": [str(base_dir / c) if isinstance(c, str) else c
                                                           for c in certs]}
     url = feed.url
-    if "://" in url or url.startswith("bundled:") or Path(url).is_absolute():
+    if "://" in url or url.startswith("bundled:") or url == PUSH_ONLY_URL or Path(url).is_absolute():
         return feed
     feed.url = str((base_dir / url).resolve())
     return feed
@@ -500,3 +557,40 @@ def feed_url(f: dict[str, Any], name: str) -> str:
         # data.go.kr hands out keys both URL-encoded and not: an encoded one is passed as it is
         parts.append(f"{quote(str(key), safe='')}={text if '%' in text else quote(text, safe='')}")
     return url + ("&" if "?" in url else "?") + "&".join(parts)
+
+
+def _price_book(raw: dict[str, Any], prices: Prices) -> Prices:
+    """``[[prices]]`` entries over time, or the single ``[prices]`` table as one entry effective forever;
+    plus ``[baseline]``. The flat fields keep today's prices for code that reads them."""
+    try:
+        if isinstance(raw.get("prices"), list):
+            entries = parse_price_entries(raw["prices"])
+            latest = max(entries, key=lambda e: e.effective)
+            prices = Prices(alimtalk=float(latest.alimtalk), sms=float(latest.sms), lms=float(latest.lms))
+        else:
+            mms = _table(raw, "prices").get("mms")
+            if mms is not None:
+                mms = _number(_table(raw, "prices"), "prices", "mms", 0.0, minimum=0)
+            entries = [single_entry(prices.alimtalk, prices.sms, prices.lms, mms)]
+        mode, invoices = parse_baseline(_table(raw, "baseline"))
+    except PricingError as exc:
+        raise ConfigError(exc.key, str(exc).split(": ", 1)[1]) from None
+    prices.book = PriceBook(entries=entries, baseline_mode=mode, invoices=invoices)
+    return prices
+
+
+def _short_sms_forms(templates_raw: dict[str, Any], templates: dict[str, TemplateConfig]) -> None:
+    """``sms = "…"`` beside ``code`` and ``text``: checked now to fit 90 EUC-KR bytes for realistic values."""
+    from alerts.short_sms import short_form_problem
+
+    for tkind, template in templates.items():
+        t = templates_raw.get(tkind)
+        if not isinstance(t, dict) or "sms" not in t:
+            continue
+        sms = t["sms"]
+        if not isinstance(sms, str) or not sms.strip():
+            raise ConfigError(f"[templates.{tkind}] sms", "must be a non-empty string (or left out)")
+        problem = short_form_problem(sms, template.text)
+        if problem:
+            raise ConfigError(f"[templates.{tkind}] sms", problem)
+        template.sms = sms

@@ -10,7 +10,7 @@ How to register a new setting (ONE line, here, nothing else):
 * a new key in an existing table: add its name to that table's tuple in ``SCHEMA``, e.g.
   ``"fetch": ("user_agent", "timeout_seconds", "max_bytes", "proxy"),``
 * a new table ``[coalesce]``: add a line ``"coalesce": ("window_seconds",),``
-* a sub-table ``[templates.group]``: add ``"templates.group": ("code", "text"),`` (its parent ``templates``
+* a sub-table ``[templates.group]``: add ``"templates.group": ("code", "text", "sms"),`` (its parent ``templates``
   then knows the name ``group`` by itself)
 * an array of tables ``[[prices]]`` is checked with the same line as a table ``[prices]``: every entry of
   the array must use only the listed keys. ``*`` in a path matches any one name (``templates.*.en``).
@@ -44,16 +44,30 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "fetch": ("user_agent", "timeout_seconds", "max_bytes"),
     "dispatch": ("interval_seconds", "max_attempts"),
     "matching": ("zone_value_names",),
-    "prices": ("alimtalk", "sms", "lms"),
+    "prices": ("provider", "effective", "alimtalk", "sms", "lms", "mms", "vat"),
+    "baseline": ("mode",),
+    "baseline.invoices": ("month", "messages", "cost_krw", "vat", "note"),
     "vessels": ("buffer_nm", "stale_after_hours", "ais_sources", "ais_flush_seconds", "ais_all_vessels"),
-    "feeds": ("name", "kind", "url", "interval_seconds", "max_links", "enabled"),
+    "feeds": ("name", "kind", "url", "interval_seconds", "max_links", "enabled", "active_interval_seconds",
+              "websub"),
+    "feeds.push": ("auth", "secret", "max_bytes"),
+    "websub": ("callback_url", "secret", "lease_seconds"),
     "feeds.options": OPEN,
     "feeds.params": OPEN,
     "templates": (),
-    "templates.alert": ("code", "text"),
-    "templates.update": ("code", "text"),
-    "templates.cancel": ("code", "text"),
-    "templates.group": ("code", "text"),
+    "templates.alert": ("code", "text", "sms"),
+    "templates.update": ("code", "text", "sms"),
+    "templates.cancel": ("code", "text", "sms"),
+    "templates.group": ("code", "text", "sms"),
+    "templates.reminder": ("code", "text"),
+    "templates.verify": ("code", "text"),
+    "templates.subscribed": ("code", "text"),
+    "reminders": ("enabled", "delay_minutes", "interval_minutes", "max_count", "check_seconds"),
+    "subscribe": ("code_minutes", "code_max_attempts", "sends_per_phone_per_hour", "sends_per_client_per_hour",
+                  "failures_per_client_per_hour", "failures_per_phone_per_hour", "manage_link_days",
+                  "consent_version", "consent_text"),
+    # the console's settings, checked key by key by alerts/web/settings.py
+    "web": OPEN,
     # translations: [templates.alert.en], [templates.group.vi], … one line per language people may choose
     **{f"templates.*.{language}": ("code", "text") for language in LANGUAGES if language != "ko"},
     "coalesce": ("group_wait_seconds", "max_alerts"),

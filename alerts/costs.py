@@ -7,16 +7,18 @@ config.toml: contracts differ, and the government rate is not the reseller's.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from alerts.config import Prices
+from alerts.cost_report import MonthlySummary, monthly_summary
+from alerts.delivery.sms import fallback_kind
 from alerts.models import CostEntry
+from alerts.pricing import PriceBook, single_entry, to_units
 from alerts.render import KST
 from alerts.sqlutil import insert_ignore
 
@@ -34,6 +36,16 @@ class Billable(Protocol):
     def fallback_kind(self) -> str | None: ...
     @property
     def finished_at(self) -> datetime | None: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def alert_id(self) -> int | None: ...
+    @property
+    def subscriber_id(self) -> int | None: ...
 
 
 BILLED_STATUSES = {"delivered": None, "fallback_sent": None, "uncertain": "alimtalk"}
@@ -43,12 +55,31 @@ def month_of(value: datetime) -> str:
     return value.astimezone(KST).strftime("%Y-%m")
 
 
-def baseline_channel(delivery: Billable) -> str:
+def baseline_channel(delivery: Billable, mode: str = "auto") -> str:
+    """What the old route would have used for this message: ``[baseline] mode`` sms or lms, or (auto) SMS
+    when the full text fits 90 EUC-KR bytes, else LMS. Measured on the full text, not on a short SMS form:
+    the old route sent the whole warning."""
+    if mode in ("sms", "lms"):
+        return mode
+    if delivery.text:
+        return _kind_of_text(delivery.text)
     return "lms" if (delivery.fallback_kind or "SMS").upper() == "LMS" else "sms"
 
 
+@lru_cache(maxsize=4096)
+def _kind_of_text(text: str) -> str:
+    """A fan-out's rows share a handful of texts: measured once each."""
+    return fallback_kind(text).lower()
+
+
+def _book(prices: Prices) -> PriceBook:
+    return prices.book or PriceBook(entries=[single_entry(prices.alimtalk, prices.sms, prices.lms)])
+
+
 def ledger_row(delivery: Billable, prices: Prices, *, dry_run: bool, now: datetime) -> dict[str, Any] | None:
-    """The ledger row for a finished delivery, or None when nothing is billed (failed, suppressed)."""
+    """The ledger row for a finished delivery, or None when nothing is billed (failed, suppressed).
+
+    Priced at the ``[[prices]]`` entry in force for the delivery's provider when it went out (sent_at)."""
     if delivery.status not in BILLED_STATUSES:
         return None
     channel = (delivery.channel or BILLED_STATUSES[delivery.status] or "alimtalk").lower()
@@ -57,11 +88,20 @@ def ledger_row(delivery: Billable, prices: Prices, *, dry_run: bool, now: dateti
         channel = (delivery.fallback_kind or "LMS").lower()
     if channel not in ("alimtalk", "sms", "lms"):
         channel = "alimtalk"
-    base = baseline_channel(delivery)
+    book = _book(prices)
+    entry = book.entry_at(delivery.provider, delivery.sent_at or delivery.finished_at or now)
+    base = baseline_channel(delivery, book.baseline_mode)
+    price, baseline = entry.of(channel), entry.of(base)
+    short_saving = None
+    if channel == "sms" and delivery.text and _kind_of_text(delivery.text) == "lms":
+        short_saving = to_units(entry.lms - entry.sms)  # the short SMS form carried what the text could not
     return {
         "delivery_id": delivery.id, "month": month_of(delivery.finished_at or now), "channel": channel,
-        "price_krw": prices.of(channel), "baseline_channel": base, "baseline_krw": prices.of(base),
+        "price_krw": float(price), "baseline_channel": base, "baseline_krw": float(baseline),
         "dry_run": dry_run, "created_at": now,
+        "price_e4": to_units(price), "baseline_e4": to_units(baseline), "short_saving_e4": short_saving,
+        "status": delivery.status, "provider": delivery.provider, "alert_id": delivery.alert_id,
+        "subscriber_id": delivery.subscriber_id,
     }
 
 
@@ -71,56 +111,5 @@ def record_costs(session: Session, deliveries: Sequence[Billable], prices: Price
     return insert_ignore(session, CostEntry, rows, conflict=("delivery_id",))
 
 
-@dataclass(slots=True)
-class MonthlySummary:
-    """One month's messages and cost, against the SMS/LMS baseline. A manager's figures are real sends only;
-    what a dry run would have cost is summed apart (``simulated``), never into the totals."""
-
-    month: str
-    messages: int = 0
-    cost_krw: float = 0.0
-    baseline_krw: float = 0.0
-    by_channel: dict[str, dict[str, float]] = field(default_factory=dict)
-    simulated: MonthlySummary | None = None
-
-    @property
-    def saving_krw(self) -> float:
-        return self.baseline_krw - self.cost_krw
-
-    @property
-    def saving_ratio(self) -> float | None:
-        return None if self.baseline_krw == 0 else self.saving_krw / self.baseline_krw
-
-    def to_json(self) -> dict[str, Any]:
-        """The figures; the month's report adds ``simulated`` (the dry run's figures, or null)."""
-        figures: dict[str, Any] = {
-            "month": self.month, "messages": self.messages, "cost_krw": round(self.cost_krw, 2),
-            "baseline_krw": round(self.baseline_krw, 2), "saving_krw": round(self.saving_krw, 2),
-            "saving_ratio": None if self.saving_ratio is None else round(self.saving_ratio, 4),
-            "by_channel": self.by_channel,
-        }
-        return figures
-
-    def report_json(self) -> dict[str, Any]:
-        return {**self.to_json(), "simulated": self.simulated.to_json() if self.simulated is not None else None}
-
-
-def monthly_summary(session: Session, month: str) -> MonthlySummary:
-    """Real sends of ``month`` (KST); dry-run rows go into ``simulated`` when there are any."""
-    real, dry = _sum(session, month, dry_run=False), _sum(session, month, dry_run=True)
-    real.simulated = dry if dry.messages else None
-    return real
-
-
-def _sum(session: Session, month: str, *, dry_run: bool) -> MonthlySummary:
-    summary = MonthlySummary(month=month)
-    channels: dict[str, dict[str, float]] = defaultdict(lambda: {"messages": 0, "cost_krw": 0.0})
-    for entry in session.exec(select(CostEntry).where(CostEntry.month == month, CostEntry.dry_run == dry_run)):
-        summary.messages += 1
-        summary.cost_krw += entry.price_krw
-        summary.baseline_krw += entry.baseline_krw
-        channels[entry.channel]["messages"] += 1
-        channels[entry.channel]["cost_krw"] += entry.price_krw
-    summary.by_channel = {k: {"messages": int(v["messages"]), "cost_krw": round(v["cost_krw"], 2)}
-                          for k, v in sorted(channels.items())}
-    return summary
+# The month's report lives in alerts/cost_report.py (summed in the database); kept importable from here.
+__all__ = ["MonthlySummary", "baseline_channel", "ledger_row", "month_of", "monthly_summary", "record_costs"]

@@ -24,10 +24,11 @@ from sqlmodel import Session, col, select
 from alerts import coalesce
 from alerts.audience import Audience
 from alerts.config import Config
-from alerts.delivery.sms import build_fallback
 from alerts.leader import MATCH_LOCK_KEY
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
+from alerts.personal_links import add_personal_links
 from alerts.render import parameters_for, render
+from alerts.short_sms import short_fallback
 from alerts.sqlutil import id_in, id_list, insert_ignore
 from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
 from subscribers.geoindex import GeoIndex
@@ -248,7 +249,7 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
             params = parameters_for(alert, target.kind, used, config.zone_value_names, zone_name,
                                     config.sender_name, ended=ended)
             out = render(template.text, params, language=used, about=f"{record.identifier} ({target.kind})")
-            fallback, _ = build_fallback(out.text)
+            fallback, _ = short_fallback(template.sms, out.parameters, out.text)
             rendered[key] = (out.parameters, out.text, fallback.kind, template.code)
         params, text, fallback_kind, template_code = rendered[key]
         rows.append({
@@ -258,7 +259,8 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
             "fallback_kind": fallback_kind, "attempts": 0, "created_at": created_at or record.matched_at,
             "next_attempt_at": target.not_before,
         })
-    return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id"))
+    add_personal_links(session, config, alert, thread.id, rows, now=created_at or record.matched_at)  # type: ignore[arg-type]
+    return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id", "reminder_seq"))
 
 
 def _languages(session: Session, ids: list[int]) -> dict[int, str]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
 
 THREAD_STATES = ("active", "cancelled", "expired", "ended")
-DELIVERY_KINDS = ("alert", "update", "cancel")
+#: ``reminder``: the same warning again to someone who has not confirmed it (``reminder_seq`` 1, 2, ...).
+DELIVERY_KINDS = ("alert", "update", "cancel", "reminder")
 #: queued -> sending -> accepted -> delivered | fallback_sent | failed | uncertain;
 #: queued -> suppressed (alert expired, cancelled or superseded before it went out);
 #: queued -> carried (listed in another row's grouped message: alerts/coalesce.py).
@@ -93,7 +94,7 @@ class Delivery(SQLModel, table=True):
 
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("alert_id", "subscriber_id", name="uq_delivery_alert_subscriber"),
+        UniqueConstraint("alert_id", "subscriber_id", "reminder_seq", name="uq_delivery_alert_subscriber"),
         Index("ix_delivery_status_due", "status", "next_attempt_at"),
         Index("ix_delivery_thread_subscriber", "thread_id", "subscriber_id"),
         Index("ix_delivery_request", "request_id"),
@@ -133,12 +134,18 @@ class Delivery(SQLModel, table=True):
     carried_by: int | None = Field(default=None, index=True)
     #: On the head of a group still gathering warnings: when it goes (Alertmanager's group_wait).
     grouped_until: datetime | None = _utc_column()
+    #: 0 for the warning itself; n for the n-th reminder of the same warning to the same person (migration
+    #: 0008: part of the outbox's identity, so a reminder is its own row, costed like any message).
+    reminder_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CostEntry(SQLModel, table=True):
     """The ledger: one row per billed (or, in a dry run, would-be billed) message."""
 
     __tablename__ = "cost_entry"
+    #: A month's report reads only this index (a covering index scan; alerts/cost_report.py).
+    __table_args__ = (Index("ix_cost_entry_report", "month", "dry_run", "channel", "status", "price_e4",
+                            "baseline_e4", "short_saving_e4"),)
 
     id: int | None = Field(default=None, primary_key=True)
     delivery_id: int = Field(foreign_key="delivery.id", unique=True)
@@ -151,6 +158,17 @@ class CostEntry(SQLModel, table=True):
     baseline_krw: float
     dry_run: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    #: Exact money: integer 1/10,000 KRW (alerts/pricing.py); the float columns above are kept for old readers.
+    price_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    baseline_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    #: LMS price minus SMS price when the template's short SMS form carried a fallback the full text could not.
+    short_saving_e4: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    #: Copied from the delivery so a month's breakdowns and reconciliation group without a join.
+    status: str | None = Field(default=None, max_length=16)
+    provider: str | None = Field(default=None, max_length=16)
+    alert_id: int | None = None
+    subscriber_id: int | None = None
+
 
 
 class FeedStateRow(SQLModel, table=True):
@@ -168,6 +186,45 @@ class FeedStateRow(SQLModel, table=True):
     last_status: int | None = None
     alerts_seen: int = 0
     next_poll_at: datetime | None = _utc_column()
+
+
+class CostRollup(SQLModel, table=True):
+    """A month's ledger summed by channel and status, kept by database triggers on ``cost_entry`` (migration
+    0006), so the month's report reads a few rows instead of millions. SQLite: one row per group, updated in
+    place; PostgreSQL: one delta row per insert statement and group (no row two workers both update), summed
+    by the report. Updates and deletes of ledger rows are counted back out: the sums stay exact."""
+
+    __tablename__ = "cost_rollup"
+    __table_args__ = (Index("ix_cost_rollup_key", "month", "dry_run", "channel", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(max_length=7)
+    dry_run: bool = False
+    channel: str = Field(max_length=16)
+    #: '' when the ledger row had none (rows written before migration 0006).
+    status: str = Field(default="", max_length=16)
+    messages: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    price_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    baseline_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    short_messages: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+    short_e4: int = Field(default=0, sa_column=Column(BigInteger(), nullable=False))
+
+
+class CostRecipient(SQLModel, table=True):
+    """Who was messaged in a month (kept by the same triggers): the month's distinct recipients are a count
+    of this table's rows, not a COUNT(DISTINCT) over millions of ledger rows."""
+
+    __tablename__ = "cost_recipient"
+
+    month: str = Field(primary_key=True, max_length=7)
+    dry_run: bool = Field(primary_key=True)
+    subscriber_id: int = Field(primary_key=True)
+
+
+#: Failed deliveries by when they finished: the month's report counts failures (never billed, so not in the
+#: ledger) without scanning the outbox. Partial: only failed rows, so sending and recording stay as cheap.
+Index("ix_delivery_failed_finished", Delivery.__table__.c.finished_at,  # type: ignore[attr-defined]
+      sqlite_where=text("status = 'failed'"), postgresql_where=text("status = 'failed'"))
 
 
 class SendReservation(SQLModel, table=True):

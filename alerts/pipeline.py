@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -57,7 +58,8 @@ class RunSummary:
 
 def feed_spec(feed: FeedConfig) -> FeedSpec:
     return FeedSpec(name=feed.name, kind=feed.kind, url=feed.url, interval_seconds=feed.interval_seconds,
-                    options=feed.options, max_links=feed.max_links)
+                    options=feed.options, max_links=feed.max_links,
+                    active_interval_seconds=feed.active_interval_seconds)
 
 
 def zone_name(code: str) -> str | None:
@@ -88,6 +90,8 @@ class Pipeline:
         self.wake = threading.Event()
         #: True while a dispatch loop sends for this pipeline: the other stages then only wake it.
         self.dispatch_loop_running = False
+        #: Called with every feed poll's outcome (WebSub subscribes from what a feed advertises).
+        self.after_poll: list[Callable[[FeedSpec, PollOutcome], None]] = []
 
     def close(self) -> None:
         self.lease.release()
@@ -118,6 +122,11 @@ class Pipeline:
         summary = summary or RunSummary()
         outcome = poll_feed(spec, self.fetcher, self.states, force=force)
         summary.feeds_polled += 1
+        for hook in self.after_poll:
+            try:
+                hook(spec, outcome)
+            except Exception:  # noqa: BLE001 - an extra (WebSub) never costs the poll its alerts
+                log.exception("feed %s: after-poll hook failed", spec.name)
         for line in outcome.errors:
             log.error("%s", line)
         summary.feed_errors.extend(outcome.errors)
@@ -222,7 +231,7 @@ class Pipeline:
             else:
                 stream.read_file()
         for feed in self.config.feeds:
-            if feed.enabled:
+            if feed.enabled and feed.polled:
                 self.poll(feed_spec(feed), summary, force=True)
         self.match(summary)
         self.dispatch(summary)

@@ -200,7 +200,9 @@ def _action(kind: str, language: str) -> str:
 
 #: Every variable :func:`parameters_for` gives a template (the config check refuses any other name).
 VARIABLES = ("hazard", "level", "event", "severity", "zones", "effective", "expires", "instruction", "headline",
-             "sender", "action", "sent")
+             "sender", "action", "sent", "ack_url", "manage_url")
+#: Filled per person after rendering (alerts/personal_links.py): empty here, never given a general word.
+PERSONAL_VARIABLES = ("ack_url", "manage_url")
 
 #: Last-resort words for a variable that would still render empty, by language (``en`` for any other).
 #: A message with a hole in it ("[ ] 기상특보 해제 / 구역: ") tells a skipper nothing; a general word at least
@@ -237,7 +239,7 @@ def render(template_text: str, parameters: dict[str, str], *, language: str = "k
     log names the alert (``about``) and the variable.
     """
     used = {name: parameters.get(name, "") for name in variables(template_text)}
-    missing = [name for name, value in used.items() if not value.strip()]
+    missing = [name for name, value in used.items() if not value.strip() and name not in PERSONAL_VARIABLES]
     if missing:
         words = DEFAULT_WORDS.get(language.lower().split("-")[0], DEFAULT_WORDS["en"])
         for name in missing:

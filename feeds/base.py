@@ -26,6 +26,9 @@ class ParseResult:
     errors: list[str] = field(default_factory=list)
     #: CAP documents an index feed points to, to be fetched and parsed as ``cap``.
     links: list[str] = field(default_factory=list)
+    #: A WebSub hub the feed advertises (``<link rel="hub">``) and the topic to subscribe to (its ``self``).
+    hub: str | None = None
+    topic: str | None = None
 
 
 class FeedParser(ABC):

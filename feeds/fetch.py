@@ -87,10 +87,24 @@ class FetchResult:
     content_type: str | None
     #: Where the bytes really came from (after redirects); relative links resolve against it.
     final_url: str
+    #: ``Cache-Control: max-age`` in seconds: the server says the document will not change sooner.
+    max_age: float | None = None
 
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.I)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:[,=]|$)", re.I)
+
+
+def parse_max_age(value: str | None) -> float | None:
+    """Seconds from ``Cache-Control: max-age=N``; ``None`` when absent, unusable, or beside no-cache/no-store."""
+    if not value or _NO_CACHE.search(value):
+        return None
+    match = _MAX_AGE.search(value)
+    return float(match.group(1)) if match else None
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -298,6 +312,7 @@ class Fetcher:
                         last_modified=response.headers.get("Last-Modified", last_modified),
                         content_type=response.headers.get("Content-Type"),
                         final_url=final_url,
+                        max_age=parse_max_age(response.headers.get("Cache-Control")),
                     )
                 if response.status_code >= 400:
                     raise self._status_error(response, url)
@@ -312,6 +327,7 @@ class Fetcher:
                     last_modified=response.headers.get("Last-Modified"),
                     content_type=response.headers.get("Content-Type"),
                     final_url=final_url,
+                    max_age=parse_max_age(response.headers.get("Cache-Control")),
                 )
         except FetchError:
             raise

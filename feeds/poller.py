@@ -49,11 +49,22 @@ class FeedSpec:
     max_links: int = 50
     #: Whole-poll budget (fetch, retries, linked documents); default: 80 % of the interval, 10-300 s.
     deadline_seconds: float | None = None
+    #: The shorter interval used while the feed has live warnings (pre-warnings included); None: no change.
+    active_interval_seconds: float | None = None
+    #: Whether the feed has live warnings now (set by whoever knows: the alerts side, after each poll).
+    active: bool = False
+
+    @property
+    def interval_in_force(self) -> float:
+        """Polling follows the weather: the active interval while warnings are live, the ordinary one after."""
+        if self.active and self.active_interval_seconds is not None:
+            return min(self.active_interval_seconds, self.interval_seconds)
+        return self.interval_seconds
 
     def poll_deadline(self) -> float:
         if self.deadline_seconds is not None:
             return self.deadline_seconds
-        return min(300.0, max(10.0, self.interval_seconds * 0.8))
+        return min(300.0, max(10.0, self.interval_in_force * 0.8))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,9 @@ class PollOutcome:
     #: Why it was skipped: "Retry-After" only when a server sent one, else "not due yet" (after a failure
     #: the next poll waits one interval).
     skip_reason: str = ""
+    #: The WebSub hub and topic the feed document advertises (Atom/RSS), for a push subscription.
+    hub: str | None = None
+    topic: str | None = None
 
 
 def poll_feed(
@@ -105,7 +119,7 @@ def poll_feed(
     outcome = PollOutcome(feed=spec.name)
     deadline = time.monotonic() + spec.poll_deadline()
 
-    early_by = timedelta(seconds=spec.interval_seconds * _EARLY_SHARE)
+    early_by = timedelta(seconds=spec.interval_in_force * _EARLY_SHARE)
     if not force and state.next_poll_at is not None and now + early_by < state.next_poll_at:
         outcome.skipped = True
         sent_retry_after = state.consecutive_failures > 0 and "(Retry-After " in (state.last_error or "")
@@ -140,6 +154,7 @@ def poll_feed(
     # unreadable row must not turn into a 해제 for the warning it held.
     outcome.complete = not parsed.errors
     outcome.alerts.extend(parsed.alerts)
+    outcome.hub, outcome.topic = parsed.hub, parsed.topic
     outcome.errors.extend(f"feed {spec.name}: {line}" for line in parsed.errors)
 
     links_ok = True
@@ -292,7 +307,7 @@ def _fail(spec: FeedSpec, store: FeedStateStore, state: FeedState, outcome: Poll
     state.last_error_at = now
     state.consecutive_failures += 1
     state.last_status = status
-    ordinary = now + timedelta(seconds=spec.interval_seconds)
+    ordinary = now + timedelta(seconds=spec.interval_in_force)
     if state.next_poll_at is None or state.next_poll_at < ordinary:
         state.next_poll_at = ordinary
     store.save(state)
@@ -312,5 +327,14 @@ def _succeed(spec: FeedSpec, store: FeedStateStore, state: FeedState, now: datet
     state.last_status = result.status
     if alerts_seen is not None:
         state.alerts_seen = alerts_seen
-    state.next_poll_at = now + timedelta(seconds=spec.interval_seconds)
+    state.next_poll_at = now + timedelta(seconds=_next_wait(spec, result.max_age))
     store.save(state)
+
+
+def _next_wait(spec: FeedSpec, max_age: float | None) -> float:
+    """The interval in force, or longer when the server's ``Cache-Control: max-age`` says the document will
+    not change sooner; never longer than the feed's ordinary interval, so that a careless ``max-age`` of a
+    day cannot silence a warning feed."""
+    if max_age is None:
+        return spec.interval_in_force
+    return min(max(spec.interval_in_force, max_age), spec.interval_seconds)

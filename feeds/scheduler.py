@@ -36,6 +36,11 @@ MAX_JITTER_SECONDS = 30.0
 MAX_MISFIRE_GRACE_SECONDS = 300
 
 
+def _feed_trigger(seconds: float) -> IntervalTrigger:
+    jitter = min(seconds * 0.1, MAX_JITTER_SECONDS)
+    return IntervalTrigger(seconds=seconds, jitter=jitter or None, timezone=UTC)
+
+
 def _misfire_grace(seconds: float) -> int:
     # APScheduler 3 wants a positive int here.
     return max(1, min(MAX_MISFIRE_GRACE_SECONDS, int(seconds / 2)))
@@ -75,17 +80,36 @@ class FeedScheduler:
         if spec.interval_seconds <= 0:
             raise ValueError(f"feed {spec.name}: interval_seconds must be positive, "
                              f"not {spec.interval_seconds}")
-        jitter = min(spec.interval_seconds * 0.1, MAX_JITTER_SECONDS)
         self._scheduler.add_job(
             self._run_feed,
-            trigger=IntervalTrigger(seconds=spec.interval_seconds, jitter=jitter or None, timezone=UTC),
+            trigger=_feed_trigger(spec.interval_in_force),
             args=[spec],
             id=f"feed:{spec.name}",
             name=f"feed {spec.name}",
             replace_existing=True,
-            misfire_grace_time=_misfire_grace(spec.interval_seconds),
+            misfire_grace_time=_misfire_grace(spec.interval_in_force),
             **self._first_run(),
         )
+
+    def follow(self, spec: FeedSpec) -> bool:
+        """Carry on polling ``spec`` at its interval in force (the weather changed: warnings became live or
+        ended); the next poll is one new interval from now. Returns whether the interval changed."""
+        job = self._scheduler.get_job(f"feed:{spec.name}")
+        if job is None:
+            return False
+        job.modify(args=[spec])
+        if job.trigger.interval.total_seconds() == spec.interval_in_force:
+            return False
+        job.modify(misfire_grace_time=_misfire_grace(spec.interval_in_force))
+        job.reschedule(trigger=_feed_trigger(spec.interval_in_force))
+        log.info("feed %s: polled every %gs from now (%s)", spec.name, spec.interval_in_force,
+                 "live warnings" if spec.active else "no live warnings")
+        return True
+
+    def interval_of(self, name: str) -> float | None:
+        """The interval the feed is polled at now (None for an unknown feed)."""
+        job = self._scheduler.get_job(f"feed:{name}")
+        return None if job is None else job.trigger.interval.total_seconds()
 
     def add_periodic(self, name: str, seconds: float, func: Callable[[], None]) -> None:
         """A housekeeping job (dispatch, delivery results) every ``seconds``; errors are logged, not fatal."""

@@ -204,7 +204,27 @@ def parse_feed(data: bytes, *, origin: str, entries_of: Callable[[etree._Element
             seen_links.add(link)
             result.links.append(link)
     checks.run()
+    result.hub, result.topic = websub_links(root, origin)
     return result
+
+
+def websub_links(root: etree._Element, origin: str) -> tuple[str | None, str | None]:
+    """The WebSub hub and topic a feed advertises: Atom ``<link rel="hub|self">`` on the feed, or the same
+    Atom links inside an RSS ``<channel>``. Only http(s) hubs count; the topic defaults to where the feed
+    was fetched from."""
+    scope = root.find("channel") if local_name(root) == "rss" else root
+    hub = topic = None
+    for link in [] if scope is None else scope:
+        if not isinstance(link.tag, str) or local_name(link) != "link" or namespace(link) not in (ATOM_NS, None):
+            continue
+        rel, href = (link.get("rel") or "").strip(), (link.get("href") or "").strip()
+        if rel == "hub" and hub is None and urlparse(href).scheme in ("http", "https"):
+            hub = href
+        elif rel == "self" and topic is None and href:
+            topic = urljoin(origin, href)
+    if hub is None:
+        return None, None
+    return hub, topic or (origin if urlparse(origin).scheme in ("http", "https") else None)
 
 
 class SyndicationParser(FeedParser):

@@ -39,16 +39,22 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
+#: The parser's safety layers, each of which must hold on its own (tests/feeds_cap/test_xmlsafe_layers.py
+#: checks every one with the others switched off): entities are never expanded, no DTD is loaded, nothing
+#: is fetched from the network. The DTD refusal in :func:`parse_xml` is a further layer in front of these.
+PARSER_OPTIONS: dict[str, bool] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_pis": False,
+    "recover": False,
+}
+
+
 def _new_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_pis=False,
-        recover=False,
-    )
+    return etree.XMLParser(**PARSER_OPTIONS)
 
 
 def _declared_encoding(head: bytes) -> str | None:

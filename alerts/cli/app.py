@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from alerts.cli import costs, db, feeds, run
+from alerts.cli import costs, db, feeds, run, serve
 
 app = typer.Typer(help="alimcast: warnings from CAP/KMA feeds to KakaoTalk AlimTalk, with SMS/LMS fallback.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -15,12 +15,15 @@ app.command("run")(run.run)
 app.add_typer(feeds.app, name="feeds", help="Parse feeds and see their health.")
 app.add_typer(costs.app, name="costs", help="Monthly cost against the SMS/LMS baseline.")
 app.add_typer(db.app, name="db", help="Database schema (Alembic migrations).")
+app.command("serve")(serve.serve)
 
 #: Sub-apps living in their own modules; a missing one only hides its commands.
 OPTIONAL = {"subscribers": "People and their zones.", "zones": "KMA warning zones and their polygons.",
             "vessels": "Vessels and AIS positions.",
             "templates": "Message templates as the recipient reads them.",
-            "provider": "Check the provider account, sender key and templates without sending."}
+            "provider": "Check the provider account, sender key and templates without sending.",
+            "users": "Console accounts (argon2 passwords, roles).",
+            "acks": "Who confirmed a warning; the unconfirmed boats; reminders."}
 OPTIONAL["alerts"] = "Recent alerts and what became of one alert's messages."
 OPTIONAL["workers"] = "The alimcast run workers sharing this database."
 for _name, _help in OPTIONAL.items():

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from alerts.config import Config, ConfigError, load_config, resolve_config_path
 from alerts.db import make_engine, session_scope, upgrade
 from alerts.urlmask import install_log_masking
+from alerts.websub import WebSubSettings
 
 ConfigOption = Annotated[
     Path | None,
@@ -49,7 +50,9 @@ class AppContext:
 
 def load(config_path: Path | None) -> Config:
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
+        WebSubSettings.from_config(config)  # its keys fail here too, with the rest of the config
+        return config
     except ConfigError as exc:
         path = resolve_config_path(config_path)
         where = "config" if path is None or exc.key == "config" else path.name  # "config" lines name the path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from alerts.cli.common import ConfigOption, fail, load, open_context
+from alerts.db import session_scope
 from alerts.feedstate import DbFeedStateStore
+from alerts.pipeline import feed_spec
 from alerts.urlmask import mask_secrets
+from alerts.weather_polling import live_feeds
 from feeds.base import ParseError, ParseResult
 from feeds.fetch import Fetcher, FetchError
 from feeds.model import Alert
@@ -97,10 +101,15 @@ def status(
     """Health of every configured feed: last success, last error, failures in a row, last HTTP status."""
     ctx = open_context(config)
     store = DbFeedStateStore(ctx.engine)
+    with session_scope(ctx.engine) as session:
+        live = live_feeds(session)
     rows = []
     for feed in ctx.config.feeds:
         s = store.get(feed.name)
+        in_force = dataclasses.replace(feed_spec(feed), active=feed.name in live)
         rows.append({
+            "interval_seconds": in_force.interval_in_force, "live_warnings": feed.name in live,
+            "next_poll_at": s.next_poll_at.isoformat() if s.next_poll_at else None,
             "name": feed.name, "kind": feed.kind, "url": mask_secrets(feed.url), "enabled": feed.enabled,
             "healthy": s.consecutive_failures == 0 and s.last_success_at is not None,
             "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
@@ -113,13 +122,15 @@ def status(
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     table = Table(title="feeds")
-    for column in ("name", "kind", "health", "last success", "failures", "HTTP", "alerts", "last error"):
+    for column in ("name", "kind", "health", "every", "last success", "failures", "HTTP", "alerts", "last error"):
         table.add_column(column)
     for r in rows:
         health = "ok" if r["healthy"] else ("never polled" if r["last_success_at"] is None and
                                              not r["last_error"] else "failing")
-        table.add_row(r["name"], r["kind"], health, r["last_success_at"] or "-", str(r["consecutive_failures"]),
-                      str(r["last_status"] or "-"), str(r["alerts_seen"]), (r["last_error"] or "")[:80])
+        every = f"{r['interval_seconds']:g}s" + (" (live warnings)" if r["live_warnings"] else "")
+        table.add_row(r["name"], r["kind"], health, every, r["last_success_at"] or "-",
+                      str(r["consecutive_failures"]), str(r["last_status"] or "-"), str(r["alerts_seen"]),
+                      (r["last_error"] or "")[:80])
     Console().print(table)
 
 

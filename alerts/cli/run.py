@@ -25,9 +25,13 @@ from alerts.demo import demo_refusal
 from alerts.metrics import InstrumentedProvider, metrics_port
 from alerts.metrics import serve as serve_metrics
 from alerts.models import CostEntry, Delivery
+from alerts.new_alert_watch import WATCH_SECONDS, NewAlertWatcher
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
+from alerts.reminders import reminder_interval, reminder_job
 from alerts.run_verdict import exit_if_failed, run_verdict
 from alerts.urlmask import mask_secrets
+from alerts.weather_polling import WeatherPolling
+from alerts.websub import WebSubSettings, WebSubSubscriber
 from alerts.workers import Heartbeat
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
@@ -74,15 +78,26 @@ def run(
 
 def _run_forever(pipeline: Pipeline) -> None:
     cfg = pipeline.config
-    specs = [feed_spec(f) for f in cfg.feeds if f.enabled]
+    specs = [feed_spec(f) for f in cfg.feeds if f.enabled and f.polled]
     pipeline.seed_demo_subscribers()
     pipeline.warm_up()
-    scheduler = FeedScheduler(specs, pipeline.poll_and_process, max_workers=4)
+    polling = WeatherPolling(pipeline.engine, pipeline.poll_and_process)
+    # one thread per feed (and the housekeeping jobs): a slow feed never delays a fast one
+    scheduler = FeedScheduler(specs, polling.poll, max_workers=len(specs) + 4)
+    polling.scheduler = scheduler
     # the feed jobs poll and match; this loop sends, apart from them (alerts/delivery/loop.py)
     loop = DispatchLoop(pipeline.dispatcher, pipeline.dispatch, pipeline.wake,
                         idle_seconds=min(1.0, cfg.dispatch_interval_seconds))
     pipeline.dispatch_loop_running = True
     scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)  # match held, results
+    scheduler.add_periodic("reminders", reminder_interval(cfg), reminder_job(pipeline))
+    # alerts stored by another process (a push to `alimcast serve`, a console notice) are matched at once;
+    # what the match queues wakes the dispatch loop
+    watcher = NewAlertWatcher(pipeline.engine, pipeline.match)
+    scheduler.add_periodic("new-alerts", WATCH_SECONDS, watcher.check)
+    websub = WebSubSettings.from_config(cfg)
+    if websub is not None:
+        pipeline.after_poll.append(WebSubSubscriber(websub).after_poll)
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))

@@ -55,9 +55,9 @@ from alerts.delivery.providers.base import (
 )
 from alerts.delivery.rate import SendWindow
 from alerts.delivery.shared_rate import SharedSendWindow, provider_timeout, window_for
-from alerts.delivery.sms import build_fallback
 from alerts.metrics import LEASES_RECOVERED
 from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.short_sms import short_fallback
 from alerts.sqlutil import id_in, id_list
 from subscribers.models import Subscriber
 from subscribers.sqltypes import utcnow
@@ -379,7 +379,11 @@ class Dispatcher:
     def _message(self, row: Delivery, phone: str) -> OutgoingMessage:
         fallback: Fallback | None = None
         if self.config.provider.settings.get("fallback", True):
-            fallback = _fallback_for(row.text)
+            # the template's short SMS form when it fits, for a row rendered with that template (a translation
+            # or a grouped message has its own code: its full text is the fallback)
+            template = self.config.templates.get(row.kind)
+            sms = template.sms if template is not None and template.code == row.template_code else None
+            fallback = _fallback_for(sms, tuple(sorted(row.params.items())) if sms else (), row.text)
         return OutgoingMessage(delivery_id=row.id or 0, recipient_no=phone, template_code=row.template_code,
                                parameters=dict(row.params), text=row.text, fallback=fallback)
 
@@ -488,18 +492,21 @@ class Dispatcher:
         finished: list[_Finished] = []
         with session_scope(self.engine) as session:
             connection = session.connection()
-            stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _DELIVERY.c.fallback_kind)
+            stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _DELIVERY.c.fallback_kind, _DELIVERY.c.sent_at,
+                           _DELIVERY.c.provider, _DELIVERY.c.text, _DELIVERY.c.alert_id, _DELIVERY.c.subscriber_id)
                     .where(id_in(_DELIVERY.c.id, connection.dialect.name)))
             wanted = [r.delivery_id for r in results if r.status != "pending"]
             rows = connection.execute(stmt, _ids_param(connection, wanted)) if wanted else ()
-            known: dict[int, tuple[str, str | None]] = {row_id: (status, kind) for row_id, status, kind in rows}
+            known: dict[int, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in rows}
             for result in results:
                 state = known.get(result.delivery_id)
                 if state is None or state[0] in FINAL or result.status == "pending":
                     continue
-                known[result.delivery_id] = (result.status, state[1])  # a repeated result finds it final
+                known[result.delivery_id] = (result.status, *state[1:])  # a repeated result finds it final
+                _, kind, sent_at, provider, text, alert_id, subscriber_id = state
                 finished.append(_Finished(result.delivery_id, result.status, result.channel, result.result_code,
-                                          result.result_message, state[1], now))
+                                          result.result_message, kind, now, sent_at, provider, text, alert_id,
+                                          subscriber_id))
                 report.updated += 1
                 report.by_status[result.status] += 1
                 if result.channel:
@@ -556,6 +563,12 @@ class _Finished:
     result_message: str | None
     fallback_kind: str | None
     finished_at: datetime
+    #: What the ledger prices by: the prices in force when it went out, the old route's price for its text.
+    sent_at: datetime | None = None
+    provider: str | None = None
+    text: str = ""
+    alert_id: int | None = None
+    subscriber_id: int | None = None
 
 
 _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
@@ -607,9 +620,9 @@ def _sqlite_value(value: Any) -> Any:
 
 
 @lru_cache(maxsize=256)
-def _fallback_for(text: str) -> Fallback:
+def _fallback_for(sms: str | None, parameters: tuple[tuple[str, str], ...], text: str) -> Fallback:
     """One outbox text is shared by every recipient of an alert version: its SMS/LMS fallback is built once."""
-    return build_fallback(text)[0]
+    return short_fallback(sms, dict(parameters), text)[0]
 
 
 def _suppression(row: Delivery, alert: AlertRecord | None, thread: AlertThread | None, now: datetime) -> str | None:

@@ -306,6 +306,24 @@ class NhnTestServer:
 
     # ---- request handling (called from handler threads) ------------------------------------------
 
+    def billed(self) -> dict[str, int]:
+        """What the provider bills, per channel: AlimTalk for every message Kakao delivered or sent without
+        receipt (3005), SMS or LMS for every fallback that went out (the requested type, else by EUC-KR
+        length as NHN chooses). Reconciliation tests compare the ledger with this, to the won."""
+        billed = {"alimtalk": 0, "sms": 0, "lms": 0}
+        with self._lock:
+            for m in self._messages:
+                code = m.behaviour.code
+                if code in ("1000", "3005"):
+                    billed["alimtalk"] += 1
+                elif m.resend and m.behaviour.fallback_ok:
+                    kind = m.resend.get("resendType")
+                    if kind not in ("SMS", "LMS"):
+                        text = m.resend.get("resendContent") or m.content
+                        kind = "SMS" if len(text.encode("cp949", "replace")) <= 90 else "LMS"
+                    billed[kind.lower()] += 1
+        return billed
+
     def _record(self, rec: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(rec)

@@ -72,5 +72,5 @@ def test_monthly_summary_keeps_dry_runs_out_of_the_real_figures(tmp_path: Path) 
     assert month.simulated is not None and month.simulated.messages == 7 and month.simulated.cost_krw == 56.0
     report = month.report_json()
     assert (report["messages"], report["simulated"]["messages"]) == (3, 7)
-    assert report["saving_ratio"] == round(1 - 8.0 / baseline, 4)
+    assert report["saving_ratio"] == round(1 - 8.0 / float(baseline), 4)  # money is Decimal now
     pipeline.close()

@@ -62,7 +62,9 @@ class Job:
 def setup(tmp_path: Path) -> Iterator[tuple[NhnTestServer, Path, dict[str, str]]]:
     feed = tmp_path / "w.xml"
     feed.write_bytes(cap_xml("CRASH-1", sent=datetime.now(UTC).replace(microsecond=0), zones=["S1251100"]))
-    subscribers = "".join(f'[[demo.subscribers]]\nphone = "{p}"\nzones = ["S1251100"]\n\n' for p in PHONES)
+    # the demo guard refuses demo people with a real provider unless told: this test means it
+    subscribers = "[demo]\nallow_real_provider = true\n\n" + "".join(
+        f'[[demo.subscribers]]\nphone = "{p}"\nzones = ["S1251100"]\n\n' for p in PHONES)
     with NhnTestServer(templates={code: text for code, text in TEMPLATES.values()}) as srv:
         cfg = tmp_path / "config.toml"
         cfg.write_text(config_text(f"sqlite:///{tmp_path / 'a.db'}", [("w", "cap", str(feed))], provider="nhn",

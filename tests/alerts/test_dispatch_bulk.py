@@ -344,6 +344,10 @@ def test_bulk_bookkeeping_matches_the_row_by_row_logic(two_urls: tuple[str, str]
     rows.pipeline.close()
 
 
+#: The outbox's identity: one row per (alert, person, reminder number).
+OUTBOX_KEY = ("alert_id", "subscriber_id", "reminder_seq")
+
+
 def test_sqlite_insert_ignore_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
     """The SQLite fast path of insert_ignore (driver executemany) writes the very values SQLAlchemy's own
     INSERT ... ON CONFLICT DO NOTHING writes (times, JSON, booleans, defaults) and counts conflicts the same."""
@@ -372,10 +376,10 @@ def test_sqlite_insert_ignore_stores_what_sqlalchemy_stores(tmp_path: Path) -> N
             for start in (1, 3):  # the second overlaps the first: three conflicts
                 rows = outbox(start)
                 if use_fast_path:
-                    counts.append(insert_ignore(s, Delivery, rows, conflict=("alert_id", "subscriber_id")))
+                    counts.append(insert_ignore(s, Delivery, rows, conflict=OUTBOX_KEY))
                 else:
                     table = Delivery.__table__  # type: ignore[attr-defined]
-                    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["alert_id", "subscriber_id"])
+                    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(OUTBOX_KEY))
                     counts.append(len(s.execute(stmt.returning(table.c.id), rows).all()))
             costs = [{"delivery_id": 1, "month": "2026-12", "channel": "sms", "price_krw": 12.0,
                       "baseline_channel": "sms", "baseline_krw": 12.0, "dry_run": True, "created_at": when}]

@@ -23,8 +23,8 @@ PEOPLE = 30
 def people_config(tmp_path: Path, srv: NhnTestServer) -> tuple[Path, dict[str, str]]:
     feed = tmp_path / "w.xml"
     feed.write_bytes(cap_xml("ONCE-1", sent=datetime.now(UTC).replace(microsecond=0), zones=["S1251100"]))
-    people = "".join(f'[[demo.subscribers]]\nphone = "0108000{i:04d}"\nzones = ["S1251100"]\n\n'
-                     for i in range(PEOPLE))
+    people = "[demo]\nallow_real_provider = true\n\n" + "".join(
+        f'[[demo.subscribers]]\nphone = "0108000{i:04d}"\nzones = ["S1251100"]\n\n' for i in range(PEOPLE))
     text = config_text(f"sqlite:///{tmp_path / 'a.db'}", [("w", "cap", str(feed))], provider="nhn",
                        base_url=srv.base_url, extra=people).replace("rate_per_second = 1000",
                                                                    "rate_per_second = 1000\nbatch_size = 8")

@@ -40,7 +40,7 @@ def make_pipeline(db_url: str, tmp_path: Path, srv: SolapiTestServer, monkeypatc
     solapi_keys = ('api_key = "env:T_SOLAPI_KEY"\napi_secret = "env:T_SOLAPI_SECRET"\n'
                    f'pf_id = "{srv.pf_id}"\nsender_no = "{srv.sender_no}"\n')
     text = text.replace('app_key = "env:T_APP_KEY"', solapi_keys + 'app_key = "env:T_APP_KEY"')
-    text = text.replace("timeout_seconds = 5", "timeout_seconds = 0.3\nretry_attempts = 1\nretry_max_seconds = 2")
+    text = text.replace("timeout_seconds = 5", "timeout_seconds = 1.5\nretry_attempts = 1\nretry_max_seconds = 2")
     cfg = tmp_path / "config.toml"
     cfg.write_text(text, encoding="utf-8")
     return cfg
@@ -69,11 +69,13 @@ def test_a_lost_answer_is_settled_by_looking_up_the_key(db_url: str, tmp_path: P
     assert pipeline.dispatcher.provider.kind == "solapi"
     server.behaviours["01030000001"] = SolapiBehaviour("3104")  # not a KakaoTalk user: LMS fallback (a long text)
     queue(pipeline, tmp_path, 3)
-    server.delay_next(1, 1.0)  # Solapi takes the batch; its answer comes after our client gave up
+    server.delay_next(1, 4.0)  # Solapi takes the batch; its answer comes after our client gave up
     first = pipeline.dispatch()
     assert first.accepted == 0 and first.requeued == 3
     expire_leases(pipeline)  # the backoff has passed
-    time.sleep(1.0)  # the late answer has been given by now
+    deadline = time.monotonic() + 30
+    while len(server.send_requests()) < 1 and time.monotonic() < deadline:  # Solapi has stored the batch
+        time.sleep(0.05)
     pipeline.dispatch()
     assert [server.sends_to(f"0103{i:07d}") for i in range(3)] == [1, 1, 1]
     assert len(server.send_requests()) == 1

@@ -6,44 +6,16 @@ read through the real parsers: CAP documents, EDXL-DE envelopes and fat Atom fee
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 from alimcast_testkit import cap_xml, config_text
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from lxml import etree
-from signxml import SignatureMethod, XMLSigner, methods
+from cap_signing import SENT, Signer
 
 from alerts.config import ConfigError, load_config
 from feeds.atom import AtomParser
 from feeds.base import ParseError
 from feeds.cap import CapParser
-
-SENT = dt.datetime(2026, 11, 27, 9, tzinfo=dt.UTC)
-
-
-class Signer:
-    def __init__(self, tmp_path: Path, name: str) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(SENT - dt.timedelta(days=1)).not_valid_after(SENT + dt.timedelta(days=365))
-                     .sign(self.key, hashes.SHA256()))
-        self.pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
-        self.path = tmp_path / f"{name}.pem"
-        self.path.write_text(self.pem, encoding="ascii")
-
-    def sign(self, document: bytes) -> bytes:
-        key = self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption())
-        signed = XMLSigner(method=methods.enveloped, signature_algorithm=SignatureMethod.ECDSA_SHA256).sign(
-            etree.fromstring(document), key=key, cert=self.pem)
-        return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 
 @pytest.fixture
@@ -72,7 +44,7 @@ def test_signed_alert_verifies_and_is_read(kma: Signer) -> None:
 @pytest.mark.parametrize("mode", ["verify", "require"])
 def test_tampered_alert_is_refused(kma: Signer, mode: str) -> None:
     forged = kma.sign(alert()).replace(b"<severity>Moderate</severity>", b"<severity>Extreme</severity>")
-    with pytest.raises(ParseError, match=r"^kma.xml: XML signature does not verify .*Digest mismatch"):
+    with pytest.raises(ParseError, match=r"^kma.xml: alert W-SIG: XML signature does not verify .*Digest mismatch"):
         parser(mode, kma).parse(forged, origin="kma.xml")
 
 
@@ -116,7 +88,8 @@ def test_fat_atom_feed_keeps_good_entries_and_names_the_forged_one(kma: Signer, 
             + entry(3, kma.sign(alert("W-3"))) + "</feed>").encode()
     result = AtomParser({"signature": "require", "trusted_certs": [str(kma.path)]}).parse(feed, origin="feed")
     assert [a.identifier for a in result.alerts] == ["W-1", "W-3"]
-    assert len(result.errors) == 1 and result.errors[0].startswith("feed entry urn:e2: XML signature does not verify")
+    assert len(result.errors) == 1
+    assert result.errors[0].startswith("feed entry urn:e2: alert W-2: XML signature does not verify")
 
 
 @pytest.mark.parametrize(("options", "key", "reason"), [

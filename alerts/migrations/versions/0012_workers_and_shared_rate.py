@@ -5,7 +5,7 @@ database (alerts/delivery/shared_rate.py): one row per request in flight or answ
 ``worker`` is the registry of running ``alimcast run`` processes and their heartbeats (alerts/workers.py).
 
 Revision ID: 0012
-Revises: 0005
+Revises: 0008
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from alembic import op
 import subscribers.sqltypes
 
 revision: str = "0012"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
