@@ -46,7 +46,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "matching": ("zone_value_names",),
     "prices": ("provider", "effective", "alimtalk", "sms", "lms", "mms", "vat"),
     "baseline": ("mode",),
-    "baseline.invoices": ("month", "messages", "cost_krw", "vat", "note"),
+    "baseline.invoices": ("month", "messages", "cost_krw", "vat", "provider", "note"),
     "vessels": ("buffer_nm", "stale_after_hours", "ais_sources", "ais_flush_seconds", "ais_all_vessels"),
     "feeds": ("name", "kind", "url", "interval_seconds", "max_links", "enabled", "active_interval_seconds",
               "websub"),

@@ -12,13 +12,13 @@ Vocabulary (one outbox row per person and alert version):
 * awaiting result — taken, no delivery result yet;
 * delivered (AlimTalk), fell back (SMS/LMS, from the channel that carried it), failed (by reason),
   uncertain (sent, no receipt), suppressed (not sent: the warning ended or changed first);
-* acknowledged — people who confirmed reading it, where an acknowledgement store exists (see
-  :func:`count_acknowledged`); ``None`` ("n/a") otherwise.
+* acknowledged — people who confirmed the warning (thread) this version belongs to (see
+  :func:`count_acknowledged`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from alerts.ack_stats import count_acks_by_alert
 from alerts.models import AlertRecord, AlertThread, Delivery
 
 #: Statuses still moving towards the provider.
@@ -145,16 +146,13 @@ class AlertSummary:
                 "counts": counts}
 
 
-#: Counts acknowledgements for alert ids, or None where nothing records them. Acknowledgements live in a
-#: table another module owns: it assigns its own GROUP BY here (``delivery_stats.ack_counter = …``), and
-#: every figure above picks it up.
-AckCounter = Callable[[Session, Sequence[int]], dict[int, int] | None]
-ack_counter: AckCounter | None = None
+def count_acknowledged(session: Session, alert_ids: Sequence[int]) -> dict[int, int]:
+    """People who confirmed the warning each alert id belongs to (:func:`alerts.ack_stats.count_acks_by_alert`).
 
-
-def count_acknowledged(session: Session, alert_ids: Sequence[int]) -> dict[int, int] | None:
-    """Acknowledged people per alert id; ``None`` when no acknowledgement store is installed."""
-    return ack_counter(session, alert_ids) if ack_counter is not None else None
+    A direct call, not a hook another module fills in: the acknowledgement table ships with every database
+    (migration 0007), so there is no install in which the figure is unknown, and a module-level hook set at
+    import time would make the figure depend on which modules happened to be imported first."""
+    return count_acks_by_alert(session, list(alert_ids))
 
 
 def status_counts(session: Session, alert_ids: Sequence[int]) -> dict[int, Counts]:
@@ -179,9 +177,8 @@ def status_counts(session: Session, alert_ids: Sequence[int]) -> dict[int, Count
     for alert_id, n in session.exec(sent):
         out[alert_id].sent = n
     acks = count_acknowledged(session, alert_ids)
-    if acks is not None:
-        for alert_id in alert_ids:
-            out[alert_id].acknowledged = acks.get(alert_id, 0)
+    for alert_id in alert_ids:
+        out[alert_id].acknowledged = acks.get(alert_id, 0)
     return out
 
 

@@ -42,14 +42,14 @@ def list_alerts(
     table = Table(title="recent alerts (newest first)", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
                   collapse_padding=True)
     for name in ("id", "received UTC", "type", "event", "matched", "queued", "sent", "delivered", "fell back",
-                 "failed"):
+                 "failed", "acked"):
         table.add_column(name, justify="left" if name in ("received UTC", "type", "event") else "right",
                          no_wrap=True)
     for r in rows:
         c = r.counts
         table.add_row(str(r.alert_id), f"{r.received_at:%m-%d %H:%M}", r.msg_type, r.event, f"{c.matched:,}",
                       f"{c.queued + c.sending:,}", f"{c.sent:,}", f"{c.delivered:,}", f"{c.fell_back:,}",
-                      f"{c.failed:,}")
+                      f"{c.failed:,}", "n/a" if c.acknowledged is None else f"{c.acknowledged:,}")
     console.print(table)
 
 
@@ -139,7 +139,7 @@ def print_report(report: AlertDelivery, console: Console) -> None:
         ("  uncertain (sent, no receipt)", f"{c.uncertain:,}"),
         ("failed", f"{c.failed:,}"),
         ("suppressed (not sent)", f"{c.suppressed:,}"),
-        ("acknowledged", "n/a" if c.acknowledged is None else f"{c.acknowledged:,}"),
+        ("acknowledged (the whole warning)", "n/a" if c.acknowledged is None else f"{c.acknowledged:,}"),
         ("first send after arrival", _seconds(report.first_send_seconds)),
         ("last send after arrival", _seconds(report.last_send_seconds)),
     ):

@@ -187,9 +187,12 @@ def _label(code: str) -> str:
         return code
 
 
-def render_map(layers: list[Layer], *, css_class: str = "map", interactive: bool = False) -> str:
-    """The whole map: base layer, then each alert's shapes (most severe drawn last, on top)."""
-    out = [f'<svg class="{css_class}" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg" '
+def render_map(layers: list[Layer], *, css_class: str = "map", interactive: bool = False, overlay: str = "",
+               view: tuple[float, float, float, float] | None = None) -> str:
+    """The whole map: base layer, then each alert's shapes (most severe drawn last, on top), then ``overlay``
+    (SVG drawn in the map's pixels: boats, say). ``view`` (x, y, width, height) zooms in on part of it."""
+    box = " ".join(f"{v:.1f}" for v in view) if view else f"0 0 {WIDTH} {HEIGHT}"
+    out = [f'<svg class="{css_class}" viewBox="{box}" xmlns="http://www.w3.org/2000/svg" '
            f'role="img" aria-label="map of live alerts" data-lon-min="{LON_MIN}" data-lat-max="{LAT_MAX}" '
            f'data-kx="{KX:.6f}" data-scale="{SCALE}">', base_layer(), '<g class="alerts">']
     for layer in layers:
@@ -204,6 +207,7 @@ def render_map(layers: list[Layer], *, css_class: str = "map", interactive: bool
             group = f'<a href="{escape(layer.href)}">{group}</a>'
         out.append(group)
     out.append("</g>")
+    out.append(overlay)
     undrawn = sorted({z for layer in layers for z in layer.undrawn})
     if undrawn:
         # say why a warning is missing from the map rather than showing an empty sea

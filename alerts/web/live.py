@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from alerts.config import Config
 from alerts.feedstate import DbFeedStateStore
 from alerts.models import AlertRecord, AlertThread, CostEntry, Delivery
+from alerts.web.ack_view import acknowledged_by
 from feeds.model import SEVERITY_RANK
 from subscribers.geo_models import ZonePolygon
 
@@ -29,7 +30,7 @@ class Progress:
     """Delivery counts of one alert version or one whole warning (thread)."""
 
     by_status: Counter[str] = field(default_factory=Counter)
-    #: Filled by the acknowledgement feature (issue 10) when it lands; None means "not tracked".
+    #: People who confirmed the warning (``alerts.web.ack_view.acknowledged_by``); None only for a bare Progress().
     acknowledged: int | None = None
 
     @property
@@ -100,6 +101,9 @@ def progress_by(session: Session, column: Any, ids: list[int]) -> dict[int, Prog
                         .group_by(column, Delivery.status))
     for key, status, n in rows:
         out[key].by_status[status] = n
+    acks = acknowledged_by(session, column, ids)
+    for key, progress in out.items():
+        progress.acknowledged = acks.get(key, 0)
     return out
 
 

@@ -4,6 +4,7 @@ PostgreSQL database) holding deliveries in every state."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from alerts import delivery_stats
+from alerts.acks import record_ack
 from alerts.cli.app import app
 from alerts.cli.common import open_context
 from alerts.db import session_scope
@@ -100,7 +102,7 @@ def test_show_json_counts_every_state(stored: tuple[Path, int, int]) -> None:
     assert c["fallback"] == {"sms": 2, "lms": 1} and c["fell_back"] == 3
     assert (c["failed"], c["uncertain"], c["suppressed"]) == (3, 1, 2)
     assert c["sent"] == 3 + 5 + 3 + 2 + 1  # every row with sent_at, a later failure included
-    assert c["acknowledged"] is None
+    assert c["acknowledged"] == 0  # nobody confirmed yet (the acknowledgement store is always there)
     assert data["failed_by_reason"] == [
         {"code": "3008", "reason": "bad phone number", "count": 2},
         {"code": "-5000", "reason": "invalid recipient number", "count": 1},
@@ -115,8 +117,8 @@ def test_show_table(stored: tuple[Path, int, int]) -> None:
     config, first, _ = stored
     code, out, err = invoke("alerts", "show", str(first), "--config", str(config))
     assert code == 0, err
-    for text in ("matched", "20", "fell back (SMS/LMS)", "LMS 1, SMS 2", "bad phone number", "acknowledged",
-                 "n/a", "1.5 s", "6.0 s", "풍랑경보", "current"):
+    for text in ("matched", "20", "fell back (SMS/LMS)", "LMS 1, SMS 2", "bad phone number",
+                 "acknowledged (the whole warning)", "1.5 s", "6.0 s", "풍랑경보", "current"):
         assert text in out, text
 
 
@@ -137,15 +139,29 @@ def test_list(stored: tuple[Path, int, int]) -> None:
     code, out, _ = invoke("alerts", "list", "--config", str(config), columns=100)
     assert code == 0 and "풍랑주의보" in out and "Update" in out
     line = next(ln for ln in out.splitlines() if ln.strip().startswith(str(first)))
-    assert line.split()[-6:] == ["20", "3", "14", "5", "3", "3"]  # matched queued sent delivered fell-back failed
+    # matched queued sent delivered fell-back failed acked
+    assert line.split()[-7:] == ["20", "3", "14", "5", "3", "3", "0"]
 
 
-def test_ack_counter_hook(stored: tuple[Path, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where an acknowledgement store exists, its counter fills in the figure."""
-    config, first, _ = stored
-    monkeypatch.setattr(delivery_stats, "ack_counter", lambda session, ids: {first: 7})
-    code, out, _ = invoke("alerts", "show", str(first), "--json", "--config", str(config))
-    assert json.loads(out)["counts"]["acknowledged"] == 7
+def test_acknowledgements_come_from_the_ack_store(stored: tuple[Path, int, int]) -> None:
+    """Two people confirm the warning (as the public /a/ page records it): ``alerts show`` and ``alerts list``
+    count them for every version of that warning."""
+    config, first, update = stored
+    ctx = open_context(config)
+    with session_scope(ctx.engine) as s:
+        rows = s.exec(select(Delivery).where(Delivery.alert_id == first).order_by(Delivery.id).limit(2)).all()
+        for d in rows:
+            assert record_ack(s, d.thread_id, d.subscriber_id, first, now=RECEIVED + timedelta(minutes=5)).new
+    code, out, err = invoke("alerts", "show", str(first), "--json", "--config", str(config))
+    assert code == 0, err
+    assert json.loads(out)["counts"]["acknowledged"] == 2
+    code, out, _ = invoke("alerts", "show", str(update), "--config", str(config), columns=120)
+    assert re.search(r"acknowledged \(the whole warning\)\s+2\b", out), out
+    code, out, _ = invoke("alerts", "list", "--json", "--config", str(config))
+    assert [r["counts"]["acknowledged"] for r in json.loads(out)] == [2, 2]
+    code, out, _ = invoke("alerts", "list", "--config", str(config), columns=100)
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith(str(first)))
+    assert line.split()[-1] == "2"
 
 
 def test_watch_follows_the_fan_out_to_the_end(stored: tuple[Path, int, int]) -> None:

@@ -7,8 +7,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
+from alerts.ack_stats import warned_leaves
 from alerts.models import AlertRecord, AlertThread, Delivery
 from alerts.render import parameters_for, render
+from alerts.web.ack_view import ack_view, age, boats_map
 from alerts.web.basemap import alert_layer, render_map
 from alerts.web.capxml import to_cap_xml
 from alerts.web.context import DB, WebContext, web_context
@@ -50,9 +52,13 @@ def _detail(session: Session, ctx: WebContext, record: AlertRecord) -> dict:
     kind = {"Update": "update", "Cancel": "cancel"}.get(record.msg_type, "alert")
     rendered = sample or render(ctx.config.templates[kind].text, parameters_for(
         alert, kind, "ko", ctx.config.zone_value_names, zone_name, ctx.config.sender_name)).text
-    layer = alert_layer(record.body, zone_outlines(session), css=f"sev-{record.severity}", title=record.event,
+    outlines = zone_outlines(session)
+    layer = alert_layer(record.body, outlines, css=f"sev-{record.severity}", title=record.event,
                         value_names=ctx.config.zone_value_names)
     latest = versions[-1]
+    acks = ack_view(session, thread, ctx.config, ctx.now(), zone_name,
+                    ctx.extras.setdefault("ack_rates_cache", {})) if thread else None
+    leaves = warned_leaves(session, thread, ctx.config.zone_value_names) if thread else []
     return {"record": record, "thread": thread, "versions": versions, "per_version": per_version,
             "progress": whole or per_version[record.id], "alert": alert, "message": rendered,
             "message_is_sample": sample is None, "layer": layer, "map_svg": render_map([layer]),
@@ -60,7 +66,9 @@ def _detail(session: Session, ctx: WebContext, record: AlertRecord) -> dict:
             "zones": [(c, zone_name(c)) for c in alert.zone_codes(ctx.config.zone_value_names)],
             "is_notice": record.feed == FEED, "latest": latest,
             "can_change": record.feed == FEED and latest.msg_type != "Cancel"
-            and (thread is None or thread.state == "active")}
+            and (thread is None or thread.state == "active"),
+            "acks": acks, "age": age,
+            "boats_svg": boats_map(layer, outlines, leaves, acks.boats) if acks and acks.boats else ""}
 
 
 @router.get("/alerts/{alert_id}")
