@@ -73,6 +73,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "coalesce": ("group_wait_seconds", "max_alerts"),
     "demo": ("allow_real_provider",),
     "demo.subscribers": ("phone", "name", "zones", "min_severity"),
+    "metrics": ("port", "host", "token"),
 }
 
 

@@ -50,6 +50,10 @@ class PollingLease:
             log.info("this process now polls the feeds (advisory lock %#x)", self.key)
             return True
 
+    def holding(self) -> bool:
+        """Whether this process holds the lease now, without trying to take it (for the worker registry)."""
+        return not self.shared or self._conn is not None
+
     def _alive(self) -> bool:
         assert self._conn is not None
         try:

@@ -225,3 +225,37 @@ class CostRecipient(SQLModel, table=True):
 #: ledger) without scanning the outbox. Partial: only failed rows, so sending and recording stay as cheap.
 Index("ix_delivery_failed_finished", Delivery.__table__.c.finished_at,  # type: ignore[attr-defined]
       sqlite_where=text("status = 'failed'"), postgresql_where=text("status = 'failed'"))
+
+
+class SendReservation(SQLModel, table=True):
+    """One request's place in the provider account's window shared by all workers (PostgreSQL only;
+    alerts/delivery/shared_rate.py): it counts until ``counts_until`` (renewed while in flight; one second
+    after its answer once ended)."""
+
+    __tablename__ = "send_reservation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker: str = Field(max_length=200)
+    recipients: int
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended_at: datetime | None = _utc_column()
+    counts_until: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class WorkerRow(SQLModel, table=True):
+    """A running (or stopped, or dead) ``alimcast run`` process and its last heartbeat (alerts/workers.py)."""
+
+    __tablename__ = "worker"
+
+    id: str = Field(primary_key=True, max_length=200)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    heartbeat_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    #: Holds the polling lease (polls the feeds).
+    polls: bool = False
+    #: Outbox rows it holds in flight (status ``sending`` under its lease) at its last heartbeat.
+    holds: int = 0
+    #: Recipients it has had accepted since it started.
+    sent: int = 0
+    stopped_at: datetime | None = _utc_column()

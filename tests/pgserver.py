@@ -69,7 +69,22 @@ class PgServer:
                    "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C"])
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off " \
                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+        self._options = options
         self._run([self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"])
+        self._wait_listening()
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the server (fast: every connection dropped, committed work kept; this server runs with
+        synchronous_commit=off, so an immediate stop could lose commits) and start it again on the same
+        port and data, after ``down_seconds``: the clients must reconnect by themselves."""
+        self._run([self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"])
+        time.sleep(down_seconds)
+        self._run([self.pg_ctl, "-D", str(self.data), "-o", self._options, "-l", str(self.root / "log"), "-w",
+                   "start"])
+        self._wait_listening()
+
+    def _wait_listening(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -77,7 +92,6 @@ class PgServer:
                     break
             except OSError:
                 time.sleep(0.2)
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def create_database(self, name: str) -> str:
         import psycopg

@@ -25,6 +25,7 @@ OPTIONAL = {"subscribers": "People and their zones.", "zones": "KMA warning zone
             "users": "Console accounts (argon2 passwords, roles).",
             "acks": "Who confirmed a warning; the unconfirmed boats; reminders."}
 OPTIONAL["alerts"] = "Recent alerts and what became of one alert's messages."
+OPTIONAL["workers"] = "The alimcast run workers sharing this database."
 for _name, _help in OPTIONAL.items():
     try:
         _module = importlib.import_module(f"alerts.cli.{_name}")

@@ -22,6 +22,8 @@ from alerts.cli.common import EXIT_BAD_CONFIG, ConfigOption, fail, load, setup_l
 from alerts.db import session_scope
 from alerts.delivery.loop import DispatchLoop
 from alerts.demo import demo_refusal
+from alerts.metrics import InstrumentedProvider, metrics_port
+from alerts.metrics import serve as serve_metrics
 from alerts.models import CostEntry, Delivery
 from alerts.new_alert_watch import WATCH_SECONDS, NewAlertWatcher
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
@@ -30,6 +32,7 @@ from alerts.run_verdict import exit_if_failed, run_verdict
 from alerts.urlmask import mask_secrets
 from alerts.weather_polling import WeatherPolling
 from alerts.websub import WebSubSettings, WebSubSubscriber
+from alerts.workers import Heartbeat
 from feeds.scheduler import FeedScheduler
 from subscribers.sqltypes import utcnow
 
@@ -98,19 +101,46 @@ def _run_forever(pipeline: Pipeline) -> None:
     streams = pipeline.ais_streams()
     log.info("alimcast running: %d feeds, %d AIS sources, provider %s, database %s; Ctrl-C to stop", len(specs),
              len(streams), cfg.provider.kind, pipeline.engine.url.render_as_string(hide_password=True))
+    start_metrics(pipeline)
     previous = _stop_on_signals(scheduler, loop)
     loop.start()
+    heartbeat = start_heartbeat(pipeline, loop)
     for stream in streams:
         stream.start()
     try:
         scheduler.run_forever(handle_signals=False)
     finally:
         loop.stop(timeout=2.0)
+        heartbeat.stop()
         for stream in streams:
             stream.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
     log.info("stopped cleanly")
+
+
+def start_metrics(pipeline: Pipeline) -> None:
+    """Count and time the provider's requests (alerts/metrics.py) and, with ``[metrics] port``, serve them."""
+    pipeline.dispatcher.provider = InstrumentedProvider(pipeline.dispatcher.provider)
+    try:
+        port, host = metrics_port(pipeline.config.raw)
+    except ValueError as exc:
+        fail(f"config: {exc}", EXIT_BAD_CONFIG)
+    if port is not None:
+        try:
+            bound = serve_metrics(pipeline.engine, port, host)
+        except OSError as exc:
+            fail(f"[metrics] port {port}: cannot listen on {host}: {exc}")
+        log.info("metrics on http://%s:%d/metrics", host, bound)
+
+
+def start_heartbeat(pipeline: Pipeline, loop: DispatchLoop) -> Heartbeat:
+    """This process's row in the worker registry (``alimcast workers status``), refreshed every 2 s."""
+    window = pipeline.dispatcher.window
+    heartbeat = Heartbeat(pipeline.engine, polls=pipeline.lease.holding, in_flight=window.in_flight,
+                          sent=lambda: loop.sent.accepted)
+    heartbeat.start()
+    return heartbeat
 
 
 def _stop_on_signals(scheduler: FeedScheduler, loop: DispatchLoop) -> dict[int, object]:

@@ -55,6 +55,8 @@ from alerts.delivery.providers.base import (
     SendOutcome,
 )
 from alerts.delivery.rate import SendWindow
+from alerts.delivery.shared_rate import SharedSendWindow, provider_timeout, window_for
+from alerts.metrics import LEASES_RECOVERED
 from alerts.models import Delivery
 from alerts.short_sms import short_fallback
 from alerts.sqlutil import id_in, id_list
@@ -116,18 +118,23 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
 
 class Dispatcher:
     def __init__(self, engine: Engine, config: Config, provider: Provider, *,
-                 clock: Callable[[], datetime] = utcnow, window: SendWindow | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 window: SendWindow | SharedSendWindow | None = None) -> None:
         self.engine = engine
         self.config = config
         self.provider = provider
         self.clock = clock
-        self.window = window or SendWindow(config.provider.rate_per_second)
+        # shared by every worker on PostgreSQL (one provider account, one rate): alerts/delivery/shared_rate.py
+        self.window = window or window_for(engine, config.provider.rate_per_second,
+                                           attempt_seconds=provider_timeout(config))
         self.batch_size = batch_size_for(config.provider.batch_size, provider.max_batch, self.window.capacity)
         #: Set to stop: a wait for the rate ends at once and no new batch is claimed.
         self.stop = threading.Event()
         #: Held around the outbox's writes (the pipeline passes its own lock: SQLite has one writer).
         self.db_lock: threading.RLock = threading.RLock()
         self._seeded = False
+        #: The batch being sent is a re-send under a key used before (set by dispatch_due).
+        self._resending = False
         #: Accepted messages asked about per results call (``run --once`` calls again until all are in).
         self.results_limit = 10000
         self.dry_run = provider.kind == "dryrun"
@@ -152,6 +159,11 @@ class Dispatcher:
                 break
             batches += 1
             report.claimed += len(claimed.rows)
+            # a batch taken over from a sender that died or lost its answer may have arrived before: a refusal
+            # of this attempt says nothing about the first, so it must keep its key (see _requeue)
+            self._resending = claimed.stale_since is not None
+            if self._resending:
+                LEASES_RECOVERED.inc()
             if claimed.stale_since is not None and self._already_sent(claimed, report):
                 continue
             if len(claimed.rows) > self.window.capacity:
@@ -390,6 +402,10 @@ class Dispatcher:
 
     def _requeue(self, rows: list[Delivery], exc: ProviderError, report: DispatchReport) -> None:
         now = self.clock()
+        if self._resending and not exc.unknown_outcome:
+            # found by the chaos test: a recovered batch whose first attempt had arrived, refused now with a 429,
+            # was queued again under a fresh key and went out twice. It keeps its key instead.
+            exc = ProviderError(str(exc), retryable=exc.retryable, retry_after=exc.retry_after, unknown_outcome=True)
         level = logging.WARNING if exc.retryable else logging.ERROR
         log.log(level, "provider refused a batch of %d: %s%s", len(rows), exc,
                 "" if exc.retryable else " — configuration error: fix it; messages stay queued")

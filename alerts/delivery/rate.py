@@ -136,3 +136,8 @@ class SendWindow:
         """Let waiting threads re-check their ``stop`` event now."""
         with self._cond:
             self._cond.notify_all()
+
+    def in_flight(self) -> int:
+        """Recipients of this process's requests not answered yet (for the worker registry)."""
+        with self._cond:
+            return sum(t.recipients for t in self._tickets if t.ended is None)

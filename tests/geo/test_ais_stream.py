@@ -254,7 +254,9 @@ def test_cli_reads_a_live_receiver_until_ctrl_c(tmp_path: Path) -> None:
         line = proc.stdout.readline()  # blocks until the first batch is stored
         assert "1 positions from 1 vessels" in line and "stored 1 for 1 registered vessels" in line
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        # communicate drains the pipes while waiting: a child blocked on a full stderr pipe never exits
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()

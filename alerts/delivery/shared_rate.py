@@ -1,0 +1,248 @@
+"""One provider account, one rate, however many workers: the send window kept in PostgreSQL.
+
+Each ``alimcast run`` kept its own :class:`~alerts.delivery.rate.SendWindow`, so three workers on one account
+attempted up to three times its rate and the provider refused the excess with 429. The rule stays exactly
+the one proved in :mod:`alerts.delivery.rate` (a request of ``n`` may start only if ``n`` plus everything in
+flight or answered less than a second ago is at most the rate); only the set of requests it is counted over
+is now every worker's, in the table ``send_reservation``:
+
+* a request's place is taken in a short transaction under a transaction-scoped advisory lock (so two workers
+  never both see the same room), and counts until ``counts_until``;
+* while in flight, ``counts_until`` is kept ahead of the database clock by the request's longest single
+  attempt plus a second (renewed every ``RENEW_EVERY`` by one thread per process), so a worker that dies
+  mid-request keeps counting until its request can no longer arrive, and a database outage (no renewal)
+  cannot make a live request stop counting before it could have ended;
+* once answered, ``counts_until`` is the answer's time plus one second (the window's span).
+
+Every time is the database's ``clock_timestamp()``: workers on several hosts need no synchronised clocks.
+Fair shares come for free: whoever asks when there is room takes it, and a worker waiting for room polls
+the table (cheap: it holds only the last seconds' rows) every ``POLL_SECONDS`` at most.
+
+SQLite deployments are one process: they keep the in-process window (:func:`window_for`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from alerts.config import Config
+from alerts.delivery.rate import SendWindow
+
+log = logging.getLogger("alimcast.rate")
+
+#: The advisory lock taken (per transaction) around a reservation: "alrt".
+RATE_LOCK_KEY = 0x616C7274
+#: How often a worker renews the places of its requests in flight.
+RENEW_EVERY = 1.0
+#: Longest wait between two looks at the table while waiting for room.
+POLL_SECONDS = 0.05
+#: Rows that stopped counting longer ago than this are deleted (a little history for ``workers status``).
+KEEP_SECONDS = 60
+#: A database error while taking a place is retried for this long before the dispatcher is told.
+OUTAGE_SECONDS = 30.0
+
+
+@dataclass(slots=True, eq=False)
+class SharedTicket:
+    """One request's row in ``send_reservation``; ``ended`` is None while it may still arrive."""
+
+    recipients: int
+    id: int
+    ended: float | None = None
+
+
+class SharedSendWindow:
+    """The :class:`SendWindow` interface over the table ``send_reservation`` (PostgreSQL)."""
+
+    def __init__(self, engine: Engine, rate_per_second: float, *, attempt_seconds: float = 10.0,
+                 worker: str | None = None) -> None:
+        if rate_per_second <= 0:
+            raise ValueError("rate_per_second must be positive")
+        self.engine = engine
+        self.rate = rate_per_second
+        self.capacity = max(1, math.floor(rate_per_second))
+        self.span = 1.0 if rate_per_second >= 1 else 1.0 / rate_per_second
+        #: An in-flight place counts at least this far ahead of the last renewal: one attempt can last
+        #: ``attempt_seconds`` (the HTTP timeout), then its answer counts ``span`` more.
+        self.hold = max(attempt_seconds, 2 * RENEW_EVERY) + self.span
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self._flying: dict[int, SharedTicket] = {}
+        #: Ended tickets whose end could not be written yet (database down): retried by the renewer.
+        self._unwritten: dict[int, SharedTicket] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    # -- the SendWindow interface ---------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic()
+
+    def seed(self, recipients: int, ended_at: float) -> None:
+        """Nothing to seed: the table already holds what every worker sent in the last second."""
+
+    def used(self) -> int:
+        with self.engine.begin() as conn:
+            return int(conn.execute(text("SELECT coalesce(sum(recipients), 0) FROM send_reservation "
+                                         "WHERE counts_until > clock_timestamp()")).scalar_one())
+
+    def acquire(self, recipients: int, stop: threading.Event | None = None) -> SharedTicket | None:
+        """Wait until a request of ``recipients`` may start and take its place; None when ``stop`` is set."""
+        if recipients > self.capacity:
+            raise ValueError(f"a request of {recipients} recipients exceeds one second of the rate "
+                             f"({self.capacity})")
+        return self._wait(recipients, stop, take=True)
+
+    def wait_for_room(self, recipients: int, stop: threading.Event | None = None) -> bool:
+        return self._wait(min(recipients, self.capacity), stop, take=False) is not None
+
+    def finish(self, ticket: SharedTicket) -> None:  # type: ignore[override]
+        """The request's answer came (or it failed): it counts one more second from now. Never raises: an
+        end that cannot be written keeps counting as in flight (renewed) until it can."""
+        if ticket.ended is not None:
+            return
+        ticket.ended = time.monotonic()
+        with self._lock:
+            self._flying.pop(ticket.id, None)
+            self._unwritten[ticket.id] = ticket
+        self._write_ends()
+
+    def cancel(self, ticket: SharedTicket) -> None:  # type: ignore[override]
+        with self._lock:
+            self._flying.pop(ticket.id, None)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("DELETE FROM send_reservation WHERE id = :id"), {"id": ticket.id})
+        except Exception:  # noqa: BLE001 - it then counts until it expires: safe, only slower
+            log.warning("could not give back send place %s", ticket.id, exc_info=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def in_flight(self) -> int:
+        """Recipients of this process's requests not answered yet (for the worker registry)."""
+        with self._lock:
+            return sum(t.recipients for t in self._flying.values())
+
+    # -- the table ------------------------------------------------------------------------------
+    def _wait(self, recipients: int, stop: threading.Event | None, *, take: bool) -> SharedTicket | bool | None:
+        failing_since: float | None = None
+        while True:
+            if stop is not None and stop.is_set():
+                return None
+            try:
+                got, pause = self._try(recipients, take)
+                failing_since = None
+            except Exception:  # noqa: BLE001 - a restarting database: wait for it, within reason
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > OUTAGE_SECONDS:
+                    raise
+                log.warning("send window: database unavailable; trying again", exc_info=log.isEnabledFor(10))
+                got, pause = None, 0.5
+            if got is not None:
+                return got
+            self._wake.clear()
+            if stop is not None and stop.is_set():
+                return None
+            self._wake.wait(pause)
+
+    def _try(self, recipients: int, take: bool) -> tuple[SharedTicket | bool | None, float]:
+        """One look (and, with ``take``, one reservation) in one short transaction."""
+        with self.engine.begin() as conn:
+            if take:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RATE_LOCK_KEY})
+            used, next_free = conn.execute(text(
+                "SELECT coalesce(sum(recipients), 0), "
+                "       extract(epoch FROM min(counts_until) FILTER (WHERE ended_at IS NOT NULL) "
+                "                           - clock_timestamp()) "
+                "FROM send_reservation WHERE counts_until > clock_timestamp()")).one()
+            if int(used) + recipients > self.capacity:
+                pause = POLL_SECONDS if next_free is None else min(POLL_SECONDS, max(0.001, float(next_free)))
+                return None, pause
+            if not take:
+                return True, 0.0
+            ticket_id = conn.execute(text(
+                "INSERT INTO send_reservation (worker, recipients, started_at, counts_until) "
+                "VALUES (:w, :n, clock_timestamp(), clock_timestamp() + make_interval(secs => :hold)) "
+                "RETURNING id"), {"w": self.worker, "n": recipients, "hold": self.hold}).scalar_one()
+            conn.execute(text("DELETE FROM send_reservation WHERE counts_until < clock_timestamp() "
+                              "- make_interval(secs => :keep)"), {"keep": KEEP_SECONDS})
+        ticket = SharedTicket(recipients, int(ticket_id))
+        with self._lock:
+            self._flying[ticket.id] = ticket
+        self._ensure_renewer()
+        return ticket, 0.0
+
+    def _write_ends(self) -> None:
+        with self._lock:
+            ended = list(self._unwritten.values())
+        if not ended:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for ticket in ended:
+                    # the end as the database sees it now, less how long ago it happened here
+                    ago = max(0.0, time.monotonic() - (ticket.ended or 0.0))
+                    conn.execute(text(
+                        "UPDATE send_reservation SET ended_at = clock_timestamp() - make_interval(secs => :ago), "
+                        "counts_until = clock_timestamp() - make_interval(secs => :ago) "
+                        "               + make_interval(secs => :span) "
+                        "WHERE id = :id"), {"id": ticket.id, "ago": ago, "span": self.span})
+        except Exception:  # noqa: BLE001 - retried by the renewer; meanwhile it counts as in flight
+            log.warning("could not record the end of %d send(s) yet", len(ended), exc_info=log.isEnabledFor(10))
+            return
+        with self._lock:
+            for ticket in ended:
+                self._unwritten.pop(ticket.id, None)
+
+    def _ensure_renewer(self) -> None:
+        with self._lock:
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_forever, name="send-window-renewal",
+                                                 daemon=True)
+                self._renewer.start()
+
+    def _renew_forever(self) -> None:
+        """Runs while this process has places in flight (or ends not yet written), then ends."""
+        while True:
+            time.sleep(RENEW_EVERY)
+            with self._lock:
+                ids = list(self._flying) + list(self._unwritten)
+                if not ids:
+                    self._renewer = None
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text("UPDATE send_reservation SET counts_until = greatest(counts_until, "
+                                      "clock_timestamp() + make_interval(secs => :hold)) "
+                                      "WHERE id = ANY(:ids) AND ended_at IS NULL"), {"ids": ids, "hold": self.hold})
+            except Exception:  # noqa: BLE001 - the last renewal still covers one attempt; try again
+                log.warning("could not renew %d send place(s)", len(ids), exc_info=log.isEnabledFor(10))
+                continue
+            self._write_ends()
+
+
+def window_for(engine: Engine, rate_per_second: float, *, attempt_seconds: float = 10.0,
+               worker: str | None = None) -> SendWindow | SharedSendWindow:
+    """The window for one dispatcher: shared through the database on PostgreSQL (several workers may share
+    the account), in-process on SQLite (one process)."""
+    if engine.dialect.name == "postgresql":
+        return SharedSendWindow(engine, rate_per_second, attempt_seconds=attempt_seconds, worker=worker)
+    return SendWindow(rate_per_second)
+
+
+def provider_timeout(config: Config) -> float:
+    """The longest single attempt of a request: the provider adapter's HTTP timeout (NHN's default 10 s)."""
+    try:
+        return float(config.provider.settings.get("timeout_seconds", 10.0))
+    except (TypeError, ValueError):
+        return 10.0

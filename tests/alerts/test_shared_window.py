@@ -1,0 +1,87 @@
+"""The send window shared through PostgreSQL, in one process with two windows standing for two workers.
+
+The rule is the one of alerts/delivery/rate.py, counted over both: a place is refused while the other's
+request is in flight or answered less than a second ago; a dead worker's place counts until its request can
+no longer arrive; SQLite keeps the in-process window. Also the worker registry's states.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from alerts.db import make_engine, upgrade
+from alerts.delivery.rate import SendWindow
+from alerts.delivery.shared_rate import SharedSendWindow, window_for
+from alerts.workers import STALE_AFTER, Heartbeat, fleet_status
+
+
+def test_two_workers_count_each_others_requests(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    a = SharedSendWindow(engine, 10, attempt_seconds=2, worker="a")
+    b = SharedSendWindow(engine, 10, attempt_seconds=2, worker="b")
+    try:
+        ticket = a.acquire(6)
+        assert ticket is not None and b.used() == 6 and a.in_flight() == 6
+        stop = threading.Event()
+        threading.Timer(0.3, stop.set).start()
+        assert b.acquire(6, stop) is None  # a's request is in flight: no room for 6 more
+        assert b.acquire(4) is not None  # but room for 4
+        a.finish(ticket)
+        ended = time.monotonic()
+        other = b.acquire(6)  # a's 6 count one more second after their answer
+        assert other is not None and time.monotonic() - ended >= 0.9
+    finally:
+        engine.dispose()
+
+
+def test_a_dead_workers_place_counts_until_its_request_cannot_arrive(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    try:
+        dead = SharedSendWindow(engine, 10, attempt_seconds=1, worker="dead")
+        assert dead.acquire(10) is not None  # never finished: the process "died"
+        with engine.begin() as conn:
+            left = conn.execute(text("SELECT extract(epoch FROM counts_until - clock_timestamp()) "
+                                     "FROM send_reservation")).scalar_one()
+        assert 1.5 < float(left) <= 3.1  # one attempt (at least two renewals) plus the window's second
+        live = SharedSendWindow(engine, 10, worker="live")
+        assert not live.wait_for_room(1, _set_after(0.2))
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_keeps_the_in_process_window(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    assert isinstance(window_for(engine, 100), SendWindow)
+
+
+def test_workers_status_shows_alive_dead_stopped_and_the_poller(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    try:
+        polling = Heartbeat(engine, polls=lambda: True, in_flight=lambda: 25, sent=lambda: 100)
+        polling.beat()
+        quiet = Heartbeat(engine, polls=lambda: False, in_flight=lambda: 0, sent=lambda: 0)
+        quiet.id += "-2"
+        quiet.beat()
+        fleet = fleet_status(engine)
+        assert [w.state for w in fleet.workers] == ["alive", "alive"]
+        assert fleet.poller == polling.id and fleet.workers[0].in_flight == 25
+        later = fleet_status(engine, now=polling.started + STALE_AFTER + timedelta(seconds=5))
+        assert {w.state for w in later.workers} == {"dead"} and later.poller is None
+        quiet.stop()
+        assert {w.id: w.state for w in fleet_status(engine).workers}[quiet.id] == "stopped"
+        assert quiet.id not in {w.id for w in fleet_status(engine, include_stopped=False).workers}
+    finally:
+        engine.dispose()
+
+
+def _set_after(seconds: float) -> threading.Event:
+    event = threading.Event()
+    threading.Timer(seconds, event.set).start()
+    return event
