@@ -55,7 +55,15 @@ def test_workers_survive_a_database_restart_and_a_killed_worker(tmp_path: Path, 
             before = len(fleet.delivered())
             pg_server.restart(down_seconds=1.0)  # every worker's connections drop mid-fan-out
             wait_until(lambda: len(fleet.delivered()) >= before + 200, 60, "sending to go on after the restart")
-            poller_pid = next(w["pid"] for w in status_json(fleet)["workers"] if w["polls"])
+            # the restart dropped the polling lease with every connection: a worker takes it again at its next poll
+            pollers: list[int] = []
+
+            def poller_known() -> bool:
+                pollers[:] = [w["pid"] for w in status_json(fleet)["workers"] if w["polls"] and w["state"] == "alive"]
+                return bool(pollers)
+
+            wait_until(poller_known, 60, "a worker to hold the polling lease after the restart")
+            poller_pid = pollers[0]
             poller = next(w for w in workers if w.proc.pid == poller_pid)
             poller.kill9()
             killed_at = time.monotonic()
