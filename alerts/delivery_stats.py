@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from alerts.ack_stats import count_acks_by_alert
 from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.public.ack_stats import count_acks_by_alert
 
 #: Statuses still moving towards the provider.
 NOT_YET_SENT = ("queued", "sending")
@@ -147,7 +147,7 @@ class AlertSummary:
 
 
 def count_acknowledged(session: Session, alert_ids: Sequence[int]) -> dict[int, int]:
-    """People who confirmed the warning each alert id belongs to (:func:`alerts.ack_stats.count_acks_by_alert`).
+    """People who confirmed the warning each alert id belongs to (:func:`alerts.public.ack_stats.count_acks_by_alert`).
 
     A direct call, not a hook another module fills in: the acknowledgement table ships with every database
     (migration 0007), so there is no install in which the figure is unknown, and a module-level hook set at

@@ -26,7 +26,7 @@ from alerts.audience import Audience
 from alerts.config import Config
 from alerts.leader import MATCH_LOCK_KEY
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
-from alerts.personal_links import add_personal_links
+from alerts.public.links import add_personal_links
 from alerts.render import parameters_for, render
 from alerts.short_sms import short_fallback
 from alerts.sqlutil import id_in, id_list, insert_ignore

@@ -201,7 +201,7 @@ def _action(kind: str, language: str) -> str:
 #: Every variable :func:`parameters_for` gives a template (the config check refuses any other name).
 VARIABLES = ("hazard", "level", "event", "severity", "zones", "effective", "expires", "instruction", "headline",
              "sender", "action", "sent", "ack_url", "manage_url")
-#: Filled per person after rendering (alerts/personal_links.py): empty here, never given a general word.
+#: Filled per person after rendering (alerts/public/links.py): empty here, never given a general word.
 PERSONAL_VARIABLES = ("ack_url", "manage_url")
 
 #: Last-resort words for a variable that would still render empty, by language (``en`` for any other).

@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import alerts.public_models  # noqa: E402, F401
+import alerts.public.models  # noqa: E402, F401
 import subscribers.all_models  # noqa: E402, F401
 from alerts.audience import Audience  # noqa: E402
 from alerts.config import parse_config  # noqa: E402

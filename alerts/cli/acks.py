@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from alerts.ack_stats import Rate, ack_rates, thread_of, unconfirmed_vessels
 from alerts.cli.common import ConfigOption, fail, open_context
-from alerts.reminders import send_due_reminders
+from alerts.public.ack_stats import Rate, ack_rates, thread_of, unconfirmed_vessels
+from alerts.public.reminders import send_due_reminders
 from alerts.render import format_kst
 from subscribers import zones
 from subscribers.sqltypes import utcnow

@@ -27,7 +27,7 @@ from alerts.metrics import serve as serve_metrics
 from alerts.models import CostEntry, Delivery
 from alerts.new_alert_watch import WATCH_SECONDS, NewAlertWatcher
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
-from alerts.reminders import reminder_interval, reminder_job
+from alerts.public.reminders import reminder_interval, reminder_job
 from alerts.run_verdict import exit_if_failed, run_verdict
 from alerts.urlmask import mask_secrets
 from alerts.weather_polling import WeatherPolling

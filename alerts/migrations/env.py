@@ -7,7 +7,7 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import alerts.models  # noqa: F401  (registers the alert tables)
-import alerts.public_models  # noqa: F401  (personal links, acknowledgements, verification codes)
+import alerts.public.models  # noqa: F401  (personal links, acknowledgements, verification codes)
 import subscribers.all_models  # noqa: F401  (registers the subscriber tables)
 
 config = context.config

@@ -1,7 +1,7 @@
 """Acknowledgements as the console shows them: counts per warning and version, rates per zone and vessel, and the
 boats inside the warned zone (by their latest AIS fix) to call by radio.
 
-The figures come from :mod:`alerts.ack_stats` (the same ones ``alimcast acks show`` prints); this module only
+The figures come from :mod:`alerts.public.ack_stats` (the same ones ``alimcast acks show`` prints); this module only
 shapes them for a page: zone names, the age of each boat's fix, and the boats in the zone whose crews *did*
 confirm, listed after the ones to call so an operator sees a boat move from one list to the other.
 """
@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from alerts.ack_stats import (
+from alerts.config import Config
+from alerts.models import AlertThread, Delivery
+from alerts.public.ack_stats import (
     TOLD_STATUSES,
     AckRates,
     Rate,
@@ -27,9 +29,7 @@ from alerts.ack_stats import (
     unconfirmed_vessels,
     warned_leaves,
 )
-from alerts.config import Config
-from alerts.models import AlertThread, Delivery
-from alerts.public_models import Acknowledgement
+from alerts.public.models import Acknowledgement
 from alerts.web.basemap import Layer
 from subscribers.geo_models import Vessel
 from subscribers.models import Subscription

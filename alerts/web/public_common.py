@@ -14,11 +14,11 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from alerts import public_throttle as throttle
 from alerts.delivery.providers.base import Provider
 from alerts.delivery.providers.registry import create_provider
-from alerts.public_settings import PublicSettings, public_settings
-from alerts.verification import CodeSender, provider_sender
+from alerts.public import throttle
+from alerts.public.settings import PublicSettings, public_settings
+from alerts.public.verification import CodeSender, provider_sender
 from alerts.web.context import WebContext, client_address, web_context
 from alerts.web.templating import page
 

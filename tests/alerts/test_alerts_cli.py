@@ -15,11 +15,11 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from alerts import delivery_stats
-from alerts.acks import record_ack
 from alerts.cli.app import app
 from alerts.cli.common import open_context
 from alerts.db import session_scope
 from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.public.acks import record_ack
 from subscribers.store import add_subscriber
 
 runner = CliRunner()

@@ -10,10 +10,10 @@ from alimcast_testkit import cap_xml
 from public_testkit import deliveries, links_in, make_pipeline, publish
 from sqlmodel import select
 
-from alerts.acks import acknowledge_link, record_ack
 from alerts.db import session_scope
-from alerts.personal_links import hash_token, resolve_ack, resolve_manage
-from alerts.public_models import Acknowledgement, PersonalLink
+from alerts.public.acks import acknowledge_link, record_ack
+from alerts.public.links import hash_token, resolve_ack, resolve_manage
+from alerts.public.models import Acknowledgement, PersonalLink
 from subscribers.store import add_subscriber
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -9,9 +9,9 @@ from alimcast_testkit import cap_xml
 from public_testkit import deliveries, links_in, make_pipeline, publish
 from sqlmodel import select
 
-from alerts.ack_stats import ack_rates, count_acks_by_alert, thread_of, unconfirmed_vessels
-from alerts.acks import acknowledge_link
 from alerts.db import session_scope
+from alerts.public.ack_stats import ack_rates, count_acks_by_alert, thread_of, unconfirmed_vessels
+from alerts.public.acks import acknowledge_link
 from subscribers.geo_models import Vessel, VesselPosition, VesselZoneVisit
 from subscribers.store import add_subscriber
 from subscribers.vessels import add_vessel

@@ -16,11 +16,11 @@ from alimcast_testkit import cap_xml
 from public_testkit import deliveries, links_in, make_pipeline, publish
 from sqlmodel import select
 
-from alerts.acks import acknowledge_link
 from alerts.db import session_scope
 from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline
-from alerts.reminders import ReminderReport, send_due_reminders
+from alerts.public.acks import acknowledge_link
+from alerts.public.reminders import ReminderReport, send_due_reminders
 from subscribers.preferences import KST, format_quiet_hours
 from subscribers.store import add_subscriber
 
@@ -179,7 +179,7 @@ def test_the_running_jobs_reminder_step_queues_and_sends(tmp_path: Path) -> None
     warning's send time is moved back instead)."""
     from sqlalchemy import update
 
-    from alerts.reminders import reminder_interval, reminder_job
+    from alerts.public.reminders import reminder_interval, reminder_job
 
     pipeline = make_pipeline(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
     with session_scope(pipeline.engine) as s:

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from alerts.db import make_engine, session_scope, upgrade
 from alerts.models import AlertRecord, AlertThread, Delivery
-from alerts.self_service import NewChoices, change_choices, unsubscribe_now, vessels_of
+from alerts.public.self_service import NewChoices, change_choices, unsubscribe_now, vessels_of
 from subscribers.store import add_subscriber, zone_codes_of
 from subscribers.vessels import add_vessel
 

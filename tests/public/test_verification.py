@@ -15,9 +15,8 @@ from sqlmodel import select
 from alerts.config import load_config
 from alerts.db import make_engine, session_scope, upgrade
 from alerts.delivery.providers.nhn import NhnProvider
-from alerts.public_models import VerificationCode
-from alerts.testing import NhnTestServer
-from alerts.verification import (
+from alerts.public.models import VerificationCode
+from alerts.public.verification import (
     Choices,
     SubscribeError,
     check_code,
@@ -26,6 +25,7 @@ from alerts.verification import (
     request_code,
     send_confirmation,
 )
+from alerts.testing import NhnTestServer
 from subscribers.geo_models import Vessel
 from subscribers.models import Subscriber, Subscription
 from subscribers.store import add_subscriber, zone_codes_of

@@ -30,7 +30,7 @@ from alerts.costs import record_costs
 from alerts.db import session_scope
 from alerts.models import AlertRecord, AlertThread, Delivery
 from alerts.pipeline import Pipeline
-from alerts.public_models import Acknowledgement
+from alerts.public.models import Acknowledgement
 from alerts.web.app import create_app
 from alerts.web.auth import add_user
 from subscribers.geo_models import Vessel, VesselPosition, VesselZoneVisit, ZonePolygon
@@ -212,7 +212,7 @@ def test_costs_page_shows_the_report_and_the_chart(make_web_env: Any, live_serve
 def test_rates_are_reused_until_someone_confirms(harbour: tuple[Pipeline, LiveServer, Path]) -> None:
     """The page asks every few seconds; the rates (every person told) are read again only when a confirmation
     arrived or they are older than RATES_TTL. The boats to call are read afresh every time."""
-    from alerts.acks import record_ack
+    from alerts.public.acks import record_ack
     from alerts.web.ack_view import RATES_TTL, ack_view
     from alerts.web.notices import zone_name
 

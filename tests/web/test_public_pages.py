@@ -28,7 +28,7 @@ from alerts.db import session_scope
 from alerts.delivery.providers.nhn import NhnProvider
 from alerts.models import Delivery
 from alerts.pipeline import Pipeline
-from alerts.public_models import Acknowledgement
+from alerts.public.models import Acknowledgement
 from alerts.testing import NhnTestServer
 from alerts.web.app import create_app
 from subscribers.geo_models import ZonePolygon

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
-from alerts.ack_stats import warned_leaves
 from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.public.ack_stats import warned_leaves
 from alerts.render import parameters_for, render
 from alerts.web.ack_view import ack_view, age, boats_map
 from alerts.web.basemap import alert_layer, render_map

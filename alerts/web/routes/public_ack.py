@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from alerts.acks import acked_at, acknowledge_link
-from alerts.personal_links import AckTarget, resolve_ack
+from alerts.public.acks import acked_at, acknowledge_link
+from alerts.public.links import AckTarget, resolve_ack
+from alerts.public.self_service import vessels_of
 from alerts.render import SEVERITY_KO, format_kst, pick_info, zone_words
-from alerts.self_service import vessels_of
 from alerts.web.context import DB, WebContext, web_context
 from alerts.web.public_common import count_bad_link, gone, links_throttled, public_page
 from alerts.web.zone_svg import zone_map

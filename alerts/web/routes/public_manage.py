@@ -10,8 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from alerts.personal_links import resolve_manage
-from alerts.self_service import NewChoices, change_choices, unsubscribe_now, vessels_of
+from alerts.public.links import resolve_manage
+from alerts.public.self_service import NewChoices, change_choices, unsubscribe_now, vessels_of
 from alerts.web.context import DB, WebContext, web_context
 from alerts.web.public_common import count_bad_link, gone, links_throttled, public_page
 from alerts.web.routes.public_subscribe import SEVERITIES

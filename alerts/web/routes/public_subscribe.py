@@ -5,7 +5,7 @@ hours -> the consent text (its version and the time recorded) -> subscribed, wit
 
 The attempt is carried by a random ticket in an HttpOnly, SameSite=Strict cookie scoped to ``/subscribe``;
 the phone number never goes back to the page. Every answer is the same whether or not the number was
-subscribed before (see ``alerts.verification``).
+subscribed before (see ``alerts.public.verification``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from alerts.verification import (
+from alerts.public.verification import (
     Choices,
     SubscribeError,
     check_code,

@@ -33,8 +33,8 @@ from alerts.config import Config
 from alerts.db import sqlite_datetime
 from alerts.delivery.sms import fallback_kind
 from alerts.models import AlertRecord, AlertThread
-from alerts.public_models import PersonalLink
-from alerts.public_settings import PublicSettings, public_settings
+from alerts.public.models import PersonalLink
+from alerts.public.settings import PublicSettings, public_settings
 from alerts.render import VARIABLE, fill, variables
 from feeds.model import Alert
 from subscribers.models import Subscriber

@@ -14,8 +14,8 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from alerts.models import Delivery
-from alerts.personal_links import resolve_ack
-from alerts.public_models import ACK_HOWS, Acknowledgement
+from alerts.public.links import resolve_ack
+from alerts.public.models import ACK_HOWS, Acknowledgement
 from alerts.sqlutil import insert_ignore
 
 

@@ -33,13 +33,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlmodel import Session, select
 
-from alerts import public_throttle as throttle
 from alerts.config import Config
 from alerts.delivery.providers.base import OutgoingMessage, Provider, ProviderError
 from alerts.delivery.sms import build_fallback
-from alerts.personal_links import hash_token, issue_manage_link
-from alerts.public_models import VerificationCode
-from alerts.public_settings import PublicSettings, public_settings
+from alerts.public import throttle
+from alerts.public.links import hash_token, issue_manage_link
+from alerts.public.models import VerificationCode
+from alerts.public.settings import PublicSettings, public_settings
 from alerts.render import render
 from subscribers import zones as zone_catalogue
 from subscribers.geo_models import Vessel

@@ -19,7 +19,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from alerts.models import AlertRecord, AlertThread, Delivery
-from alerts.public_models import Acknowledgement
+from alerts.public.models import Acknowledgement
 from feeds.model import Alert
 from subscribers.geo_models import Vessel
 from subscribers.geoindex import DEFAULT_STALE_AFTER

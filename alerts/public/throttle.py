@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from alerts.public_models import PublicThrottleEvent
+from alerts.public.models import PublicThrottleEvent
 
 WINDOW = timedelta(hours=1)
 

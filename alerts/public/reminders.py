@@ -34,9 +34,9 @@ from alerts.config import Config
 from alerts.delivery.sms import fallback_kind
 from alerts.fanout import priority_of
 from alerts.models import AlertRecord, AlertThread, Delivery
-from alerts.personal_links import ACK_SEVERITIES, add_personal_links
-from alerts.public_models import Acknowledgement
-from alerts.public_settings import PublicSettings, public_settings
+from alerts.public.links import ACK_SEVERITIES, add_personal_links
+from alerts.public.models import Acknowledgement
+from alerts.public.settings import PublicSettings, public_settings
 from alerts.render import parameters_for, render
 from alerts.sqlutil import insert_ignore
 from feeds.model import Alert
