@@ -6,7 +6,7 @@ foreign key is real) plus a neighbouring month of a fifth as many, then times
 distinct recipients, failures) and, as the baseline in the same run, fetching the month's rows and summing
 them in Python (what the report did before). Prints medians and the ratio.
 
-Run: /work/venv/bin/python benchmarks/bench_costs.py [--rows 5000000] [--runs 5] [--no-sqlite] [--postgres]
+Run: .venv/bin/python benchmarks/bench_costs.py [--rows 5000000] [--runs 5] [--no-sqlite] [--postgres]
 """
 
 from __future__ import annotations

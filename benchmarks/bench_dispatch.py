@@ -13,7 +13,7 @@ Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by
 - the outbox write: ``fan_out_pending`` for one warning reaching ``--outbox`` people (matching, rendering and
   the INSERT of every Delivery row, in one transaction; goal < 1 s on SQLite).
 
-Run: /work/venv/bin/python benchmarks/bench_dispatch.py [--recipients 20000] [--outbox 100000] [--runs 3]
+Run: .venv/bin/python benchmarks/bench_dispatch.py [--recipients 20000] [--outbox 100000] [--runs 3]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Prints medians (after warm-up) of:
 - feedparser.parse(bytes) alone on the same bytes: the baseline (feedparser is how the envelope used to be
   read; it is ~1 ms per entry, so it alone was well past the 20 ms goal for our whole parser).
 
-Run: /work/venv/bin/python benchmarks/bench_feed_parse.py [--entries 200] [--runs 30]
+Run: .venv/bin/python benchmarks/bench_feed_parse.py [--entries 200] [--runs 30]
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Prints medians of a few runs, each on a fresh SQLite file created by the shipped
 With ``--postgres`` the parse-free figure is also measured on a throwaway PostgreSQL server
 (tests/pgserver.py; needs initdb/pg_ctl on the machine).
 
-Run: /work/venv/bin/python benchmarks/bench_ingest.py [--alerts 10000] [--batch 500] [--runs 3] [--postgres]
+Run: .venv/bin/python benchmarks/bench_ingest.py [--alerts 10000] [--batch 500] [--runs 3] [--postgres]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ N subscribers of that zone on a migrated SQLite file, inside a transaction rolle
 - links: the same with [web] public_url set (two hashed tokens per person, per-person text, link rows).
 Prints the medians and the ratios against the baseline.
 
-Run: /work/venv/bin/python benchmarks/bench_personal_links.py [--people 20000] [--runs 5]
+Run: .venv/bin/python benchmarks/bench_personal_links.py [--people 20000] [--runs 5]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ rate, counted by the server on arrival per rolling second:
    is polled and matched on another feed ``--trials`` times; printed: the time from the start of the poll that
    sees it to the provider accepting its first recipient (goal: < 1 s), median and worst.
 
-Run: /work/venv/bin/python benchmarks/bench_send_rate.py [--rates 500,1000,2000] [--seconds 15] [--runs 1]
+Run: .venv/bin/python benchmarks/bench_send_rate.py [--rates 500,1000,2000] [--seconds 15] [--runs 1]
      [--urgent-rate 1000] [--trials 5]
 """
 

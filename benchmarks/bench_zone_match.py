@@ -9,7 +9,7 @@ Prints medians and ratios against baselines measured in the same run:
   database triggers fill (empty, then after one person subscribed since the snapshot).
 Databases are created by the shipped migrations, so the import pays for the change-log triggers.
 
-Run: /work/venv/bin/python benchmarks/bench_zone_match.py [--rows 1000000] [--workdir DIR]
+Run: .venv/bin/python benchmarks/bench_zone_match.py [--rows 1000000] [--workdir DIR]
 """
 
 from __future__ import annotations
