@@ -8,10 +8,12 @@ address so that trying tokens is slowed down as guessing passwords is (it cannot
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from alerts.delivery.providers.base import Provider
@@ -21,6 +23,8 @@ from alerts.public.settings import PublicSettings, public_settings
 from alerts.public.verification import CodeSender, provider_sender
 from alerts.web.context import WebContext, client_address, web_context
 from alerts.web.templating import page
+
+T = TypeVar("T")
 
 #: Unknown or expired links one client may open per hour before being refused for a while.
 BAD_LINKS_PER_HOUR = 30
@@ -67,3 +71,17 @@ def public_page(request: Request, template: str, status_code: int = 200, **conte
 def gone(request: Request, *, throttled: bool = False) -> HTMLResponse:
     """The same answer for an unknown, expired or someone else's link: nothing to learn from it."""
     return public_page(request, "public_gone.html", status_code=429 if throttled else 404, throttled=throttled)
+
+
+def resolve_link(request: Request, session: Session, token: str,
+                 resolve: Callable[[Session, str, datetime], T | None]) -> T | Response:
+    """What a personal link names (``resolve``: the ack or manage resolver), or the page to answer instead: the
+    same "gone" page for an unknown, expired or throttled link, and a bad link counts toward the throttle."""
+    if links_throttled(session, request):
+        return gone(request, throttled=True)
+    found = resolve(session, token, web_context(request).now())
+    if found is None:
+        count_bad_link(session, request)
+        session.commit()
+        return gone(request)
+    return found

@@ -16,7 +16,7 @@ from alerts.public.links import AckTarget, resolve_ack
 from alerts.public.self_service import vessels_of
 from alerts.render import SEVERITY_KO, format_kst, pick_info, zone_words
 from alerts.web.context import DB, WebContext, web_context
-from alerts.web.public_common import count_bad_link, gone, links_throttled, public_page
+from alerts.web.public_common import public_page, resolve_link
 from alerts.web.zone_svg import zone_map
 from feeds.model import Alert
 from subscribers.geo_models import Vessel
@@ -34,20 +34,9 @@ def _zone_name(code: str) -> str | None:
         return None
 
 
-def _target(request: Request, session: Session, token: str) -> AckTarget | Response:
-    if links_throttled(session, request):
-        return gone(request, throttled=True)
-    target = resolve_ack(session, token, web_context(request).now())
-    if target is None:
-        count_bad_link(session, request)
-        session.commit()
-        return gone(request)
-    return target
-
-
 @router.get("/a/{token}")
 def warning(request: Request, token: str, session: DB, ctx: WebContext = Depends(web_context)) -> Response:
-    found = _target(request, session, token)
+    found = resolve_link(request, session, token, resolve_ack)
     if isinstance(found, Response):
         return found
     alert = Alert.from_json(found.record.body)
@@ -78,7 +67,7 @@ def _boats(session: Session, found: AckTarget) -> list[tuple[float, float, str]]
 
 @router.post("/a/{token}")
 def confirm(request: Request, token: str, session: DB, ctx: WebContext = Depends(web_context)) -> Response:
-    found = _target(request, session, token)
+    found = resolve_link(request, session, token, resolve_ack)
     if isinstance(found, Response):
         return found
     acknowledge_link(session, token, now=ctx.now())

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from alerts.public.links import resolve_manage
 from alerts.public.self_service import NewChoices, change_choices, unsubscribe_now, vessels_of
 from alerts.web.context import DB, WebContext, web_context
-from alerts.web.public_common import count_bad_link, gone, links_throttled, public_page
+from alerts.web.public_common import public_page, resolve_link
 from alerts.web.routes.public_subscribe import SEVERITIES
 from alerts.web.zone_choices import chosen_values, land_choices, land_value, sea_choices
 from subscribers.models import Subscriber
@@ -22,17 +22,6 @@ from subscribers.preferences import format_quiet_hours
 from subscribers.store import zone_codes_of
 
 router = APIRouter()
-
-
-def _person(request: Request, session: DB, token: str) -> Subscriber | Response:
-    if links_throttled(session, request):
-        return gone(request, throttled=True)
-    person = resolve_manage(session, token, web_context(request).now())
-    if person is None:
-        count_bad_link(session, request)
-        session.commit()
-        return gone(request)
-    return person
 
 
 def _manage_page(request: Request, session: DB, token: str, person: Subscriber, *, status: int = 200,
@@ -49,7 +38,7 @@ def _manage_page(request: Request, session: DB, token: str, person: Subscriber, 
 
 @router.get("/u/{token}")
 def manage(request: Request, token: str, session: DB) -> Response:
-    found = _person(request, session, token)
+    found = resolve_link(request, session, token, resolve_manage)
     if isinstance(found, Response):
         return found
     return _manage_page(request, session, token, found)
@@ -59,7 +48,7 @@ def manage(request: Request, token: str, session: DB) -> Response:
 def save(request: Request, token: str, session: DB, zones: list[str] = Form([]), land_region: str = Form(""),
          min_severity: str = Form("Unknown"), language: str = Form("ko"), quiet_start: str = Form(""),
          quiet_end: str = Form(""), ctx: WebContext = Depends(web_context)) -> Response:
-    found = _person(request, session, token)
+    found = resolve_link(request, session, token, resolve_manage)
     if isinstance(found, Response):
         return found
     quiet = f"{quiet_start}-{quiet_end}" if quiet_start and quiet_end else ""
@@ -75,7 +64,7 @@ def save(request: Request, token: str, session: DB, zones: list[str] = Form([]),
 
 @router.post("/u/{token}/unsubscribe")
 def unsubscribe(request: Request, token: str, session: DB, ctx: WebContext = Depends(web_context)) -> Response:
-    found = _person(request, session, token)
+    found = resolve_link(request, session, token, resolve_manage)
     if isinstance(found, Response):
         return found
     unsubscribe_now(session, found, now=ctx.now())
