@@ -23,6 +23,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -35,6 +36,7 @@ from subscribers.live_zone_index import LiveZoneIndex
 from subscribers.matching import Recipient, alert_leaves, recipients_for_ids
 from subscribers.models import Subscription
 from subscribers.positions import vessels_in_zones_now
+from subscribers.preference_groups import RecipientGroup, recipient_groups
 from subscribers.preferences import SEND, Action
 from subscribers.vessels import subscribers_for_vessels
 
@@ -118,6 +120,17 @@ class Audience:
         found = _with_preferences(session, alert, where.ids, at=at, include_skipped=True)
         return [_never_hold_at_sea(r) if (where.at_sea or r.subscriber_id in where.aboard) else r for r in found]
 
+    def recipient_groups(self, session: Session, alert: Alert, value_names: Sequence[str], *,
+                         at: datetime) -> list[RecipientGroup]:
+        """:meth:`recipients` grouped by decision and language (skipped people included), for a fan-out that
+        writes the outbox a group at a time: the same people, the same decisions."""
+        where = self._find(session, alert, value_names, at=at)
+        categories = sorted({c for info in alert.infos for c in info.category})
+        groups = recipient_groups(session, np.fromiter(where.ids, dtype=np.int64, count=len(where.ids)),
+                                  severity=alert.max_severity(), urgency=alert.max_urgency(), categories=categories,
+                                  hazards=alert_hazards(alert), at=at, include_skipped=True)
+        return _never_hold_groups_at_sea(groups, where)
+
     def boats(self, session: Session, mmsis: Collection[int]) -> GeoIndex:
         """The latest fixes of just these vessels, for :meth:`vessel_followers` (built once per batch of fixes,
         however many live warnings they are checked against)."""
@@ -190,6 +203,25 @@ def alert_hazards(alert: Alert) -> list[str]:
         if level is not None:
             words[info.event.strip()] = None
     return [w for w in words if w]
+
+
+def _never_hold_groups_at_sea(groups: list[RecipientGroup], where: _Found) -> list[RecipientGroup]:
+    """:func:`_never_hold_at_sea` for groups: a held group is sent at once when the warning is for the sea, and
+    its members reached through their boat are split off and sent at once otherwise."""
+    aboard = np.fromiter(where.aboard, dtype=np.int64, count=len(where.aboard)) if where.aboard else None
+    out: list[RecipientGroup] = []
+    for group in groups:
+        if group.decision.action is not Action.HOLD:
+            out.append(group)
+        elif where.at_sea:
+            out.append(RecipientGroup(SEND, group.language, group.ids))
+        elif aboard is None:
+            out.append(group)
+        else:
+            on_board = np.isin(group.ids, aboard)
+            out.extend(RecipientGroup(decision, group.language, ids) for decision, ids in
+                       ((SEND, group.ids[on_board]), (group.decision, group.ids[~on_board])) if len(ids))
+    return out
 
 
 def _never_hold_at_sea(recipient: Recipient) -> Recipient:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
@@ -26,7 +27,8 @@ from alerts.audience import Audience
 from alerts.config import Config
 from alerts.leader import MATCH_LOCK_KEY
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
-from alerts.public.links import add_personal_links
+from alerts.outbox_write import RowGroup, insert_groups
+from alerts.public.links import add_personal_links, makes_links
 from alerts.render import parameters_for, render
 from alerts.short_sms import short_fallback
 from alerts.sqlutil import id_in, id_list, insert_ignore
@@ -61,6 +63,16 @@ class Target:
     subscriber_id: int
     kind: str
     not_before: datetime | None = None
+
+
+@dataclass(slots=True)
+class TargetGroup:
+    """People who get the same row of a version: same kind, language and hold. ``ids``: sorted."""
+
+    kind: str
+    language: str
+    not_before: datetime | None
+    ids: np.ndarray
 
 
 def fan_out_pending(session: Session, config: Config, audience: Audience, *, now: datetime,
@@ -99,15 +111,18 @@ def fan_out(session: Session, record: AlertRecord, config: Config, audience: Aud
         report.suppressed += _suppress_queued(session, thread.id, None, "cancelled before it was sent")  # type: ignore[arg-type]
         if not targets:
             record.skip_reason = "cancel: nobody had been told"
+        ended = ended_version(session, record)
+        report.queued += _queue(session, record, thread, alert, targets, config, zone_name, ended=ended)
     else:
-        targets = _targets(session, alert, config, audience, notified, now, report)
-        report.suppressed += _suppress_queued(session, thread.id, {t.subscriber_id for t in targets},  # type: ignore[arg-type]
+        groups = _target_groups(session, alert, config, audience, notified, now, report)
+        everyone = np.concatenate([g.ids for g in groups]) if groups else np.empty(0, dtype=np.int64)
+        report.suppressed += _suppress_queued(session, thread.id, everyone.tolist(),  # type: ignore[arg-type]
                                               "superseded by a newer version")
-        if not targets:
+        if not groups:
             record.skip_reason = "no matching subscribers"
-    ended = ended_version(session, record) if record.msg_type in ("Update", "Cancel") else None
-    report.queued += _queue(session, record, thread, alert, targets, config, zone_name, ended=ended)
-    report.held += sum(1 for t in targets if t.not_before is not None)
+        ended = ended_version(session, record) if record.msg_type == "Update" else None
+        report.queued += _queue_groups(session, record, thread, alert, groups, config, zone_name, ended=ended)
+        report.held += sum(len(g.ids) for g in groups if g.not_before is not None)
     if record.msg_type != "Cancel":
         report.grouped += coalesce.gather(session, config, record, alert, now, zone_name)
     return report
@@ -189,21 +204,31 @@ def _notified(session: Session, thread_id: int) -> set[int]:
     return set(rows) | coalesce.notified_carried(session, thread_id)
 
 
-def _targets(session: Session, alert: Alert, config: Config, audience: Audience, notified: set[int], now: datetime,
-             report: FanoutReport) -> list[Target]:
-    recipients = audience.recipients(session, alert, config.zone_value_names, at=now)
-    targets: dict[int, Target] = {}
-    for recipient in recipients:
-        decision = recipient.decision
+def _target_groups(session: Session, alert: Alert, config: Config, audience: Audience, notified: set[int],
+                   now: datetime, report: FanoutReport) -> list[TargetGroup]:
+    """Everyone this version goes to, a group per (kind, language, hold): the people it reaches by their
+    preferences (an ``update`` for those told of an earlier version), and those told before whom it no longer
+    reaches (an ``update`` too: the area moved away from them, or they narrowed their preferences since)."""
+    told = np.fromiter(notified, dtype=np.int64, count=len(notified))
+    out: list[TargetGroup] = []
+    covered: list[np.ndarray] = []
+    for group in audience.recipient_groups(session, alert, config.zone_value_names, at=now):
+        decision = group.decision
         if decision.action == "skip":
-            report.skipped[f"preference: {decision.reason}"] += 1
+            report.skipped[f"preference: {decision.reason}"] += len(group.ids)
             continue
-        kind = "update" if recipient.subscriber_id in notified else "alert"
-        targets[recipient.subscriber_id] = Target(recipient.subscriber_id, kind, decision.until)
-    # Those told about an earlier version hear about this one even if the area moved away from them.
-    for sid in notified - targets.keys():
-        targets[sid] = Target(sid, "update")
-    return [targets[k] for k in sorted(targets)]
+        covered.append(group.ids)
+        was_told = np.isin(group.ids, told) if len(told) else np.zeros(len(group.ids), dtype=bool)
+        out += [TargetGroup(kind, group.language, decision.until, ids)
+                for kind, ids in (("update", group.ids[was_told]), ("alert", group.ids[~was_told])) if len(ids)]
+    reached = set(np.concatenate(covered).tolist()) if covered else set()
+    rest = sorted(notified - reached)
+    by_language: dict[str, list[int]] = {}
+    for sid, language in _languages(session, rest).items():  # still active
+        by_language.setdefault(language, []).append(sid)
+    out += [TargetGroup("update", language, None, np.array(sorted(ids), dtype=np.int64))
+            for language, ids in by_language.items()]
+    return out
 
 
 def _suppress_queued(session: Session, thread_id: int, subscriber_ids: Iterable[int] | None, why: str) -> int:
@@ -231,27 +256,19 @@ def priority_of(alert: Alert) -> int:
 def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert, targets: list[Target],
            config: Config, zone_name: Callable[[str], str | None], created_at: datetime | None = None,
            ended: Alert | None = None) -> int:
+    """A row per person (each with its own links when the templates have them), as one bulk insert."""
     if not targets:
         return 0
     languages = _languages(session, [t.subscriber_id for t in targets])
-    rendered: dict[tuple[str, str], tuple[dict[str, str], str, str, str]] = {}
-    rows = []
     # a 해제 without <info> ranks like the warning it lifts
     priority = priority_of(alert) if alert.infos or ended is None else priority_of(ended)
+    rendering = _Rendering(config, record, alert, zone_name, ended)
+    rows = []
     for target in targets:
         language = languages.get(target.subscriber_id)
         if language is None:
             continue  # unsubscribed or paused since they were told
-        key = (target.kind, language)
-        if key not in rendered:
-            # the person's language where an approved template exists (Korean otherwise), and the CAP info in it
-            used, template = config.templates[target.kind].for_language(language)
-            params = parameters_for(alert, target.kind, used, config.zone_value_names, zone_name,
-                                    config.sender_name, ended=ended)
-            out = render(template.text, params, language=used, about=f"{record.identifier} ({target.kind})")
-            fallback, _ = short_fallback(template.sms, out.parameters, out.text)
-            rendered[key] = (out.parameters, out.text, fallback.kind, template.code)
-        params, text, fallback_kind, template_code = rendered[key]
+        params, text, fallback_kind, template_code = rendering.get(target.kind, language)
         rows.append({
             "alert_id": record.id, "thread_id": thread.id, "subscriber_id": target.subscriber_id,
             "kind": target.kind, "priority": priority, "status": "queued",
@@ -261,6 +278,54 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
         })
     add_personal_links(session, config, alert, thread.id, rows, now=created_at or record.matched_at)  # type: ignore[arg-type]
     return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id", "reminder_seq"))
+
+
+def _queue_groups(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert,
+                  groups: list[TargetGroup], config: Config, zone_name: Callable[[str], str | None],
+                  ended: Alert | None = None) -> int:
+    """The outbox of a fan-out a group at a time (:mod:`alerts.outbox_write`): every row of a group is the same
+    but for the person. When a template gives each person links of their own, a row per person instead."""
+    if not groups:
+        return 0
+    rendering = _Rendering(config, record, alert, zone_name, ended)
+    rendered = [rendering.get(g.kind, g.language) for g in groups]
+    if any(makes_links(config, alert, g.kind, r[3]) for g, r in zip(groups, rendered, strict=True)):
+        targets = sorted((Target(int(sid), g.kind, g.not_before) for g in groups for sid in g.ids),
+                         key=lambda t: t.subscriber_id)
+        return _queue(session, record, thread, alert, targets, config, zone_name, ended=ended)
+    # the links' lines left out of the text, as add_personal_links does for a row without links: once a group
+    shared = [{"kind": g.kind, "subscriber_id": int(g.ids[0]), "template_code": code, "params": params,
+               "text": text, "fallback_kind": fallback_kind}
+              for g, (params, text, fallback_kind, code) in zip(groups, rendered, strict=True)]
+    add_personal_links(session, config, alert, thread.id, shared, now=record.matched_at)  # type: ignore[arg-type]
+    priority = priority_of(alert) if alert.infos or ended is None else priority_of(ended)
+    return insert_groups(session.connection(), [
+        RowGroup(g.ids, g.kind, row["template_code"], row["params"], row["text"], row["fallback_kind"], g.not_before)
+        for g, row in zip(groups, shared, strict=True)],
+        alert_id=record.id, thread_id=thread.id, priority=priority, created_at=record.matched_at)  # type: ignore[arg-type]
+
+
+class _Rendering:
+    """A version's message per (kind, language), rendered once: the person's language where an approved
+    template exists (Korean otherwise), and the CAP info in it."""
+
+    def __init__(self, config: Config, record: AlertRecord, alert: Alert, zone_name: Callable[[str], str | None],
+                 ended: Alert | None) -> None:
+        self.config, self.record, self.alert, self.zone_name, self.ended = config, record, alert, zone_name, ended
+        self.done: dict[tuple[str, str], tuple[dict[str, str], str, str, str]] = {}
+
+    def get(self, kind: str, language: str) -> tuple[dict[str, str], str, str, str]:
+        """(parameters, text, fallback kind, template code)."""
+        key = (kind, language)
+        if key not in self.done:
+            config = self.config
+            used, template = config.templates[kind].for_language(language)
+            params = parameters_for(self.alert, kind, used, config.zone_value_names, self.zone_name,
+                                    config.sender_name, ended=self.ended)
+            out = render(template.text, params, language=used, about=f"{self.record.identifier} ({kind})")
+            fallback, _ = short_fallback(template.sms, out.parameters, out.text)
+            self.done[key] = (out.parameters, out.text, fallback.kind, template.code)
+        return self.done[key]
 
 
 def _languages(session: Session, ids: list[int]) -> dict[int, str]:

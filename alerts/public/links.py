@@ -80,7 +80,7 @@ def add_personal_links(session: Session, config: Config, alert: Alert, thread_id
     ack = bool(base) and needs_ack(alert.max_severity())
     end = alert.end_time()
     links: list[dict[str, Any]] = []
-    kinds: dict[tuple[str, str | None], tuple[str, set[str]] | None] = {}
+    kinds: dict[tuple[str, str | None], _Plan | None] = {}
     #: Without links every row sharing a rendering (the same params object) gets the same text: done once.
     same: dict[int, tuple[dict[str, str], str, str]] = {}
     manage_until = now + settings.subscribe.manage_link_lifetime
@@ -88,15 +88,11 @@ def add_personal_links(session: Session, config: Config, alert: Alert, thread_id
         kind = row["kind"]
         key = (kind, row.get("template_code"))  # a translation has its own text: the row's own template
         if key not in kinds:
-            template = template_text(config, settings, kind, row.get("template_code"))
-            used = set(variables(template)) & set(PERSONAL_VARS) if template is not None else set()
-            kinds[key] = (template, used) if template is not None and used else None
+            kinds[key] = _plan(config, settings, kind, row.get("template_code"), ack=ack)
         known = kinds[key]
         if known is None:
             continue
-        template, used = known
-        make_ack = ack and "ack_url" in used and kind != "cancel"
-        make_manage = bool(base) and "manage_url" in used
+        template, used, make_ack, make_manage = known
         if not (make_ack or make_manage):
             shared = same.get(id(row["params"]))
             if shared is None:
@@ -124,6 +120,31 @@ def add_personal_links(session: Session, config: Config, alert: Alert, thread_id
             row["fallback_kind"] = fallback_kind(row["text"])  # SMS or LMS by cp949 length, as build_fallback
     _store(session, links)
     return len(links)
+
+
+#: A row kind's template with personal variables: (text, the variables it uses, makes an ack link, makes a
+#: manage link).
+_Plan = tuple[str, set[str], bool, bool]
+
+
+def _plan(config: Config, settings: PublicSettings, kind: str, template_code: str | None, *, ack: bool) -> _Plan | None:
+    template = template_text(config, settings, kind, template_code)
+    used = set(variables(template)) & set(PERSONAL_VARS) if template is not None else set()
+    if template is None or not used:
+        return None
+    return template, used, ack and "ack_url" in used and kind != "cancel", bool(settings.public_url) and \
+        "manage_url" in used
+
+
+def makes_links(config: Config, alert: Alert, kind: str, template_code: str | None, *,
+                settings: PublicSettings | None = None) -> bool:
+    """Whether :func:`add_personal_links` makes a link (so a text of its own) for each row of this kind and
+    template. When it does not, every row sharing a rendering gets the same text, and the outbox can be written
+    a group at a time."""
+    settings = settings or public_settings(config)
+    plan = _plan(config, settings, kind, template_code,
+                 ack=bool(settings.public_url) and needs_ack(alert.max_severity()))
+    return plan is not None and (plan[2] or plan[3])
 
 
 def _store(session: Session, links: list[dict[str, Any]]) -> None:

@@ -1,0 +1,94 @@
+"""The people an alert reaches, grouped by what decides their message: their preferences and their language.
+
+Why groups and not a row per person: a national warning reaches 100,000 people or more, and almost all of them
+share a handful of preference sets (the defaults). Profiled on a 100,000-person fan-out, reading every person as
+a row and deciding row by row (:func:`subscribers.matching.recipients_for_ids`) was a third of the outbox write.
+Grouped in the database (``GROUP BY`` the preference columns and the language), each set is decided once and
+each group's ids come back as one array, so the outbox can be written a group at a time without a Python
+object per person.
+
+The decision is the same :func:`subscribers.preferences.decide` as the per-person path, and the result is the
+same: for every id, the decision ``recipients_for_ids`` would give (tested side by side).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
+from subscribers.matching import _strings, borrow_connection
+from subscribers.preferences import Action, Decision, Preferences, decide
+
+#: Ids bound per statement: one JSON array (SQLite) or one array (PostgreSQL) of this many.
+CHUNK = 250_000
+
+_GROUP_COLUMNS = "status, min_severity, {categories}, quiet_start_min, quiet_end_min, {hazards}, language"
+_SQLITE = (f"SELECT {_GROUP_COLUMNS.format(categories='categories', hazards='hazards')}, json_group_array(id) "
+           "FROM subscriber WHERE id IN (SELECT value FROM json_each(:ids)) GROUP BY 1, 2, 3, 4, 5, 6, 7")
+# JSONB lists compared as their text (JSONB's text is canonical); the ids as one array
+_POSTGRES = (f"SELECT {_GROUP_COLUMNS.format(categories='categories::text', hazards='hazards::text')}, "
+             "array_agg(id) FROM subscriber WHERE id = ANY(:ids) GROUP BY 1, 2, 3, 4, 5, 6, 7")
+
+
+@dataclass(slots=True)
+class RecipientGroup:
+    """People who get the same decision in the same language. ``ids``: sorted, unique subscriber ids."""
+
+    decision: Decision
+    language: str
+    ids: np.ndarray
+
+
+def recipient_groups(
+    session: Session | Engine | Connection,
+    subscriber_ids: Iterable[int] | np.ndarray,
+    *,
+    severity: str,
+    urgency: str,
+    categories: Iterable[str] = (),
+    hazards: Iterable[str] = (),
+    at: datetime,
+    include_skipped: bool = False,
+) -> list[RecipientGroup]:
+    """These people's decisions for one alert, a group per (decision, language), ordered by their first id.
+
+    Ids that no longer exist are left out; non-active people are SKIP (left out unless ``include_skipped``).
+    """
+    ids = np.unique(np.fromiter(subscriber_ids, dtype=np.int64) if not isinstance(subscriber_ids, np.ndarray)
+                    else subscriber_ids.astype(np.int64, copy=False))
+    if len(ids) == 0:
+        return []
+    wanted = list(categories)
+    alert_hazards = list(hazards)
+    decisions: dict[tuple[Any, ...], Decision] = {}
+    parts: dict[tuple[Decision, str], list[np.ndarray]] = {}
+    with borrow_connection(session) as conn:
+        postgres = conn.dialect.name == "postgresql"
+        query = text(_POSTGRES if postgres else _SQLITE)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK].tolist()
+            param = chunk if postgres else orjson.dumps(chunk).decode()
+            for status, min_severity, cats, quiet_start, quiet_end, hazard_list, language, members in \
+                    conn.execute(query, {"ids": param}):
+                prefs = (status, min_severity, _strings(cats), quiet_start, quiet_end, _strings(hazard_list))
+                decision = decisions.get(prefs)
+                if decision is None:
+                    decision = decisions[prefs] = decide(
+                        Preferences(status=status, min_severity=min_severity, categories=prefs[2],
+                                    quiet_start_min=quiet_start, quiet_end_min=quiet_end, hazards=prefs[5]),
+                        severity=severity, urgency=urgency, categories=wanted, hazards=alert_hazards, at=at)
+                if decision.action is Action.SKIP and not include_skipped:
+                    continue
+                members = orjson.loads(members) if isinstance(members, str) else members
+                parts.setdefault((decision, language), []).append(np.asarray(members, dtype=np.int64))
+    groups = [RecipientGroup(decision, language, np.sort(np.concatenate(arrays)))
+              for (decision, language), arrays in parts.items()]
+    return sorted(groups, key=lambda g: int(g.ids[0]))
