@@ -70,8 +70,9 @@ def _params_text(connection: Connection, params: dict[str, str]) -> Any:
 def _sqlite(connection: Connection, groups: list[RowGroup], packed: np.ndarray, alert_id: int, thread_id: int,
             priority: int, created_at: datetime) -> int:
     """One statement: ``packed`` holds ``subscriber_id * len(groups) + group`` in subscriber order; the groups
-    are a VALUES table (the statement starts with INSERT, so the driver counts what it inserted). CROSS JOIN keeps the ids' array as the outer loop (SQLite never reorders it), so the
-    rows are inserted, and numbered, in subscriber order."""
+    are a VALUES table (the statement starts with INSERT, so the driver counts what it inserted). CROSS JOIN
+    keeps the ids' array as the outer loop (SQLite never reorders it), so the rows are inserted, and numbered,
+    in subscriber order."""
     values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in groups)
     # the VALUES columns: column1 the group's number, then kind, template code, parameters, text, fallback, hold
     sql = (f"INSERT INTO delivery ({_COLUMNS}) "
