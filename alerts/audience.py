@@ -121,12 +121,16 @@ class Audience:
         return [_never_hold_at_sea(r) if (where.at_sea or r.subscriber_id in where.aboard) else r for r in found]
 
     def recipient_groups(self, session: Session, alert: Alert, value_names: Sequence[str], *,
-                         at: datetime) -> list[RecipientGroup]:
+                         at: datetime, only: np.ndarray | None = None) -> list[RecipientGroup]:
         """:meth:`recipients` grouped by decision and language (skipped people included), for a fan-out that
-        writes the outbox a group at a time: the same people, the same decisions."""
+        writes the outbox a group at a time: the same people, the same decisions. ``only``: just these of them
+        (a catch-up of people added since the warning was matched)."""
         where = self._find(session, alert, value_names, at=at)
         categories = sorted({c for info in alert.infos for c in info.category})
-        groups = recipient_groups(session, np.fromiter(where.ids, dtype=np.int64, count=len(where.ids)),
+        ids = np.fromiter(where.ids, dtype=np.int64, count=len(where.ids))
+        if only is not None:
+            ids = ids[np.isin(ids, only)]
+        groups = recipient_groups(session, ids,
                                   severity=alert.max_severity(), urgency=alert.max_urgency(), categories=categories,
                                   hazards=alert_hazards(alert), at=at, include_skipped=True)
         return _never_hold_groups_at_sea(groups, where)

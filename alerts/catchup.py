@@ -3,9 +3,9 @@
 Why: matching runs when a warning arrives, so a person added (``subscribers add``, a CSV import, the
 subscription page) while a 풍랑주의보 is in force in their zone got nothing until the next version, though
 a boat sailing into the zone did get it (``alerts.fanout.follow_vessels``). This is the same step for
-people: every live, already-matched warning is matched again through ``Audience.recipients`` (zones,
+people: every live, already-matched warning is matched again through ``Audience.recipient_groups`` (zones,
 outlines, points, vessels, preferences, quiet hours, "never held at sea" — one definition of who is in a
-warning), restricted to the new people, and queued through the fanout's own ``_queue``. The outbox's
+warning), restricted to the new people, and queued through the fanout's own ``_queue_groups``. The outbox's
 unique (alert_id, subscriber_id) keeps it once however often this runs; once the message is sent the
 person is among the notified, so an update or the 해제 reaches them like everyone else.
 
@@ -20,14 +20,15 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from weakref import WeakKeyDictionary
 
+import numpy as np
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, or_, select
 
 from alerts.audience import Audience
 from alerts.config import Config
 from alerts.db import session_scope
-from alerts.fanout import FanoutReport, Target, _queue, _skip_reason, _take_matching_turn
-from alerts.models import AlertRecord, AlertThread
+from alerts.fanout import FanoutReport, TargetGroup, _queue_groups, _skip_reason, _take_matching_turn
+from alerts.models import AlertRecord, AlertThread, Delivery
 from feeds.model import Alert
 from subscribers.models import Subscriber, SubscriptionChange
 from subscribers.sqltypes import utcnow
@@ -55,14 +56,21 @@ def catch_up(session: Session, config: Config, audience: Audience, subscriber_id
         if _skip_reason(record, thread, now) is not None:
             continue
         alert = Alert.from_json(record.body)
-        found = audience.recipients(session, alert, config.zone_value_names, at=now)
-        targets = [Target(r.subscriber_id, "alert", r.decision.until) for r in found
-                   if r.subscriber_id in wanted and r.decision.action != "skip"]
-        queued = _queue(session, record, thread, alert, targets, config, zone_name, created_at=now)
+        # the warning's audience a group at a time, kept to the people asked about who have no row for it yet
+        # (after a large import most of them were matched with the warning itself)
+        had = set(session.connection().execute(select(Delivery.subscriber_id).where(Delivery.alert_id == record.id))
+                  .scalars())
+        asked = np.fromiter(wanted - had, dtype=np.int64)
+        if not len(asked):
+            continue
+        groups = [TargetGroup("alert", g.language, g.decision.until, g.ids)
+                  for g in audience.recipient_groups(session, alert, config.zone_value_names, at=now, only=asked)
+                  if g.decision.action != "skip"]
+        queued = _queue_groups(session, record, thread, alert, groups, config, zone_name, created_at=now)
         if queued:
             report.alerts += 1
             report.queued += queued
-            report.held += sum(1 for t in targets if t.not_before is not None)
+            report.held += sum(len(g.ids) for g in groups if g.not_before is not None)
     return report
 
 
@@ -90,8 +98,8 @@ def catch_up_new(session: Session, config: Config, audience: Audience, *, now: d
     _watermarks[audience] = max(newest, previous or newest)
     if live is None:
         return FanoutReport()
-    ids = session.exec(select(SubscriptionChange.subscriber_id).distinct()
-                       .where(col(SubscriptionChange.changed_at) >= since)).all()
+    ids = session.connection().execute(select(SubscriptionChange.subscriber_id).distinct()  # Core: 100,000s of ids
+                                       .where(col(SubscriptionChange.changed_at) >= since)).scalars().all()
     if not ids:
         return FanoutReport()
     return catch_up(session, config, audience, ids, now=now, zone_name=zone_name)

@@ -60,12 +60,17 @@ def urgent(alert: Alert) -> bool:
     return alert.max_severity() == "Extreme" or alert.max_urgency() == "Immediate"
 
 
+def never_grouped(config: Config, alert: Alert) -> bool:
+    """Whether :func:`gather` leaves this warning's rows alone (they go as they are, at once)."""
+    return not config.coalesce.enabled or urgent(alert) or "group" not in config.templates
+
+
 def gather(session: Session, config: Config, record: AlertRecord, alert: Alert, now: datetime,
            names: Callable[[str], str | None] = zone_name) -> int:
     """After a version's rows were queued: each new-warning row joins its person's open group (re-rendered),
     or opens one that goes at ``now + group_wait``. Returns how many rows joined a group."""
     settings = config.coalesce
-    if not settings.enabled or urgent(alert) or "group" not in config.templates:
+    if never_grouped(config, alert):
         return 0
     fresh = list(session.exec(select(Delivery.id, Delivery.subscriber_id).where(
         Delivery.alert_id == record.id, Delivery.kind == "alert", Delivery.status == "queued",

@@ -76,25 +76,27 @@ class TargetGroup:
 
 
 def fan_out_pending(session: Session, config: Config, audience: Audience, *, now: datetime,
-                    zone_name: Callable[[str], str | None]) -> FanoutReport:
+                    zone_name: Callable[[str], str | None], early: FirstBatch | None = None) -> FanoutReport:
     """Fan out every alert not yet matched, oldest first (an original before its update).
 
     On PostgreSQL several workers may call this at once: they take turns (:func:`_take_matching_turn`), so
     the second sees the first one's work committed and never matches an alert twice.
+    ``early``: commit each warning's first batch before the rest of its outbox is written (see
+    :class:`FirstBatch`).
     """
     report = FanoutReport()
     _take_matching_turn(session)
     pending = session.exec(select(AlertRecord).where(col(AlertRecord.matched_at).is_(None))
                            .order_by(col(AlertRecord.sent), col(AlertRecord.id))).all()
     for record in pending:
-        report.add(fan_out(session, record, config, audience, now=now, zone_name=zone_name))
+        report.add(fan_out(session, record, config, audience, now=now, zone_name=zone_name, early=early))
     # grouped messages not sent yet never carry a warning that ended meanwhile (cancelled, superseded, expired)
     coalesce.regroup(session, config, now, names=zone_name)
     return report
 
 
 def fan_out(session: Session, record: AlertRecord, config: Config, audience: Audience, *, now: datetime,
-            zone_name: Callable[[str], str | None]) -> FanoutReport:
+            zone_name: Callable[[str], str | None], early: FirstBatch | None = None) -> FanoutReport:
     report = FanoutReport(alerts=1)
     record.matched_at = now
     session.add(record)
@@ -117,15 +119,59 @@ def fan_out(session: Session, record: AlertRecord, config: Config, audience: Aud
         groups = _target_groups(session, alert, config, audience, notified, now, report)
         everyone = np.concatenate([g.ids for g in groups]) if groups else np.empty(0, dtype=np.int64)
         report.suppressed += _suppress_queued(session, thread.id, everyone.tolist(),  # type: ignore[arg-type]
-                                              "superseded by a newer version")
+                                              "superseded by a newer version", version=record.id)
         if not groups:
             record.skip_reason = "no matching subscribers"
         ended = ended_version(session, record) if record.msg_type == "Update" else None
-        report.queued += _queue_groups(session, record, thread, alert, groups, config, zone_name, ended=ended)
+        if early is not None and early.applies(config, alert, groups):
+            # the first batch is committed while the warning is not yet marked matched: a crash before the rest
+            # is written leaves it to be matched again, and the outbox's unique key keeps those rows once
+            first, groups = early.split(groups)
+            record.matched_at = None
+            report.queued += _queue_groups(session, record, thread, alert, first, config, zone_name, created_at=now,
+                                           ended=ended)
+            early.hand_over(session)
+            _take_matching_turn(session)
+            record.matched_at = now
+        report.queued += _queue_groups(session, record, thread, alert, groups, config, zone_name, created_at=now,
+                                       ended=ended)
         report.held += sum(len(g.ids) for g in groups if g.not_before is not None)
     if record.msg_type != "Cancel":
         report.grouped += coalesce.gather(session, config, record, alert, now, zone_name)
     return report
+
+
+class FirstBatch:
+    """A warning's first batch goes before the rest of its outbox is written.
+
+    Why: writing the outbox of a 100,000-person warning takes most of a second, and the first recipients must
+    not wait for the last row. When a dispatch loop runs beside the fan-out, the rows of the first batch (the
+    lowest subscriber ids: what the dispatcher claims first) are committed on their own, the fan-out's lock is
+    handed to the dispatcher until it has claimed (at most ``HANDOFF_SECONDS`` in alerts/pipeline.py), and the
+    rest follows.
+
+    Only when nothing would regroup those rows afterwards: a warning that may wait for company
+    (``[coalesce]``) is held as a whole, so it is written as a whole.
+    """
+
+    def __init__(self, rows: int, hand_over: Callable[[Session], None]) -> None:
+        self.rows = rows
+        self.hand_over = hand_over
+
+    def applies(self, config: Config, alert: Alert, groups: list[TargetGroup]) -> bool:
+        if not coalesce.never_grouped(config, alert):
+            return False
+        return sum(len(g.ids) for g in groups if g.not_before is None) > self.rows
+
+    def split(self, groups: list[TargetGroup]) -> tuple[list[TargetGroup], list[TargetGroup]]:
+        """(the first ``rows`` people due now, by subscriber id; everyone else)."""
+        due = np.sort(np.concatenate([g.ids for g in groups if g.not_before is None]))
+        last = due[self.rows - 1]
+        first = [TargetGroup(g.kind, g.language, g.not_before, g.ids[g.ids <= last])
+                 for g in groups if g.not_before is None]
+        rest = [g if g.not_before is not None else TargetGroup(g.kind, g.language, None, g.ids[g.ids > last])
+                for g in groups]
+        return [g for g in first if len(g.ids)], [g for g in rest if len(g.ids)]
 
 
 def follow_vessels(session: Session, config: Config, audience: Audience, mmsis: Collection[int], *, now: datetime,
@@ -231,9 +277,14 @@ def _target_groups(session: Session, alert: Alert, config: Config, audience: Aud
     return out
 
 
-def _suppress_queued(session: Session, thread_id: int, subscriber_ids: Iterable[int] | None, why: str) -> int:
-    """Queued older versions for these people (everyone when None) will not go out any more."""
+def _suppress_queued(session: Session, thread_id: int, subscriber_ids: Iterable[int] | None, why: str,
+                     version: int | None = None) -> int:
+    """Queued older versions for these people (everyone when None) will not go out any more. ``version``: the
+    version being matched, whose own rows are left alone (a fan-out matched again after a crash that followed
+    its early first batch)."""
     base = update(Delivery).where(Delivery.thread_id == thread_id, Delivery.status == "queued")
+    if version is not None:
+        base = base.where(Delivery.alert_id != version)
     if subscriber_ids is None:
         result = session.execute(base.values(status="suppressed", last_error=why))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -282,7 +333,7 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
 
 def _queue_groups(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert,
                   groups: list[TargetGroup], config: Config, zone_name: Callable[[str], str | None],
-                  ended: Alert | None = None) -> int:
+                  created_at: datetime | None = None, ended: Alert | None = None) -> int:
     """The outbox of a fan-out a group at a time (:mod:`alerts.outbox_write`): every row of a group is the same
     but for the person. When a template gives each person links of their own, a row per person instead."""
     if not groups:
@@ -292,17 +343,19 @@ def _queue_groups(session: Session, record: AlertRecord, thread: AlertThread, al
     if any(makes_links(config, alert, g.kind, r[3]) for g, r in zip(groups, rendered, strict=True)):
         targets = sorted((Target(int(sid), g.kind, g.not_before) for g in groups for sid in g.ids),
                          key=lambda t: t.subscriber_id)
-        return _queue(session, record, thread, alert, targets, config, zone_name, ended=ended)
+        return _queue(session, record, thread, alert, targets, config, zone_name, created_at=created_at,
+                      ended=ended)
     # the links' lines left out of the text, as add_personal_links does for a row without links: once a group
     shared = [{"kind": g.kind, "subscriber_id": int(g.ids[0]), "template_code": code, "params": params,
                "text": text, "fallback_kind": fallback_kind}
               for g, (params, text, fallback_kind, code) in zip(groups, rendered, strict=True)]
-    add_personal_links(session, config, alert, thread.id, shared, now=record.matched_at)  # type: ignore[arg-type]
+    created = created_at or record.matched_at
+    add_personal_links(session, config, alert, thread.id, shared, now=created)  # type: ignore[arg-type]
     priority = priority_of(alert) if alert.infos or ended is None else priority_of(ended)
     return insert_groups(session.connection(), [
         RowGroup(g.ids, g.kind, row["template_code"], row["params"], row["text"], row["fallback_kind"], g.not_before)
         for g, row in zip(groups, shared, strict=True)],
-        alert_id=record.id, thread_id=thread.id, priority=priority, created_at=record.matched_at)  # type: ignore[arg-type]
+        alert_id=record.id, thread_id=thread.id, priority=priority, created_at=created)  # type: ignore[arg-type]
 
 
 class _Rendering:

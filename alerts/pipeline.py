@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from alerts.audience import Audience
 from alerts.catchup import catch_up_new
@@ -23,7 +24,7 @@ from alerts.db import make_engine, session_scope, upgrade
 from alerts.delivery.dispatch import Dispatcher, DispatchReport, ResultsReport
 from alerts.delivery.providers.base import Provider
 from alerts.delivery.providers.registry import create_provider
-from alerts.fanout import FanoutReport, fan_out_pending
+from alerts.fanout import FanoutReport, FirstBatch, fan_out_pending
 from alerts.feedstate import DbFeedStateStore
 from alerts.ingest import end_vanished, ingest, relist_reappeared
 from alerts.leader import PollingLease
@@ -37,7 +38,12 @@ from subscribers.ais_stream import AisSource, AisStream
 from subscribers.sqltypes import utcnow
 from subscribers.store import add_subscriber
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 log = logging.getLogger("alimcast.run")
+#: How long a match that committed a warning's first batch early waits for the dispatch loop to claim it.
+HANDOFF_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -154,18 +160,40 @@ class Pipeline:
     def match(self, summary: RunSummary | None = None) -> FanoutReport:
         summary = summary or RunSummary()
         now = utcnow()
+        # with a dispatch loop beside it, a big warning's first batch goes before its whole outbox is written
+        early = FirstBatch(self.dispatcher.batch_size, self._hand_over) if self.dispatch_loop_running else None
         with self.lock, session_scope(self.engine) as session:
             summary.threads_expired += expire_threads(session, now)
-            report = fan_out_pending(session, self.config, self.audience, now=now, zone_name=zone_name)
-            report.add(catch_up_new(session, self.config, self.audience, now=now, zone_name=zone_name))
-        summary.fanout.add(report)
+            report = fan_out_pending(session, self.config, self.audience, now=now, zone_name=zone_name,
+                                     early=early)
+        # the new warning's outbox is committed: the dispatcher claims its first batch now, while the people who
+        # subscribed meanwhile are caught up in a transaction of their own (after a large import that takes a
+        # while, and a warning must not wait for it)
         if report.queued:
+            self.wake.set()
+        with self.lock, session_scope(self.engine) as session:
+            caught_up = catch_up_new(session, self.config, self.audience, now=now, zone_name=zone_name)
+        report.add(caught_up)
+        summary.fanout.add(report)
+        if caught_up.queued:
             self.wake.set()
         if report.alerts:
             log.info("matched %d alerts: %d messages queued (%d held for quiet hours), %d superseded, skipped: %s",
                      report.alerts, report.queued, report.held, report.suppressed,
                      dict(report.skipped) or "none")
         return report
+
+    def _hand_over(self, session: Session) -> None:
+        """Commit what the match wrote so far and let the dispatch loop claim it before the match goes on:
+        the lock is released until the dispatcher made its next claim, at most ``HANDOFF_SECONDS``."""
+        session.commit()
+        claims = self.dispatcher.claims
+        self.wake.set()
+        self.lock.release()
+        try:
+            self.dispatcher.wait_for_claim(claims, HANDOFF_SECONDS)
+        finally:
+            self.lock.acquire()
 
     def dispatch(self, summary: RunSummary | None = None) -> DispatchReport:
         """Send everything due. The lock is held only around the outbox's writes (the dispatcher takes it), not

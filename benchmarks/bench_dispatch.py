@@ -9,7 +9,8 @@ Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by
   (the same list calls the adapter makes), with nothing written anywhere;
 - the ratio dispatch / bare loop (goal >= 0.8x, floor 5,000 recipients/s);
 - poll to first request: from the poll of a feed holding one warning for ``--outbox`` people to the loopback
-  server receiving the first send request (poll, match into the outbox, first claim; goal < 1 s);
+  server receiving the first send request, with the dispatch loop running as in ``alimcast run`` (poll, match
+  into the outbox, first claim; goal < 1 s);
 - the outbox write: ``fan_out_pending`` for one warning reaching ``--outbox`` people (matching, rendering and
   the INSERT of every Delivery row, in one transaction; goal < 1 s on SQLite).
 
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from alerts.config import load_config  # noqa: E402
 from alerts.db import session_scope  # noqa: E402
+from alerts.delivery.loop import DispatchLoop  # noqa: E402
 from alerts.delivery.providers.base import OutgoingMessage  # noqa: E402
 from alerts.delivery.providers.nhn import NhnProvider  # noqa: E402
 from alerts.delivery.sms import build_fallback  # noqa: E402
@@ -207,22 +209,30 @@ def one_outbox_run(people: int) -> float:
 
 def one_first_request_run(people: int) -> tuple[float, float]:
     """(seconds from the poll seeing a warning for ``people`` to the loopback server receiving the first send
-    request, of which the outbox write): the poll, the match (fan-out into the outbox) and the first claim, as
-    ``alimcast run`` does them, timed on the server's clock."""
+    request, seconds from the poll to the match's return), as a running ``alimcast run`` does it: the dispatch
+    loop is a thread of its own woken by the match. Timed on the server's clock."""
     with tempfile.TemporaryDirectory(prefix="bench-first-") as tmp, \
             NhnTestServer(templates=dict(TEMPLATES.values())) as server:
         pipeline = prepared_pipeline(Path(tmp), people, server.base_url, poll=False)
+        # a job already running: its previous match step took in the import (the catch-up of people imported
+        # while a job starts is alerts/catchup.py's START_WINDOW, measured on its own)
+        pipeline.match()
+        loop = DispatchLoop(pipeline.dispatcher, pipeline.dispatch, pipeline.wake, idle_seconds=5.0)
+        pipeline.dispatch_loop_running = True
+        loop.start()
         gc.collect()
         t0 = time.monotonic()
         pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
-        t1 = time.monotonic()
         report = pipeline.match()
-        t2 = time.monotonic()
-        sent = pipeline.dispatcher.dispatch_due(max_batches=1)
-        assert report.queued == people and sent.accepted == pipeline.dispatcher.batch_size, (report, sent)
+        t1 = time.monotonic()
+        deadline = t0 + 60
+        while not server.send_requests() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert report.queued == people and server.send_requests(), report
         first = server.send_requests()[0].received_at
+        loop.stop(timeout=30)
         pipeline.close()
-    return first - t0, t2 - t1
+    return first - t0, t1 - t0
 
 
 def main() -> None:
@@ -251,7 +261,7 @@ def main() -> None:
     firsts = [one_first_request_run(args.outbox) for _ in range(args.runs)]
     first, match = (statistics.median(r[i] for r in firsts) for i in range(2))
     print(f"poll to first request: one warning reaching {args.outbox:,} people on SQLite (median of {args.runs} runs)")
-    print(f"  {first:.2f} s, of which matching into the outbox {match:.2f} s  "
+    print(f"  {first:.2f} s (the match step returned after {match:.2f} s)  "
           f"(goal < {GOAL_FIRST_S:.0f} s: {'met' if first < GOAL_FIRST_S else 'NOT met'})")
     outbox = statistics.median(one_outbox_run(args.outbox) for _ in range(args.runs))
     print(f"outbox: fan_out_pending for one warning reaching {args.outbox:,} people on SQLite "

@@ -139,6 +139,9 @@ class Dispatcher:
         self.results_limit = 10000
         self.dry_run = provider.kind == "dryrun"
         self.postgres = engine.dialect.name == "postgresql"
+        #: Claims made so far (a fan-out that committed a warning's first batch early waits for the next one).
+        self.claims = 0
+        self._claimed = threading.Condition()
 
     # -- sending -------------------------------------------------------------------------------
     def dispatch_due(self, *, max_batches: int | None = None) -> DispatchReport:
@@ -152,6 +155,9 @@ class Dispatcher:
                 break  # stopping: nothing claimed, nothing in flight
             with self.db_lock:
                 claimed = self._claim()
+            with self._claimed:
+                self.claims += 1
+                self._claimed.notify_all()
             report.suppressed += claimed.suppressed
             if not claimed.rows:
                 if claimed.suppressed:
@@ -175,6 +181,11 @@ class Dispatcher:
                 report.stopped = True
                 break
         return report
+
+    def wait_for_claim(self, after: int, timeout: float) -> bool:
+        """Wait until a claim later than the ``after``-th was made (or ``timeout`` passes)."""
+        with self._claimed:
+            return self._claimed.wait_for(lambda: self.claims > after, timeout)
 
     def _seed_window(self) -> None:
         """Once per dispatcher: count what anyone sent in the last second (read from the outbox), so a process
