@@ -89,8 +89,10 @@ def test_first_batch_is_committed_before_the_rest(db_url: str, tmp_path: Path, s
     pipeline.close()
 
 
+@pytest.mark.parametrize("sent_before_restart", [True, False])
 def test_crash_after_the_first_batch_loses_and_doubles_nobody(db_url: str, tmp_path: Path, server: NhnTestServer,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              sent_before_restart: bool) -> None:
     pipeline = make(db_url, tmp_path, server, monkeypatch)
 
     def crash(session: Session) -> None:
@@ -102,7 +104,9 @@ def test_crash_after_the_first_batch_loses_and_doubles_nobody(db_url: str, tmp_p
     with session_scope(pipeline.engine) as session:
         assert session.exec(select(func.count()).select_from(Delivery)).one() == FIRST
         assert session.exec(select(AlertRecord)).one().matched_at is None  # to be matched again
-    pipeline.dispatch()  # the first batch went out before the restart
+    if sent_before_restart:
+        pipeline.dispatch()  # the first batch went out before the restart
+    # matched again: the first batch's rows (sent, or still queued) are kept, not superseded by their own version
     assert fan_out(pipeline, None) == PEOPLE - FIRST
     pipeline.dispatch()
     with session_scope(pipeline.engine) as session:
