@@ -139,6 +139,11 @@ class Delivery(SQLModel, table=True):
     reminder_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
+#: The claim's order (alerts/delivery/outbox_rows.py ``due_rows``): the highest priority first, then the oldest;
+#: without it every claim sorted every queued row (migration 0016).
+Index("ix_delivery_claim", Delivery.status, Delivery.priority.desc(), Delivery.id)  # type: ignore[attr-defined]
+
+
 class CostEntry(SQLModel, table=True):
     """The ledger: one row per billed (or, in a dry run, would-be billed) message."""
 

@@ -201,11 +201,7 @@ class Pipeline:
         warning arriving during a 40,000-message send is the highest priority at the very next claim."""
         summary = summary or RunSummary()
         report = DispatchReport()
-        while True:
-            step = self.dispatcher.dispatch_due(max_batches=1)
-            report.add(step)
-            if step.stopped or (step.claimed == 0 and step.suppressed == 0):
-                break
+        report.add(self.dispatcher.dispatch_due())  # one request in flight while the next batch is claimed
         summary.dispatch.add(report)
         if report.requests or report.suppressed:
             log.info("dispatched %d requests: %d accepted, %d rejected, %d requeued, %d suppressed",

@@ -30,6 +30,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -72,8 +73,9 @@ RENEW_EVERY = 1.5
 #: A batch carries at most this much of a second of the rate: an urgent batch waits at most about this long
 #: for room behind a bulk send, and small requests answer fast (see alerts/delivery/rate.py on latency).
 BATCH_SECONDS = 0.25
-#: Delivery results are written this many at a time, releasing the writer lock in between.
-RESULTS_PAGE = 250
+#: Delivery results are written this many at a time, releasing the writer lock in between (a page holds it
+#: for tens of milliseconds; a smaller page paid a commit per 250 results).
+RESULTS_PAGE = 1000
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
 KEY_MEMORY = timedelta(minutes=9)
 CONFIG_ERROR_BACKOFF = timedelta(minutes=5)
@@ -133,8 +135,6 @@ class Dispatcher:
         #: Held around the outbox's writes (the pipeline passes its own lock: SQLite has one writer).
         self.db_lock: threading.RLock = threading.RLock()
         self._seeded = False
-        #: The batch being sent is a re-send under a key used before (set by dispatch_due).
-        self._resending = False
         #: Accepted messages asked about per results call (``run --once`` calls again until all are in).
         self.results_limit = 10000
         self.dry_run = provider.kind == "dryrun"
@@ -145,41 +145,51 @@ class Dispatcher:
 
     # -- sending -------------------------------------------------------------------------------
     def dispatch_due(self, *, max_batches: int | None = None) -> DispatchReport:
-        """Send what is due, highest priority first, each batch claimed only once the rate lets it start."""
+        """Send what is due, highest priority first, each batch claimed only once the rate lets it start.
+
+        One request is in flight while the next batch is claimed and the previous one's answer is recorded
+        (:class:`_InFlight`): the database work of one batch overlaps the wire time of another, and everything
+        sent is recorded before this returns."""
         report = DispatchReport()
         batches = 0
         self._seed_window()
-        while max_batches is None or batches < max_batches:
-            # claim only once a whole batch could start: priorities are read at the last moment
-            if not self.window.wait_for_room(self.batch_size, self.stop):
-                break  # stopping: nothing claimed, nothing in flight
-            with self.db_lock:
-                claimed = self._claim()
-            with self._claimed:
-                self.claims += 1
-                self._claimed.notify_all()
-            report.suppressed += claimed.suppressed
-            if not claimed.rows:
-                if claimed.suppressed:
-                    continue  # a page of dead rows (each now suppressed) must not end the round
-                break
-            batches += 1
-            report.claimed += len(claimed.rows)
-            # a batch taken over from a sender that died or lost its answer may have arrived before: a refusal
-            # of this attempt says nothing about the first, so it must keep its key (see _requeue)
-            self._resending = claimed.stale_since is not None
-            if self._resending:
-                LEASES_RECOVERED.inc()
-            if claimed.stale_since is not None and self._already_sent(claimed, report):
-                continue
-            if len(claimed.rows) > self.window.capacity:
-                # a batch taken over from an older, larger claim keeps its key, so it goes as one request
-                log.warning("batch %s of %d recipients exceeds one second of the rate (%d); it keeps its key "
-                            "and goes as one request", claimed.key, len(claimed.rows), self.window.capacity)
-            stop = self._send(claimed.rows, claimed.key, report)
-            if stop:
+        flight: _InFlight | None = None
+        try:
+            while max_batches is None or batches < max_batches:
+                # claim only once a whole batch could start: priorities are read at the last moment
+                if not self.window.wait_for_room(self.batch_size, self.stop):
+                    break  # stopping: nothing claimed
+                with self.db_lock:
+                    claimed = self._claim()
+                with self._claimed:
+                    self.claims += 1
+                    self._claimed.notify_all()
+                report.suppressed += claimed.suppressed
+                if not claimed.rows:
+                    if claimed.suppressed:
+                        continue  # a page of dead rows (each now suppressed) must not end the round
+                    break
+                batches += 1
+                report.claimed += len(claimed.rows)
+                # a batch taken over from a sender that died or lost its answer may have arrived before: a
+                # refusal of this attempt says nothing about the first, so it must keep its key (see _requeue)
+                resending = claimed.stale_since is not None
+                if resending:
+                    LEASES_RECOVERED.inc()
+                if claimed.stale_since is not None and self._already_sent(claimed, report):
+                    continue
+                if len(claimed.rows) > self.window.capacity:
+                    # a batch taken over from an older, larger claim keeps its key, so it goes as one request
+                    log.warning("batch %s of %d recipients exceeds one second of the rate (%d); it keeps its key "
+                                "and goes as one request", claimed.key, len(claimed.rows), self.window.capacity)
+                started = self._start(claimed.rows, claimed.key, resending, report)
+                previous, flight = flight, started
+                if previous is not None and self._finish(previous, report):
+                    report.stopped = True
+                    break
+        finally:
+            if flight is not None and self._finish(flight, report):
                 report.stopped = True
-                break
         return report
 
     def wait_for_claim(self, after: int, timeout: float) -> bool:
@@ -348,37 +358,54 @@ class Dispatcher:
         with session_scope(self.engine) as session:
             _update_ids(session.connection(), [r.id for r in rows], {"idempotency_key": key, "key_used_at": now})
 
-    def _send(self, rows: list[Delivery], key: str, report: DispatchReport) -> bool:
-        """Send one claimed batch; returns True when the round should stop (provider refused config)."""
+    def _start(self, rows: list[Any], key: str, resending: bool, report: DispatchReport) -> _InFlight:
+        """Start the request of one claimed batch on a thread of its own; :meth:`_finish` records its answer."""
         # a fresh claim read the numbers with its rows; a batch taken over from a dead sender looks them up
         unknown = [r.subscriber_id for r in rows if getattr(r, "phone", None) is None]
         phones = self._phones(unknown) if unknown else {}
         messages = [self._message(r, getattr(r, "phone", None) or phones.get(r.subscriber_id, "")) for r in rows]
         report.requests += 1
         # the place in the window is taken just before the request starts (at once after wait_for_room,
-        # unless another thread of this process sent meanwhile): preparing the request holds no place
+        # unless another request of this process started meanwhile): preparing the request holds no place
         ticket = self.window.acquire(min(len(rows), self.window.capacity))
         assert ticket is not None
+        answer: Future[list[SendOutcome]] = Future()
+
+        def request() -> None:
+            try:
+                with self._renewing(key):
+                    try:
+                        outcomes = self.provider.send(messages, idempotency_key=key)
+                    finally:
+                        self.window.finish(ticket)
+            except BaseException as exc:  # noqa: BLE001 - handed to _finish, which decides
+                answer.set_exception(exc)
+            else:
+                answer.set_result(outcomes)
+
+        # a daemon thread: a process that stops is never held up by a request in flight (its key keeps it safe)
+        threading.Thread(target=request, name=f"send-{key[:8]}", daemon=True).start()
+        return _InFlight(rows, key, resending, answer)
+
+    def _finish(self, flight: _InFlight, report: DispatchReport) -> bool:
+        """Record the answer of a request started by :meth:`_start` (waiting for it); True when the round should
+        stop (the provider refused our configuration, or the outcome is unknown)."""
         try:
-            with self._renewing(key):
-                try:
-                    outcomes = self.provider.send(messages, idempotency_key=key)
-                finally:
-                    self.window.finish(ticket)
+            outcomes = flight.answer.result()
         except ProviderError as exc:
             with self.db_lock:
-                self._requeue(rows, exc, report)
+                self._requeue(flight.rows, exc, report, resending=flight.resending)
             return not exc.retryable
         except Exception as exc:  # noqa: BLE001 - unknown outcome: the lease brings the rows back, same key
             if self.stop.is_set():  # the process is stopping under a request in flight: expected, no trace
-                log.warning("stopping during the send of batch %s: it stays under its key", key)
+                log.warning("stopping during the send of batch %s: it stays under its key", flight.key)
             else:
-                log.exception("send of %d messages ended with an unknown outcome; will retry with the same key",
-                              len(rows))
+                log.error("send of %d messages ended with an unknown outcome; will retry with the same key",
+                          len(flight.rows), exc_info=exc)
             report.errors.append(f"send failed with unknown outcome: {exc}")
             return True
         with self.db_lock:
-            self._record(rows, outcomes, report)
+            self._record(flight.rows, outcomes, report)
         return False
 
     def _renewing(self, key: str) -> _LeaseRenewal:
@@ -411,9 +438,10 @@ class Dispatcher:
             stmt = select(_SUBSCRIBER.c.id, _SUBSCRIBER.c.phone).where(id_in(_SUBSCRIBER.c.id, connection.dialect.name))
             return {sid: phone for sid, phone in connection.execute(stmt, _ids_param(connection, ids))}
 
-    def _requeue(self, rows: list[Delivery], exc: ProviderError, report: DispatchReport) -> None:
+    def _requeue(self, rows: list[Delivery], exc: ProviderError, report: DispatchReport, *,
+                 resending: bool = False) -> None:
         now = self.clock()
-        if self._resending and not exc.unknown_outcome:
+        if resending and not exc.unknown_outcome:
             # found by the chaos test: a recovered batch whose first attempt had arrived, refused now with a 429,
             # was queued again under a fresh key and went out twice. It keeps its key instead.
             exc = ProviderError(str(exc), retryable=exc.retryable, retry_after=exc.retry_after, unknown_outcome=True)
@@ -452,7 +480,12 @@ class Dispatcher:
         changes: list[dict[str, Any]] = []
         with session_scope(self.engine) as session:
             connection = session.connection()
-            for row_id, attempts in _attempts_of(connection, [r.id for r in rows]):
+            # the attempts are read only when an outcome needs them (a retry's backoff); an accepted batch
+            # is written without reading its rows first
+            everyone_accepted = all((o := by_id.get(r.id)) is not None and o.accepted for r in rows)
+            ids = [r.id for r in rows]
+            known = [(row_id, 0) for row_id in ids] if everyone_accepted else _attempts_of(connection, ids)
+            for row_id, attempts in known:
                 outcome = by_id.get(row_id)
                 if outcome is None:
                     # The provider did not mention it: unknown, keep the key and let the lease retry it.
@@ -568,6 +601,16 @@ class _LeaseRenewal:
                 self.dispatcher.renew_lease(self.key)
             except Exception:  # noqa: BLE001 - the next renewal may work; the key keeps it safe meanwhile
                 log.warning("could not renew the lease of batch %s", self.key, exc_info=True)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A claimed batch whose request runs on its own thread; ``resending``: under a key used before."""
+
+    rows: list[Any]
+    key: str
+    resending: bool
+    answer: Future[list[SendOutcome]]
 
 
 @dataclass(slots=True)

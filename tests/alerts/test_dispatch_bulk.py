@@ -81,7 +81,8 @@ class RowByRow(Dispatcher):
                     fresh.key_used_at = now
                     session.add(fresh)
 
-    def _requeue(self, rows: list[Delivery], exc: ProviderError, report: DispatchReport) -> None:
+    def _requeue(self, rows: list[Delivery], exc: ProviderError, report: DispatchReport, *,
+                 resending: bool = False) -> None:
         now = self.clock()
         report.errors.append(str(exc))
         with session_scope(self.engine) as session:
