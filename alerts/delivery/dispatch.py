@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm.attributes import set_committed_value
@@ -483,9 +484,11 @@ class Dispatcher:
             # the attempts are read only when an outcome needs them (a retry's backoff); an accepted batch
             # is written without reading its rows first
             everyone_accepted = all((o := by_id.get(r.id)) is not None and o.accepted for r in rows)
-            ids = [r.id for r in rows]
-            known = [(row_id, 0) for row_id in ids] if everyone_accepted else _attempts_of(connection, ids)
-            for row_id, attempts in known:
+            if everyone_accepted:
+                _mark_accepted(connection, [by_id[r.id] for r in rows], now)
+                report.accepted += len(rows)
+                return
+            for row_id, attempts in _attempts_of(connection, [r.id for r in rows]):
                 outcome = by_id.get(row_id)
                 if outcome is None:
                     # The provider did not mention it: unknown, keep the key and let the lease retry it.
@@ -658,11 +661,32 @@ def _attempts_of(connection: Connection, ids: Sequence[int | None]) -> list[tupl
     return [(i, attempts[i]) for i in ids if i is not None and i in attempts]
 
 
-def _update_each(connection: Connection, changes: list[dict[str, Any]]) -> None:
-    """Per-row values by primary key (``b_id`` names the row): one executemany for each set of columns.
+def _mark_accepted(connection: Connection, outcomes: list[SendOutcome], now: datetime) -> None:
+    """A batch the provider accepted whole: what every row shares is bound once, and each row brings only its
+    id and its place in the request (its ``recipient_seq``)."""
+    shared: dict[tuple[str | None, str | None], list[SendOutcome]] = {}
+    for outcome in outcomes:
+        shared.setdefault((outcome.request_id, outcome.result_code), []).append(outcome)
+    for (request_id, result_code), group in shared.items():
+        if connection.dialect.name != "sqlite":
+            _update_each(connection, [{"b_id": o.delivery_id, "lease_until": None, "status": "accepted",
+                                       "request_id": request_id, "recipient_seq": o.recipient_seq,
+                                       "result_code": result_code, "sent_at": now} for o in group])
+            continue
+        pairs = orjson.dumps([[o.delivery_id, o.recipient_seq] for o in group]).decode()
+        connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "UPDATE delivery SET lease_until = NULL, status = 'accepted', request_id = ?, result_code = ?, "
+            "sent_at = ?, recipient_seq = j.value ->> 1 FROM json_each(?) AS j WHERE delivery.id = j.value ->> 0",
+            (request_id, result_code, sqlite_datetime(now), pairs))
 
-    On SQLite the driver runs it directly with the values already in its form (times as
-    :func:`~alerts.db.sqlite_datetime` text): SQLAlchemy's per-value processing was most of the cost."""
+
+def _update_each(connection: Connection, changes: list[dict[str, Any]]) -> None:
+    """Per-row values by primary key (``b_id`` names the row): one statement for each set of columns.
+
+    On SQLite that statement is ``UPDATE ... FROM json_each(?)``, every row's values in one JSON array, in the
+    driver's own form (times as :func:`~alerts.db.sqlite_datetime` text): SQLAlchemy's per-value processing was
+    most of the cost of an executemany, and the driver released and took back the GIL at every row of one,
+    which beside a busy thread (a request in flight) cost more than the writes."""
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
         shapes.setdefault(tuple(change), []).append(change)
@@ -671,10 +695,11 @@ def _update_each(connection: Connection, changes: list[dict[str, Any]]) -> None:
             connection.execute(_UPDATE_BY_ID, group)
             continue
         names = [c for c in columns if c != "b_id"]
-        sql = f"UPDATE delivery SET {', '.join(f'{c} = ?' for c in names)} WHERE id = ?"
+        sets = ", ".join(f"{c} = j.value ->> {i + 1}" for i, c in enumerate(names))
+        sql = f"UPDATE delivery SET {sets} FROM json_each(?) AS j WHERE delivery.id = j.value ->> 0"
         times: dict[datetime, str | None] = {}  # a batch's rows share their times: each is formatted once
-        rows = [tuple([*(_sqlite_value(change[c], times) for c in names), change["b_id"]]) for change in group]
-        connection.connection.driver_connection.executemany(sql, rows)  # type: ignore[union-attr]
+        rows = [[change["b_id"], *(_sqlite_value(change[c], times) for c in names)] for change in group]
+        connection.connection.driver_connection.execute(sql, (orjson.dumps(rows).decode(),))  # type: ignore[union-attr]
 
 
 def _sqlite_value(value: Any, times: dict[datetime, str | None]) -> Any:

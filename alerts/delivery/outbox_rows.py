@@ -18,7 +18,7 @@ from sqlalchemy import String, Table, or_, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from alerts.models import AlertRecord, AlertThread, Delivery
-from alerts.sqlutil import id_in, id_list
+from alerts.sqlutil import fetch_all, id_in, id_list
 from subscribers.models import Subscriber
 
 _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
@@ -65,13 +65,17 @@ _FROM = _DELIVERY.outerjoin(_SUBSCRIBER, _SUBSCRIBER.c.id == _DELIVERY.c.subscri
 def due_rows(connection: Connection, now: datetime, limit: int, *, lock: bool) -> list[OutboxRow]:
     """The first ``limit`` queued rows due at ``now``, highest priority first (then oldest). ``lock``:
     ``FOR UPDATE OF delivery SKIP LOCKED`` (PostgreSQL), so two workers never claim the same row."""
-    stmt = (select(*_COLUMNS).select_from(_FROM)
+    stmt = (select(*_COLUMNS, _DELIVERY.c.priority).select_from(_FROM)
             .where(_DELIVERY.c.status == "queued",
                    or_(_DELIVERY.c.next_attempt_at.is_(None), _DELIVERY.c.next_attempt_at <= now))
             .order_by(_DELIVERY.c.priority.desc(), _DELIVERY.c.id).limit(limit))
     if lock:
         stmt = stmt.with_for_update(skip_locked=True, of=_DELIVERY)
-    return _rows(connection, stmt)
+        rows = list(connection.execute(stmt).all())
+    else:
+        rows = fetch_all(connection, stmt)  # one value on SQLite (see alerts.sqlutil.fetch_all): put in order here
+        rows.sort(key=lambda row: (-row[-1], row[0]))
+    return [OutboxRow(*row[:-1]) for row in rows]
 
 
 def rows_by_id(connection: Connection, ids: list[int]) -> list[OutboxRow]:
@@ -92,7 +96,7 @@ def _parameters(stored: str) -> dict[str, str]:
 
 
 def _rows(connection: Connection, stmt: Any, params: dict[str, Any] | None = None) -> list[OutboxRow]:
-    return [OutboxRow(*row) for row in connection.execute(stmt, params).all()]
+    return [OutboxRow(*row) for row in fetch_all(connection, stmt, params)]
 
 
 def warning_states(connection: Connection, alert_ids: set[int], thread_ids: set[int]
