@@ -12,7 +12,7 @@ Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by
   server receiving the first send request, with the dispatch loop running as in ``alimcast run`` (poll, match
   into the outbox, first claim; goal < 1 s);
 - the outbox write: ``fan_out_pending`` for one warning reaching ``--outbox`` people (matching, rendering and
-  the INSERT of every Delivery row, in one transaction; goal < 1 s on SQLite).
+  the INSERT ... SELECT of every Delivery row a group at a time, in one transaction; goal < 1 s on SQLite).
 
 Run: .venv/bin/python benchmarks/bench_dispatch.py [--recipients 20000] [--outbox 100000] [--runs 3]
 """
