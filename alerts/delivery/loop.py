@@ -22,7 +22,8 @@ log = logging.getLogger("alimcast.dispatch")
 class DispatchLoop:
     def __init__(self, dispatcher: Dispatcher, send_one: Callable[[], DispatchReport], wake: threading.Event, *,
                  idle_seconds: float = 1.0) -> None:
-        """``send_one`` sends at most one batch (the pipeline's ``dispatch_due(max_batches=1)`` with logging)."""
+        """``send_one`` sends what is due (the pipeline's ``dispatch``: ``dispatch_due`` with logging, a batch
+        claimed at a time, each at the highest priority then queued)."""
         self.dispatcher = dispatcher
         self.send_one = send_one
         self.wake = wake
