@@ -17,17 +17,20 @@ trigger-kept change log, for writers that do not call this module themselves, su
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from weakref import WeakKeyDictionary
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, func, or_, select
 
 from alerts.audience import Audience
 from alerts.config import Config
 from alerts.db import session_scope
 from alerts.fanout import FanoutReport, Target, _queue, _skip_reason, _take_matching_turn
-from alerts.models import AlertRecord, AlertThread
+from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.sqlutil import id_in, id_list
 from feeds.model import Alert
 from subscribers.models import Subscriber, SubscriptionChange
 from subscribers.sqltypes import utcnow
@@ -36,7 +39,7 @@ from subscribers.sqltypes import utcnow
 START_WINDOW = timedelta(minutes=30)
 #: Changes this many seconds older than the newest one seen are read again (PostgreSQL commits out of order).
 OVERLAP_SECONDS = 30.0
-_watermarks: WeakKeyDictionary[Audience, float] = WeakKeyDictionary()
+_watermarks: WeakKeyDictionary[Audience, _Seen] = WeakKeyDictionary()
 
 
 def catch_up(session: Session, config: Config, audience: Audience, subscriber_ids: Collection[int], *,
@@ -58,12 +61,29 @@ def catch_up(session: Session, config: Config, audience: Audience, subscriber_id
         found = audience.recipients(session, alert, config.zone_value_names, at=now)
         targets = [Target(r.subscriber_id, "alert", r.decision.until) for r in found
                    if r.subscriber_id in wanted and r.decision.action != "skip"]
+        targets = _not_yet_queued(session, record.id, targets)
         queued = _queue(session, record, thread, alert, targets, config, zone_name, created_at=now)
         if queued:
             report.alerts += 1
             report.queued += queued
             report.held += sum(1 for t in targets if t.not_before is not None)
     return report
+
+
+def _not_yet_queued(session: Session, alert_id: int | None, targets: list[Target]) -> list[Target]:
+    """The targets without this alert's row yet. The outbox's unique key would ignore the others anyway, but
+    rendering, personal links and inserting thousands of rows to have them ignored cost seconds (found
+    profiling workers on PostgreSQL after a bulk import: a catch-up of everyone, each re-insert ignored)."""
+    if not targets or alert_id is None:
+        return targets
+    connection = session.connection()
+    dialect = connection.dialect.name
+    outbox = Delivery.__table__  # type: ignore[attr-defined]
+    stmt = sa_select(outbox.c.subscriber_id).where(outbox.c.alert_id == alert_id, outbox.c.reminder_seq == 0,
+                                                   id_in(outbox.c.subscriber_id, dialect))
+    queued = {sid for (sid,) in connection.execute(stmt, {"ids": id_list([t.subscriber_id for t in targets],
+                                                                         dialect)})}
+    return [t for t in targets if t.subscriber_id not in queued]
 
 
 def changed_since(session: Session, since: datetime) -> list[int]:
@@ -82,19 +102,55 @@ def catch_up_new(session: Session, config: Config, audience: Audience, *, now: d
     live: nothing is read but one row."""
     live = session.exec(select(AlertThread.id).where(AlertThread.state == "active").limit(1)).first()
     newest = session.exec(select(func.max(SubscriptionChange.changed_at))).one()
-    previous = _watermarks.get(audience)
+    state = _watermarks.get(audience)
     if newest is None:
         return FanoutReport()
     # database clock; the overlap re-reads changes of transactions that committed after a later one
-    since = (newest - START_WINDOW.total_seconds()) if previous is None else previous - OVERLAP_SECONDS
-    _watermarks[audience] = max(newest, previous or newest)
+    mark = newest if state is None else max(newest, state.mark)
+    since = (newest - START_WINDOW.total_seconds()) if state is None else state.mark - OVERLAP_SECONDS
     if live is None:
+        _watermarks[audience] = _Seen(mark, since, None, 0)
         return FanoutReport()
-    ids = session.exec(select(SubscriptionChange.subscriber_id).distinct()
-                       .where(col(SubscriptionChange.changed_at) >= since)).all()
+    changes = SubscriptionChange.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    # what the window holds now, taken first: rows committing meanwhile are left to the next call
+    count, top = connection.execute(sa_select(func.count(), func.max(changes.c.id))
+                                    .where(changes.c.changed_at >= since)).one()
+    stmt = sa_select(changes.c.subscriber_id).distinct().where(changes.c.changed_at >= since)
+    if top is not None:
+        stmt = stmt.where(changes.c.id <= top)
+    if state is not None and state.top is not None and _nothing_late(connection, state):
+        # only the rows added since the previous call: the window's earlier rows were caught up then (a row
+        # that committed late, below the previous top id, makes the whole window be read again instead)
+        stmt = stmt.where(changes.c.id > state.top)
+    _watermarks[audience] = _Seen(mark, since, top, int(count))
+    ids = [sid for (sid,) in connection.execute(stmt)]
     if not ids:
         return FanoutReport()
     return catch_up(session, config, audience, ids, now=now, zone_name=zone_name)
+
+
+@dataclass(slots=True, frozen=True)
+class _Seen:
+    """What one audience's previous :func:`catch_up_new` read: the newest change time (``mark``), the window it
+    read (``changed_at >= since``), the highest id in it (``top``) and how many rows it held up to ``top``.
+
+    Why: without it every tick read the whole overlap again while no newer change came, and after a bulk
+    import (every person a change) each worker caught everyone up again on every tick, forever."""
+
+    mark: float
+    since: float
+    top: int | None
+    count: int
+
+
+def _nothing_late(connection: Connection, seen: _Seen) -> bool:
+    """No row has appeared in the previous window below its top id since (rows there are only ever added:
+    pruning drops rows a day old), so that window was read in full."""
+    changes = SubscriptionChange.__table__  # type: ignore[attr-defined]
+    now_count = connection.execute(sa_select(func.count()).where(changes.c.changed_at >= seen.since,
+                                                                 changes.c.id <= seen.top)).scalar_one()
+    return int(now_count) == seen.count
 
 
 def catch_up_people(engine: Engine, config: Config, subscriber_ids: Collection[int] | None = None, *,
