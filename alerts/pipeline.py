@@ -84,7 +84,11 @@ class Pipeline:
                                  stale_after=timedelta(hours=config.vessel_stale_after_hours))
         self.lock = threading.RLock()
         self.lease = PollingLease(self.engine)
-        self.dispatcher.db_lock = self.lock
+        if self.engine.dialect.name != "postgresql":
+            # SQLite has one writer: the outbox's writes take turns with the match. PostgreSQL orders its writers
+            # itself (row locks, SKIP LOCKED, the matching turn), as it must across workers anyway; sharing the lock
+            # there made a worker's sends wait while its match waited for another worker's matching turn
+            self.dispatcher.db_lock = self.lock
         self.states.lock = self.lock
         #: Set when a match queued messages: wakes the dispatch loop (alerts.delivery.loop) at once.
         self.wake = threading.Event()

@@ -13,8 +13,10 @@ Run: .venv/bin/python benchmarks/bench_workers_rate.py [--workers 1,2,4,8] [--ra
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +47,13 @@ def main() -> int:
                 fleet = Fleet(Path(tmp), url, srv, rate=args.rate)
                 fleet.queue(people, f"RATE-{i}")
                 fleet.start(count)
+                own = time.process_time()
+                started = time.monotonic()
                 try:
                     fleet.wait_all_sent(args.seconds * 4 + 120)
+                    wall = time.monotonic() - started
+                    cpu = [w.cpu_seconds() for w in fleet.workers]
+                    load = os.getloadavg()[0]
                 finally:
                     fleet.stop_all()
                 delivered = fleet.delivered()
@@ -55,6 +62,12 @@ def main() -> int:
                 print(f"{count} worker(s): {people} recipients, achieved {achieved:.0f}/s = "
                       f"{achieved / args.rate:.3f} of {args.rate}/s; worst second {srv.max_recipients_per_second()}; "
                       f"429s {srv.rate_refusals}; duplicates {dups}; lost {people - len(delivered)}", flush=True)
+                # what limits it: the rule (CPU to spare) or the CPU (2 cores shared: workers + PostgreSQL +
+                # this process's loopback provider + whatever else runs on the machine)
+                print(f"    CPU s over {wall:.1f} s wall (start-up included): workers "
+                      f"{' '.join(f'{c:.1f}' for c in cpu)} (sum {sum(cpu):.1f}), loopback provider + bench "
+                      f"{time.process_time() - own:.1f}; load average {load:.1f} on {os.cpu_count()} CPUs",
+                      flush=True)
                 ok = ok and srv.rate_refusals == 0 and dups == 0 and achieved >= 0.95 * args.rate
     finally:
         pg.stop()
