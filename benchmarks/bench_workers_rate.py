@@ -25,6 +25,22 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fleet import Fleet, limited_server  # noqa: E402
 from pgserver import PgServer  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from alerts.delivery.shared_rate import KEEP_SECONDS  # noqa: E402
+
+
+def request_latency(url: str) -> float | None:
+    """Mean seconds from a request's place being taken to its answer, over the reservations still kept: each
+    recipient holds its place that long plus one second, so one account reaches at most rate/(1 + this)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            value = conn.execute(text("SELECT avg(extract(epoch FROM ended_at - started_at)) FROM send_reservation "
+                                      "WHERE ended_at IS NOT NULL")).scalar()
+    finally:
+        engine.dispose()
+    return None if value is None else float(value)
 
 
 def main() -> int:
@@ -52,6 +68,7 @@ def main() -> int:
                 try:
                     fleet.wait_all_sent(args.seconds * 4 + 120)
                     wall = time.monotonic() - started
+                    latency = request_latency(url)
                     cpu = [w.cpu_seconds() for w in fleet.workers]
                     load = os.getloadavg()[0]
                 finally:
@@ -68,6 +85,10 @@ def main() -> int:
                       f"{' '.join(f'{c:.1f}' for c in cpu)} (sum {sum(cpu):.1f}), loopback provider + bench "
                       f"{time.process_time() - own:.1f}; load average {load:.1f} on {os.cpu_count()} CPUs",
                       flush=True)
+                if latency is not None:
+                    print(f"    requests' mean time in flight (send_reservation, last {KEEP_SECONDS} s): "
+                          f"{latency * 1000:.0f} ms: the rule's ceiling rate/(1 + latency) = "
+                          f"{args.rate / (1 + latency):.0f}/s", flush=True)
                 ok = ok and srv.rate_refusals == 0 and dups == 0 and achieved >= 0.95 * args.rate
     finally:
         pg.stop()

@@ -72,6 +72,9 @@ RENEW_EVERY = 1.5
 #: A batch carries at most this much of a second of the rate: an urgent batch waits at most about this long
 #: for room behind a bulk send, and small requests answer fast (see alerts/delivery/rate.py on latency).
 BATCH_SECONDS = 0.25
+#: A batch is claimed once the rate would let it start within this many seconds (about a claim's length), so
+#: the room it waits for is not left empty while it is claimed; priorities are still read that late.
+CLAIM_LEAD = 0.1
 #: Delivery results are written this many at a time, releasing the writer lock in between.
 RESULTS_PAGE = 250
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
@@ -148,7 +151,7 @@ class Dispatcher:
         self._seed_window()
         while max_batches is None or batches < max_batches:
             # claim only once a whole batch could start: priorities are read at the last moment
-            if not self.window.wait_for_room(self.batch_size, self.stop):
+            if not self.window.wait_for_room(self.batch_size, self.stop, lead=CLAIM_LEAD):
                 break  # stopping: nothing claimed, nothing in flight
             with self.db_lock:
                 claimed = self._claim()
