@@ -167,7 +167,8 @@ class SharedSendWindow:
                 "SELECT coalesce(sum(recipients), 0), "
                 "       extract(epoch FROM min(counts_until) FILTER (WHERE ended_at IS NOT NULL) "
                 "                           - clock_timestamp()) "
-                "FROM send_reservation WHERE counts_until > clock_timestamp() + make_interval(secs => :lead)"),
+                "FROM send_reservation WHERE counts_until > clock_timestamp() AND (ended_at IS NULL "
+                "      OR counts_until > clock_timestamp() + make_interval(secs => :lead))"),
                 {"lead": lead}).one()
             if int(used) + recipients > self.capacity:
                 wait = None if next_free is None else float(next_free) - lead
