@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -72,9 +73,10 @@ RENEW_EVERY = 1.5
 #: A batch carries at most this much of a second of the rate: an urgent batch waits at most about this long
 #: for room behind a bulk send, and small requests answer fast (see alerts/delivery/rate.py on latency).
 BATCH_SECONDS = 0.25
-#: A batch is claimed once the rate would let it start within this many seconds (about a claim's length), so
-#: the room it waits for is not left empty while it is claimed; priorities are still read that late.
-CLAIM_LEAD = 0.1
+#: A batch is claimed once the rate would let it start within about a claim's length (measured: a running
+#: average of this dispatcher's claims, times 1.5, kept within these bounds), so the room it waits for is not
+#: left empty while it is claimed; priorities are still read at most that long before the request starts.
+CLAIM_LEAD = (0.05, 0.5)
 #: Delivery results are written this many at a time, releasing the writer lock in between.
 RESULTS_PAGE = 250
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
@@ -136,6 +138,8 @@ class Dispatcher:
         #: Held around the outbox's writes (the pipeline passes its own lock: SQLite has one writer).
         self.db_lock: threading.RLock = threading.RLock()
         self._seeded = False
+        #: A running average of how long a claim takes (for the claim's lead on the rate, CLAIM_LEAD).
+        self._claim_seconds = 0.0
         #: The batch being sent is a re-send under a key used before (set by dispatch_due).
         self._resending = False
         #: Accepted messages asked about per results call (``run --once`` calls again until all are in).
@@ -151,10 +155,12 @@ class Dispatcher:
         self._seed_window()
         while max_batches is None or batches < max_batches:
             # claim only once a whole batch could start: priorities are read at the last moment
-            if not self.window.wait_for_room(self.batch_size, self.stop, lead=CLAIM_LEAD):
+            if not self.window.wait_for_room(self.batch_size, self.stop, lead=self._claim_lead()):
                 break  # stopping: nothing claimed, nothing in flight
+            started = time.monotonic()
             with self.db_lock:
                 claimed = self._claim()
+            self._claim_seconds += (time.monotonic() - started - self._claim_seconds) / 4
             report.suppressed += claimed.suppressed
             if not claimed.rows:
                 if claimed.suppressed:
@@ -178,6 +184,9 @@ class Dispatcher:
                 report.stopped = True
                 break
         return report
+
+    def _claim_lead(self) -> float:
+        return min(CLAIM_LEAD[1], max(CLAIM_LEAD[0], 1.5 * self._claim_seconds))
 
     def _seed_window(self) -> None:
         """Once per dispatcher: count what anyone sent in the last second (read from the outbox), so a process
