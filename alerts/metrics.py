@@ -185,9 +185,10 @@ class _WholeTableCache:
 def _read_whole_table(engine: Engine) -> _WholeTable:
     with Session(engine) as session:
         alerts = session.exec(select(func.count()).select_from(AlertRecord)).one()
-        final = session.exec(select(Delivery.status, func.count())
-                             .where(col(Delivery.status).not_in(LIVE_STATUSES)).group_by(Delivery.status)).all()
-    return _WholeTable(int(alerts), {str(status): int(count) for status, count in final}, time.monotonic())
+        # every status (the plainest pass: an index-only scan where the planner can), the live ones then left out
+        by_status = session.exec(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+    final = {str(status): int(count) for status, count in by_status if status not in LIVE_STATUSES}
+    return _WholeTable(int(alerts), final, time.monotonic())
 
 
 _caches: weakref.WeakKeyDictionary[Engine, _WholeTableCache] = weakref.WeakKeyDictionary()
