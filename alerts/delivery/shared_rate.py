@@ -81,6 +81,7 @@ class SharedSendWindow:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._pruned = 0.0
 
     # -- the SendWindow interface ---------------------------------------------------------------
     def now(self) -> float:
@@ -180,8 +181,15 @@ class SharedSendWindow:
                 "INSERT INTO send_reservation (worker, recipients, started_at, counts_until) "
                 "VALUES (:w, :n, clock_timestamp(), clock_timestamp() + make_interval(secs => :hold)) "
                 "RETURNING id"), {"w": self.worker, "n": recipients, "hold": self.hold}).scalar_one()
-            conn.execute(text("DELETE FROM send_reservation WHERE counts_until < clock_timestamp() "
-                              "- make_interval(secs => :keep)"), {"keep": KEEP_SECONDS})
+        if time.monotonic() - self._pruned >= 1.0:
+            # after the commit, at most once a second: not under the lock every worker's reservation waits for
+            self._pruned = time.monotonic()
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text("DELETE FROM send_reservation WHERE counts_until < clock_timestamp() "
+                                      "- make_interval(secs => :keep)"), {"keep": KEEP_SECONDS})
+            except Exception:  # noqa: BLE001 - old rows only: the next prune takes them; the place is taken
+                log.warning("could not prune old send places", exc_info=log.isEnabledFor(10))
         ticket = SharedTicket(recipients, int(ticket_id))
         with self._lock:
             self._flying[ticket.id] = ticket
