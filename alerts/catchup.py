@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from weakref import WeakKeyDictionary
 
+from sqlalchemy import event
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, func, or_, select
@@ -123,7 +124,8 @@ def catch_up_new(session: Session, config: Config, audience: Audience, *, now: d
         # only the rows added since the previous call: the window's earlier rows were caught up then (a row
         # that committed late, below the previous top id, makes the whole window be read again instead)
         stmt = stmt.where(changes.c.id > state.top)
-    _watermarks[audience] = _Seen(mark, since, top, int(count))
+    # remembered once this transaction commits: a match that fails reads the same rows again next time
+    _remember_after_commit(session, audience, _Seen(mark, since, top, int(count)))
     ids = [sid for (sid,) in connection.execute(stmt)]
     if not ids:
         return FanoutReport()
@@ -142,6 +144,13 @@ class _Seen:
     since: float
     top: int | None
     count: int
+
+
+def _remember_after_commit(session: Session, audience: Audience, seen: _Seen) -> None:
+    def remember(_session: Session) -> None:
+        _watermarks[audience] = seen
+
+    event.listen(session, "after_commit", remember, once=True)
 
 
 def _nothing_late(connection: Connection, seen: _Seen) -> bool:

@@ -14,10 +14,13 @@ from pathlib import Path
 
 from alimcast_testkit import cap_xml, config_text
 from sqlalchemy import text
+from sqlmodel import Session
 
+from alerts.catchup import catch_up_new
 from alerts.config import load_config
 from alerts.db import session_scope
-from alerts.pipeline import Pipeline
+from alerts.pipeline import Pipeline, zone_name
+from subscribers.sqltypes import utcnow
 from subscribers.store import add_subscriber
 
 
@@ -56,5 +59,17 @@ def test_each_change_is_caught_up_once_and_a_late_one_still_is(db_url: str, tmp_
         change(first, top + 50)  # a change that commits late: its id is below the newest one already read
         assert pipeline.match().queued == 1
         assert pipeline.match().queued == 0
+
+        # a match that fails after reading a change: the change is read again by the next one
+        with session_scope(pipeline.engine) as session:
+            third = add_subscriber(session, "010-7800-0003", ["S1251100"], consent_source="web").id
+        with Session(pipeline.engine) as session:
+            assert catch_up_new(session, pipeline.config, pipeline.audience, now=utcnow(),
+                                zone_name=zone_name).queued == 1
+            session.rollback()
+        assert pipeline.match().queued == 1
+        with pipeline.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM delivery WHERE subscriber_id = :s"),
+                                {"s": third}).scalar_one() == 1
     finally:
         pipeline.close()
