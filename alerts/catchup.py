@@ -17,11 +17,14 @@ trigger-kept change log, for writers that do not call this module themselves, su
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from weakref import WeakKeyDictionary
 
 import numpy as np
-from sqlalchemy.engine import Engine
+from sqlalchemy import event
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, func, or_, select
 
 from alerts.audience import Audience
@@ -37,7 +40,7 @@ from subscribers.sqltypes import utcnow
 START_WINDOW = timedelta(minutes=30)
 #: Changes this many seconds older than the newest one seen are read again (PostgreSQL commits out of order).
 OVERLAP_SECONDS = 30.0
-_watermarks: WeakKeyDictionary[Audience, float] = WeakKeyDictionary()
+_watermarks: WeakKeyDictionary[Audience, _Seen] = WeakKeyDictionary()
 
 
 def catch_up(session: Session, config: Config, audience: Audience, subscriber_ids: Collection[int], *,
@@ -57,7 +60,8 @@ def catch_up(session: Session, config: Config, audience: Audience, subscriber_id
             continue
         alert = Alert.from_json(record.body)
         # the warning's audience a group at a time, kept to the people asked about who have no row for it yet
-        # (after a large import most of them were matched with the warning itself)
+        # (after a large import most of them were matched with the warning itself): rendering, personal links
+        # and inserting rows the outbox's unique key would ignore cost seconds
         had = set(session.connection().execute(select(Delivery.subscriber_id).where(Delivery.alert_id == record.id))
                   .scalars())
         asked = np.fromiter(wanted - had, dtype=np.int64)
@@ -90,19 +94,63 @@ def catch_up_new(session: Session, config: Config, audience: Audience, *, now: d
     live: nothing is read but one row."""
     live = session.exec(select(AlertThread.id).where(AlertThread.state == "active").limit(1)).first()
     newest = session.exec(select(func.max(SubscriptionChange.changed_at))).one()
-    previous = _watermarks.get(audience)
+    state = _watermarks.get(audience)
     if newest is None:
         return FanoutReport()
     # database clock; the overlap re-reads changes of transactions that committed after a later one
-    since = (newest - START_WINDOW.total_seconds()) if previous is None else previous - OVERLAP_SECONDS
-    _watermarks[audience] = max(newest, previous or newest)
+    mark = newest if state is None else max(newest, state.mark)
+    since = (newest - START_WINDOW.total_seconds()) if state is None else state.mark - OVERLAP_SECONDS
     if live is None:
+        _watermarks[audience] = _Seen(mark, since, None, 0)
         return FanoutReport()
-    ids = session.connection().execute(select(SubscriptionChange.subscriber_id).distinct()  # Core: 100,000s of ids
-                                       .where(col(SubscriptionChange.changed_at) >= since)).scalars().all()
+    changes = SubscriptionChange.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    # what the window holds now, taken first: rows committing meanwhile are left to the next call
+    count, top = connection.execute(sa_select(func.count(), func.max(changes.c.id))
+                                    .where(changes.c.changed_at >= since)).one()
+    stmt = sa_select(changes.c.subscriber_id).distinct().where(changes.c.changed_at >= since)
+    if top is not None:
+        stmt = stmt.where(changes.c.id <= top)
+    if state is not None and state.top is not None and _nothing_late(connection, state):
+        # only the rows added since the previous call: the window's earlier rows were caught up then (a row
+        # that committed late, below the previous top id, makes the whole window be read again instead)
+        stmt = stmt.where(changes.c.id > state.top)
+    # remembered once this transaction commits: a match that fails reads the same rows again next time
+    _remember_after_commit(session, audience, _Seen(mark, since, top, int(count)))
+    ids = [sid for (sid,) in connection.execute(stmt)]
     if not ids:
         return FanoutReport()
     return catch_up(session, config, audience, ids, now=now, zone_name=zone_name)
+
+
+@dataclass(slots=True, frozen=True)
+class _Seen:
+    """What one audience's previous :func:`catch_up_new` read: the newest change time (``mark``), the window it
+    read (``changed_at >= since``), the highest id in it (``top``) and how many rows it held up to ``top``.
+
+    Why: without it every tick read the whole overlap again while no newer change came, and after a bulk
+    import (every person a change) each worker caught everyone up again on every tick, forever."""
+
+    mark: float
+    since: float
+    top: int | None
+    count: int
+
+
+def _remember_after_commit(session: Session, audience: Audience, seen: _Seen) -> None:
+    def remember(_session: Session) -> None:
+        _watermarks[audience] = seen
+
+    event.listen(session, "after_commit", remember, once=True)
+
+
+def _nothing_late(connection: Connection, seen: _Seen) -> bool:
+    """No row has appeared in the previous window below its top id since (rows there are only ever added:
+    pruning drops rows a day old), so that window was read in full."""
+    changes = SubscriptionChange.__table__  # type: ignore[attr-defined]
+    now_count = connection.execute(sa_select(func.count()).where(changes.c.changed_at >= seen.since,
+                                                                 changes.c.id <= seen.top)).scalar_one()
+    return int(now_count) == seen.count
 
 
 def catch_up_people(engine: Engine, config: Config, subscriber_ids: Collection[int] | None = None, *,

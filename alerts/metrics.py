@@ -2,9 +2,13 @@
 
 Two kinds of numbers, because several workers share one database:
 
-* read from the database at every scrape (the same for whichever worker or web process is scraped): alerts
-  ingested, the outbox's depth by priority, deliveries by status (sends and their results), feed errors,
-  the live workers. A custom collector, so nothing is cached and nothing drifts between processes.
+* read from the database (the same for whichever worker or web process is scraped): alerts ingested, the
+  outbox's depth by priority, deliveries by status (sends and their results), feed errors, the live workers.
+  A custom collector, so nothing drifts between processes. What moves during a storm (the queue, rows in
+  flight or awaiting their result) is read at every scrape from the status index, so its cost follows the
+  work outstanding, not the table; the figures that need the whole table (final statuses, alerts ingested)
+  are cached per process and refreshed in the background at most every ``WHOLE_TABLE_SECONDS`` (a GROUP BY
+  over millions of delivery rows took seconds per scrape).
 * counted in this process (each ``alimcast run`` exposes its own, ``[metrics] port``): provider requests
   and recipients by outcome, the provider's latency, 429s, batches recovered from a dead worker's lease.
   Prometheus sums them over the workers (``sum without (instance)``).
@@ -13,8 +17,11 @@ Two kinds of numbers, because several workers share one database:
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
@@ -22,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from alerts.delivery.providers.base import OutgoingMessage, Provider, ProviderError, SendOutcome
 from alerts.models import AlertRecord, Delivery, FeedStateRow
@@ -73,13 +80,20 @@ class DatabaseCollector(Collector):
         yield from metrics
 
     def _read(self) -> Iterator[Metric]:
+        whole = _whole_table(self.engine)
         with Session(self.engine) as session:
-            alerts = session.exec(select(func.count()).select_from(AlertRecord)).one()
-            by_priority = session.exec(select(Delivery.priority, func.count()).where(Delivery.status == "queued")
-                                       .group_by(Delivery.priority)).all()
-            by_status = session.exec(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+            live = session.exec(select(Delivery.status, Delivery.priority, func.count())
+                                .where(col(Delivery.status).in_(LIVE_STATUSES))
+                                .group_by(Delivery.status, Delivery.priority)).all()
             feeds = list(session.exec(select(FeedStateRow)))
-        ingested = CounterMetricFamily("alimcast_alerts_ingested", "Alerts stored (every version of a warning)")
+        by_priority = [(priority, count) for status, priority, count in live if status == "queued"]
+        live_by_status: dict[str, int] = {}
+        for status, _priority, count in live:
+            live_by_status[status] = live_by_status.get(status, 0) + int(count)
+        by_status = [*live_by_status.items(), *whole.final_by_status.items()]
+        alerts = whole.alerts
+        ingested = CounterMetricFamily("alimcast_alerts_ingested", "Alerts stored (every version of a warning; "
+                                       f"read at most every {WHOLE_TABLE_SECONDS:.0f} s)")
         ingested.add_metric([], int(alerts))
         yield ingested
         depth = GaugeMetricFamily("alimcast_queue_depth", "Outbox rows waiting to be sent, by priority "
@@ -87,9 +101,11 @@ class DatabaseCollector(Collector):
         for priority, count in by_priority:
             depth.add_metric([str(priority)], int(count))
         yield depth
-        deliveries = GaugeMetricFamily("alimcast_deliveries", "Outbox rows by status (sending: in flight; "
-                                       "accepted: sent, awaiting the result; delivered, fallback_sent, failed, "
-                                       "uncertain, suppressed: final)", labels=["status"])
+        deliveries = GaugeMetricFamily("alimcast_deliveries", "Outbox rows by status (queued; sending: in "
+                                       "flight; accepted: sent, awaiting the result; carried: went in another "
+                                       "row's message; these read at every scrape. delivered, fallback_sent, "
+                                       "failed, uncertain, suppressed: final, read at most every "
+                                       f"{WHOLE_TABLE_SECONDS:.0f} s)", labels=["status"])
         for status, count in by_status:
             deliveries.add_metric([str(status)], int(count))
         yield deliveries
@@ -115,6 +131,83 @@ class DatabaseCollector(Collector):
                                    "(alert when not 1)")
         poller.add_metric([], sum(1 for w in fleet.workers if w.polls))
         yield poller
+
+
+#: Statuses an outbox row passes through before its final one: counted at every scrape (the status index).
+LIVE_STATUSES = ("queued", "sending", "accepted", "carried")
+#: The whole-table figures (final statuses, alerts ingested) are at most this old (refreshed in the background).
+WHOLE_TABLE_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class _WholeTable:
+    """Figures that need a pass over whole tables, as last read, and when."""
+
+    alerts: int
+    final_by_status: dict[str, int]
+    read_at: float
+
+
+class _WholeTableCache:
+    """One engine's whole-table figures: read in the scrape that first needs them, then refreshed in a
+    background thread (one at a time) when a scrape finds them older than ``WHOLE_TABLE_SECONDS``, so a scrape
+    never waits for the pass itself. A failed refresh keeps the last figures and is tried at a later scrape."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.figures: _WholeTable | None = None
+        self.lock = threading.Lock()
+        self.refreshing = False
+
+    def get(self) -> _WholeTable:
+        with self.lock:
+            figures = self.figures
+            stale = figures is not None and time.monotonic() - figures.read_at >= WHOLE_TABLE_SECONDS
+            start = stale and not self.refreshing
+            if start:
+                self.refreshing = True
+        if figures is None:
+            figures = self.figures = _read_whole_table(self.engine)
+        elif start:
+            threading.Thread(target=self._refresh, name="metrics-refresh", daemon=True).start()
+        return figures
+
+    def _refresh(self) -> None:
+        try:
+            self.figures = _read_whole_table(self.engine)
+        except Exception:  # noqa: BLE001 - the last figures stay; the next stale scrape tries again
+            log.warning("metrics: could not refresh the outbox totals", exc_info=log.isEnabledFor(logging.DEBUG))
+        finally:
+            with self.lock:
+                self.refreshing = False
+
+
+def _read_whole_table(engine: Engine) -> _WholeTable:
+    with Session(engine) as session:
+        alerts = session.exec(select(func.count()).select_from(AlertRecord)).one()
+        # every status (the plainest pass: an index-only scan where the planner can), the live ones then left out
+        by_status = session.exec(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+    final = {str(status): int(count) for status, count in by_status if status not in LIVE_STATUSES}
+    return _WholeTable(int(alerts), final, time.monotonic())
+
+
+_caches: weakref.WeakKeyDictionary[Engine, _WholeTableCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _whole_table(engine: Engine) -> _WholeTable:
+    with _caches_lock:
+        cache = _caches.get(engine)
+        if cache is None:
+            cache = _caches[engine] = _WholeTableCache(engine)
+    return cache.get()
+
+
+def forget_cached(engine: Engine) -> None:
+    """Drop this engine's cached whole-table figures (the next scrape reads them again): for tests and tools
+    that need the exact figure now."""
+    with _caches_lock:
+        _caches.pop(engine, None)
 
 
 def registry_for(engine: Engine) -> CollectorRegistry:

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -90,7 +91,14 @@ class Pipeline:
                                  stale_after=timedelta(hours=config.vessel_stale_after_hours))
         self.lock = threading.RLock()
         self.lease = PollingLease(self.engine)
-        self.dispatcher.db_lock = self.lock
+        if self.engine.dialect.name != "postgresql":
+            # SQLite has one writer: the outbox's writes take turns with the match and the results
+            self.dispatcher.db_lock = self.lock
+        else:
+            # PostgreSQL orders its writers itself (row locks, SKIP LOCKED, the matching turn), as it must across
+            # workers anyway. Profiled (bench_workers_rate): a worker's sends waited on this lock while its match
+            # waited for another worker's matching turn, and while its results were written
+            self.dispatcher.db_lock = nullcontext()  # type: ignore[assignment]
         self.states.lock = self.lock
         #: Set when a match queued messages: wakes the dispatch loop (alerts.delivery.loop) at once.
         self.wake = threading.Event()

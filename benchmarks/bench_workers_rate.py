@@ -13,8 +13,10 @@ Run: .venv/bin/python benchmarks/bench_workers_rate.py [--workers 1,2,4,8] [--ra
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +25,22 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fleet import Fleet, limited_server  # noqa: E402
 from pgserver import PgServer  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from alerts.delivery.shared_rate import KEEP_SECONDS  # noqa: E402
+
+
+def request_latency(url: str) -> float | None:
+    """Mean seconds from a request's place being taken to its answer, over the reservations still kept: each
+    recipient holds its place that long plus one second, so one account reaches at most rate/(1 + this)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            value = conn.execute(text("SELECT avg(extract(epoch FROM ended_at - started_at)) FROM send_reservation "
+                                      "WHERE ended_at IS NOT NULL")).scalar()
+    finally:
+        engine.dispose()
+    return None if value is None else float(value)
 
 
 def main() -> int:
@@ -45,8 +63,14 @@ def main() -> int:
                 fleet = Fleet(Path(tmp), url, srv, rate=args.rate)
                 fleet.queue(people, f"RATE-{i}")
                 fleet.start(count)
+                own = time.process_time()
+                started = time.monotonic()
                 try:
                     fleet.wait_all_sent(args.seconds * 4 + 120)
+                    wall = time.monotonic() - started
+                    latency = request_latency(url)
+                    cpu = [w.cpu_seconds() for w in fleet.workers]
+                    load = os.getloadavg()[0]
                 finally:
                     fleet.stop_all()
                 delivered = fleet.delivered()
@@ -55,6 +79,16 @@ def main() -> int:
                 print(f"{count} worker(s): {people} recipients, achieved {achieved:.0f}/s = "
                       f"{achieved / args.rate:.3f} of {args.rate}/s; worst second {srv.max_recipients_per_second()}; "
                       f"429s {srv.rate_refusals}; duplicates {dups}; lost {people - len(delivered)}", flush=True)
+                # what limits it: the rule (CPU to spare) or the CPU (2 cores shared: workers + PostgreSQL +
+                # this process's loopback provider + whatever else runs on the machine)
+                print(f"    CPU s over {wall:.1f} s wall (start-up included): workers "
+                      f"{' '.join(f'{c:.1f}' for c in cpu)} (sum {sum(cpu):.1f}), loopback provider + bench "
+                      f"{time.process_time() - own:.1f}; load average {load:.1f} on {os.cpu_count()} CPUs",
+                      flush=True)
+                if latency is not None:
+                    print(f"    requests' mean time in flight (send_reservation, last {KEEP_SECONDS} s): "
+                          f"{latency * 1000:.0f} ms: the rule's ceiling rate/(1 + latency) = "
+                          f"{args.rate / (1 + latency):.0f}/s", flush=True)
                 ok = ok and srv.rate_refusals == 0 and dups == 0 and achieved >= 0.95 * args.rate
     finally:
         pg.stop()

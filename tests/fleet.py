@@ -66,6 +66,14 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill9()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far (Linux /proc; 0 once it has exited)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def tail(self, lines: int = 15) -> str:
         return f"--- {self.name} (pid {self.proc.pid}, rc {self.proc.poll()}) ---\n" + "".join(self.lines[-lines:])
 

@@ -59,11 +59,13 @@ class SendWindow:
         self._cond = threading.Condition()
 
     # -- accounting ---------------------------------------------------------------------------------
-    def _used(self, now: float) -> tuple[int, float | None]:
-        """Recipients counted at ``now``, and when the earliest ended ticket stops counting."""
+    def _used(self, now: float, lead: float = 0.0) -> tuple[int, float | None]:
+        """Recipients counted at ``now + lead`` (as far as known at ``now``: what is in flight still counts), and
+        when the earliest ended ticket counted then stops counting."""
         self._tickets = [t for t in self._tickets if t.ended is None or t.ended + self.span > now]
-        used = sum(t.recipients for t in self._tickets)
-        ends = [t.ended + self.span for t in self._tickets if t.ended is not None]
+        counted = [t for t in self._tickets if t.ended is None or t.ended + self.span > now + lead]
+        used = sum(t.recipients for t in counted)
+        ends = [t.ended + self.span for t in counted if t.ended is not None]
         return used, (min(ends) if ends else None)
 
     def now(self) -> float:
@@ -103,19 +105,21 @@ class SendWindow:
                 pause = 0.2 if next_free is None else min(0.2, max(0.0, next_free - now))
                 self._cond.wait(pause or 0.001)
 
-    def wait_for_room(self, recipients: int, stop: threading.Event | None = None) -> bool:
-        """Wait until a request of ``recipients`` could start, taking nothing (the caller prepares its request
-        and then acquires it, so its preparation does not hold a place). False when ``stop`` is set."""
+    def wait_for_room(self, recipients: int, stop: threading.Event | None = None, *, lead: float = 0.0) -> bool:
+        """Wait until a request of ``recipients`` could start within ``lead`` seconds, taking nothing (the caller
+        prepares its request and then acquires it, so its preparation does not hold a place; with ``lead`` about
+        the preparation's length, the place is not left empty meanwhile either). False when ``stop`` is set.
+        Only a hint: :meth:`acquire` alone enforces the rule."""
         recipients = min(recipients, self.capacity)
         with self._cond:
             while True:
                 if stop is not None and stop.is_set():
                     return False
                 now = self._clock()
-                used, next_free = self._used(now)
+                used, next_free = self._used(now, lead)
                 if used + recipients <= self.capacity:
                     return True
-                pause = 0.2 if next_free is None else min(0.2, max(0.0, next_free - now))
+                pause = 0.2 if next_free is None else min(0.2, max(0.0, next_free - lead - now))
                 self._cond.wait(pause or 0.001)
 
     def finish(self, ticket: Ticket) -> None:

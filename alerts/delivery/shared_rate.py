@@ -81,6 +81,7 @@ class SharedSendWindow:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._pruned = 0.0
 
     # -- the SendWindow interface ---------------------------------------------------------------
     def now(self) -> float:
@@ -101,8 +102,9 @@ class SharedSendWindow:
                              f"({self.capacity})")
         return self._wait(recipients, stop, take=True)
 
-    def wait_for_room(self, recipients: int, stop: threading.Event | None = None) -> bool:
-        return self._wait(min(recipients, self.capacity), stop, take=False) is not None
+    def wait_for_room(self, recipients: int, stop: threading.Event | None = None, *, lead: float = 0.0) -> bool:
+        """As :meth:`SendWindow.wait_for_room`: room within ``lead`` seconds; a hint, :meth:`acquire` enforces."""
+        return self._wait(min(recipients, self.capacity), stop, take=False, lead=lead) is not None
 
     def finish(self, ticket: SharedTicket) -> None:  # type: ignore[override]
         """The request's answer came (or it failed): it counts one more second from now. Never raises: an
@@ -133,13 +135,14 @@ class SharedSendWindow:
             return sum(t.recipients for t in self._flying.values())
 
     # -- the table ------------------------------------------------------------------------------
-    def _wait(self, recipients: int, stop: threading.Event | None, *, take: bool) -> SharedTicket | bool | None:
+    def _wait(self, recipients: int, stop: threading.Event | None, *, take: bool,
+              lead: float = 0.0) -> SharedTicket | bool | None:
         failing_since: float | None = None
         while True:
             if stop is not None and stop.is_set():
                 return None
             try:
-                got, pause = self._try(recipients, take)
+                got, pause = self._try(recipients, take, 0.0 if take else lead)
                 failing_since = None
             except Exception:  # noqa: BLE001 - a restarting database: wait for it, within reason
                 now = time.monotonic()
@@ -155,8 +158,9 @@ class SharedSendWindow:
                 return None
             self._wake.wait(pause)
 
-    def _try(self, recipients: int, take: bool) -> tuple[SharedTicket | bool | None, float]:
-        """One look (and, with ``take``, one reservation) in one short transaction."""
+    def _try(self, recipients: int, take: bool, lead: float = 0.0) -> tuple[SharedTicket | bool | None, float]:
+        """One look (and, with ``take``, one reservation) in one short transaction. ``lead`` (a look only):
+        counted ``lead`` seconds from now, as far as known now (a request in flight is renewed ahead)."""
         with self.engine.begin() as conn:
             if take:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RATE_LOCK_KEY})
@@ -164,9 +168,12 @@ class SharedSendWindow:
                 "SELECT coalesce(sum(recipients), 0), "
                 "       extract(epoch FROM min(counts_until) FILTER (WHERE ended_at IS NOT NULL) "
                 "                           - clock_timestamp()) "
-                "FROM send_reservation WHERE counts_until > clock_timestamp()")).one()
+                "FROM send_reservation WHERE counts_until > clock_timestamp() AND (ended_at IS NULL "
+                "      OR counts_until > clock_timestamp() + make_interval(secs => :lead))"),
+                {"lead": lead}).one()
             if int(used) + recipients > self.capacity:
-                pause = POLL_SECONDS if next_free is None else min(POLL_SECONDS, max(0.001, float(next_free)))
+                wait = None if next_free is None else float(next_free) - lead
+                pause = POLL_SECONDS if wait is None else min(POLL_SECONDS, max(0.001, wait))
                 return None, pause
             if not take:
                 return True, 0.0
@@ -174,8 +181,15 @@ class SharedSendWindow:
                 "INSERT INTO send_reservation (worker, recipients, started_at, counts_until) "
                 "VALUES (:w, :n, clock_timestamp(), clock_timestamp() + make_interval(secs => :hold)) "
                 "RETURNING id"), {"w": self.worker, "n": recipients, "hold": self.hold}).scalar_one()
-            conn.execute(text("DELETE FROM send_reservation WHERE counts_until < clock_timestamp() "
-                              "- make_interval(secs => :keep)"), {"keep": KEEP_SECONDS})
+        if time.monotonic() - self._pruned >= 1.0:
+            # after the commit, at most once a second: not under the lock every worker's reservation waits for
+            self._pruned = time.monotonic()
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text("DELETE FROM send_reservation WHERE counts_until < clock_timestamp() "
+                                      "- make_interval(secs => :keep)"), {"keep": KEEP_SECONDS})
+            except Exception:  # noqa: BLE001 - old rows only: the next prune takes them; the place is taken
+                log.warning("could not prune old send places", exc_info=log.isEnabledFor(10))
         ticket = SharedTicket(recipients, int(ticket_id))
         with self._lock:
             self._flying[ticket.id] = ticket

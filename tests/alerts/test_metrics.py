@@ -93,3 +93,58 @@ def test_provider_errors_pass_through_unchanged(tmp_path: Path) -> None:
                 wrapped.send([msg], idempotency_key="k" * 32)
         finally:
             pipeline.close()
+
+
+def test_a_scrape_reads_the_whole_outbox_only_in_the_background(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue and rows in flight are exact at every scrape; the final statuses (a pass over the whole table)
+    are read in the first scrape, then refreshed in a background thread once older than WHOLE_TABLE_SECONDS,
+    never inside a scrape that already has figures."""
+    import threading
+    import time
+
+    from sqlalchemy import event, text
+
+    from alerts import metrics
+
+    with limited_server(1000) as srv:
+        fleet = Fleet(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", srv, rate=100)
+        fleet.queue(30)
+        pipeline = Pipeline(load_config(fleet.cfg))
+        engine = pipeline.engine
+        try:
+            metrics.forget_cached(engine)
+            statements: list[tuple[str, str]] = []
+
+            def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+                statements.append((threading.current_thread().name, statement))
+
+            event.listen(engine, "before_cursor_execute", seen)
+            first = samples(exposition(engine).decode())
+            assert first[("alimcast_deliveries", (("status", "queued"),))] == 30
+            whole = [s for _, s in statements if "GROUP BY delivery.status" in s and "WHERE" not in s]
+            assert whole  # the first scrape reads the final statuses
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE delivery SET status = 'delivered' WHERE id IN "
+                                  "(SELECT id FROM delivery ORDER BY id LIMIT 5)"))
+            statements.clear()
+            warm = samples(exposition(engine).decode())
+            assert not [s for _, s in statements if "GROUP BY delivery.status" in s and "WHERE" not in s]  # bounded
+            assert warm[("alimcast_deliveries", (("status", "queued"),))] == 25  # exact at once
+            assert sum(v for (n, _), v in warm.items() if n == "alimcast_queue_depth") == 25
+            assert ("alimcast_deliveries", (("status", "delivered"),)) not in warm  # final: not yet re-read
+
+            monkeypatch.setattr(metrics, "WHOLE_TABLE_SECONDS", 0.0)
+            statements.clear()
+            deadline = time.monotonic() + 30
+            while True:
+                now = samples(exposition(engine).decode())
+                if now.get(("alimcast_deliveries", (("status", "delivered"),))) == 5:
+                    break
+                assert time.monotonic() < deadline, "the background refresh never landed"
+                time.sleep(0.05)
+            assert all(thread == "metrics-refresh" for thread, s in statements
+                       if "GROUP BY delivery.status" in s and "WHERE" not in s)
+            event.remove(engine, "before_cursor_execute", seen)
+        finally:
+            pipeline.close()

@@ -54,3 +54,43 @@ def test_a_refused_resend_of_a_batch_that_arrived_keeps_its_key(tmp_path: Path) 
         finally:
             pipeline.close()
     assert len(srv.messages) == 5 and all(srv.sends_to(p) == 1 for p in fleet.phones)
+
+
+def test_a_batch_is_taken_over_whole_or_not_at_all(tmp_path: Path, pg_url: str) -> None:
+    """PostgreSQL, found by bench_workers_rate with 8 workers: two workers taking over the same orphaned batch
+    each got part of it (SKIP LOCKED) and sent their part under its key; the provider took the first part and
+    refused the other as a repeated key, which then never went out. Here another worker holds one of the
+    batch's rows: the take-over waits for it and sends the whole batch; while another worker is taking the
+    batch over, it is left to that worker."""
+    import threading
+
+    from sqlalchemy import text
+
+    with limited_server(1000) as srv:
+        fleet = Fleet(tmp_path, pg_url, srv, rate=100)
+        fleet.queue(5)
+        pipeline = Pipeline(load_config(fleet.cfg))
+        try:
+            dispatcher = pipeline.dispatcher
+            claim = dispatcher._claim()  # committed: 5 rows 'sending' under the key; its sender then "dies"
+            expire_leases(pipeline)
+            other = pipeline.engine.connect()
+            try:
+                # another worker taking the batch over: it holds the batch's lock (then one of its rows)
+                other.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))"),
+                              {"ns": 0x616C7263, "key": claim.key})
+                assert dispatcher._claim().rows == []  # left to that worker (no fresh rows either)
+                other.rollback()
+                other.execute(text("SELECT id FROM delivery WHERE id = :id FOR UPDATE"), {"id": claim.rows[-1].id})
+                taken: list[object] = []
+                worker = threading.Thread(target=lambda: taken.append(dispatcher._claim()), daemon=True)
+                worker.start()
+                worker.join(1.0)
+                assert not taken  # it waits for the row instead of taking the other four
+            finally:
+                other.rollback()
+                other.close()
+            worker.join(60)
+            assert len(taken[0].rows) == 5 and taken[0].key == claim.key  # type: ignore[attr-defined]
+        finally:
+            pipeline.close()

@@ -85,3 +85,35 @@ def _set_after(seconds: float) -> threading.Event:
     event = threading.Event()
     threading.Timer(seconds, event.set).start()
     return event
+
+
+def test_room_within_a_lead_is_only_a_hint(pg_url: str) -> None:
+    """``wait_for_room(lead=...)`` says yes when an ended request's place frees within the lead (the batch is
+    claimed meanwhile), never while one is in flight; ``acquire`` still waits for the place itself."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    try:
+        a = SharedSendWindow(engine, 10, attempt_seconds=2, worker="a")
+        b = SharedSendWindow(engine, 10, attempt_seconds=2, worker="b")
+        ticket = a.acquire(10)
+        assert ticket is not None
+        assert not b.wait_for_room(5, _set_after(0.3), lead=5.0)  # in flight: no room within any lead
+        a.finish(ticket)
+        ended = time.monotonic()
+        assert b.wait_for_room(5, lead=5.0) and time.monotonic() - ended < 0.9  # frees within the lead
+        assert b.acquire(5) is not None and time.monotonic() - ended >= 0.9  # the place itself: after its second
+    finally:
+        engine.dispose()
+
+
+def test_the_in_process_window_takes_the_same_lead() -> None:
+    clock = [0.0]
+    window = SendWindow(10, clock=lambda: clock[0])
+    ticket = window.acquire(10)
+    assert ticket is not None
+    assert not window.wait_for_room(1, _set_after(0.2), lead=5.0)  # in flight
+    window.finish(ticket)
+    clock[0] = 0.5
+    assert window.wait_for_room(10, lead=0.6)  # its place frees at 1.0, within 0.5 + 0.6
+    assert not window.wait_for_room(10, _set_after(0.2), lead=0.4)
+    assert window.used() == 10  # nothing taken, and it still counts
