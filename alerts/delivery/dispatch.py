@@ -62,7 +62,7 @@ from alerts.delivery.shared_rate import SharedSendWindow, provider_timeout, wind
 from alerts.metrics import LEASES_RECOVERED
 from alerts.models import Delivery
 from alerts.short_sms import short_fallback
-from alerts.sqlutil import id_in, id_list
+from alerts.sqlutil import fetch_all, id_in, id_list
 from subscribers.models import Subscriber
 from subscribers.sqltypes import utcnow
 
@@ -545,10 +545,11 @@ class Dispatcher:
         """One page (``limit``, else ``results_limit``) of accepted messages asks the provider for results."""
         report = ResultsReport()
         with session_scope(self.engine) as session:
-            pending = [PendingDelivery(row_id, request_id, seq) for row_id, request_id, seq in session.connection()
-                       .execute(select(_DELIVERY.c.id, _DELIVERY.c.request_id, _DELIVERY.c.recipient_seq)
-                                .where(_DELIVERY.c.status == "accepted", _DELIVERY.c.request_id.is_not(None))
-                                .order_by(_DELIVERY.c.id).limit(limit or self.results_limit)).all()]
+            stmt = (select(_DELIVERY.c.id, _DELIVERY.c.request_id, _DELIVERY.c.recipient_seq)
+                    .where(_DELIVERY.c.status == "accepted", _DELIVERY.c.request_id.is_not(None))
+                    .order_by(_DELIVERY.c.id).limit(limit or self.results_limit))
+            rows = sorted(fetch_all(session.connection(), stmt), key=lambda row: row[0])
+            pending = [PendingDelivery(row_id, request_id, seq) for row_id, request_id, seq in rows]
         if not pending:
             return report
         try:
