@@ -82,8 +82,16 @@ class LiveZoneIndex:
             found = self._index.lookup(leaves)
             if len(changed) == 0:
                 return found
-            kept = found[~np.isin(found, changed, assume_unique=True)]
+            # Both sorted: find the changed people the snapshot holds by binary search (np.isin would pass over
+            # millions of ids once per changed person, or sort them all).
+            pos = np.searchsorted(found, changed)
+            held = pos < len(found)
+            held[held] = found[pos[held]] == changed[held]
+            drop = pos[held]
             rechecked = _exact_ids(conn, leaves, changed)
+            if np.array_equal(found[drop], rechecked):
+                return found  # the usual case: whoever changed, this alert's answer did not
+            kept = np.delete(found, drop)
             # none of them is in ``kept``: slot them in (one copy) rather than sort the union again
             return np.insert(kept, np.searchsorted(kept, rechecked), rechecked)
 
