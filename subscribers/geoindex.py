@@ -50,16 +50,22 @@ from subscribers.geodesy import (
     mercator_buffer_for,
     mercator_y,
     outline_segments,
+    reaches_km,
     split_antimeridian,
     unwrap_ring,
     wrap_lon,
 )
 from subscribers.geometry import load_zone_polygons, polygonal
+from subscribers.polygon_grid import EDGE, INSIDE, OUTSIDE, PolygonGrid
 
 DEFAULT_BUFFER_NM = 1.0
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 #: Point x outline-segment pairs below which exact distances are cheaper than a buffered prefilter.
 _DIRECT_DISTANCE_WORK = 400_000
+#: Candidates from which a polygon is rasterised (``subscribers.polygon_grid``) rather than testing each point.
+_GRID_MIN_CANDIDATES = 4_000
+#: Outlines with more segments than this are measured by GEOS (``reaches_km``), shorter ones in numpy.
+_NUMPY_DISTANCE_SEGMENTS = 200
 
 LatLon = tuple[float, float]
 CircleSpec = tuple[float, float, float]
@@ -173,12 +179,19 @@ class _Points:
             return idx
         lon = wrap_lon(self.lon[idx], shape.centre_lon)
         lat = self.lat[idx]
+        if len(idx) >= _GRID_MIN_CANDIDATES:
+            return idx[self._grid_hits(shape, lon, lat, idx, (minx - dlon, lat_lo, maxx + dlon, lat_hi), max_abs)]
         hit = shapely.intersects_xy(shape.unwrapped, lon, lat)
         if r_max > 0:
             rad = self.radius[idx]
             rest = np.flatnonzero(~hit & (rad > 0))
+            if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
+                # A detailed outline (a province's coast): GEOS's indexed distance, point by point. No buffered
+                # prefilter: buffering thousands of vertices costs more than the whole test.
+                hit[rest] = reaches_km(shape.mercator, lon[rest], lat[rest], rad[rest])
+                return idx[hit]
             if len(rest) * len(shape.segments) > _DIRECT_DISTANCE_WORK:
-                # Many points or a detailed outline: keep only those inside the buffered outline first.
+                # Many points: keep only those inside the buffered outline first.
                 near = shapely.intersects_xy(shape.mercator_buffer(r_max, max_abs), np.radians(lon[rest]),
                                              mercator_y(lat[rest]))
                 rest = rest[near]
@@ -186,6 +199,35 @@ class _Points:
                 d = distance_km_to_segments(shape.segments, lon[rest], lat[rest])
                 hit[rest[d <= rad[rest]]] = True
         return idx[hit]
+
+    def _grid_hits(self, shape: _PolygonShape, lon: np.ndarray, lat: np.ndarray, idx: np.ndarray,
+                   box: tuple[float, float, float, float], max_abs: float) -> np.ndarray:
+        """``polygon_hits`` for many candidates: decided by their cell of a ``PolygonGrid`` where it can, exactly
+        otherwise. Returns a mask over the candidates."""
+        x0, y0, x1, y1 = box
+        x0, x1 = min(x0, float(lon.min())), max(x1, float(lon.max()))
+        r_max = self.max_radius
+        grid = PolygonGrid(shape.unwrapped, x0, y0, x1, y1, reach_km=r_max, max_abs_lat=max_abs)
+        state, step = grid.classify(lon, lat)
+        hit = state == INSIDE
+        edge = np.flatnonzero(state == EDGE)
+        hit[edge] = shapely.intersects_xy(shape.unwrapped, lon[edge], lat[edge])
+        if r_max <= 0:
+            return hit
+        rad = self.radius[idx]
+        maybe = ~hit & (rad > 0) & (state != INSIDE)
+        outside = maybe & (state == OUTSIDE)
+        surely = outside & (grid.max_km(step) <= rad)  # outside, but its disc reaches over the outline
+        hit[surely] = True
+        rest = np.flatnonzero((maybe & (state == EDGE)) | (outside & ~surely & (grid.min_km(step) <= rad)))
+        if len(rest) == 0:
+            return hit
+        if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
+            hit[rest] = reaches_km(shape.mercator, lon[rest], lat[rest], rad[rest])
+        else:
+            d = distance_km_to_segments(shape.segments, lon[rest], lat[rest])
+            hit[rest[d <= rad[rest]]] = True
+        return hit
 
     def circle_hits(self, lat0: float, lon0: float, radius_km: float) -> np.ndarray:
         if len(self) == 0:
