@@ -56,14 +56,14 @@ from subscribers.geodesy import (
     wrap_lon,
 )
 from subscribers.geometry import load_zone_polygons, polygonal
-from subscribers.polygon_grid import EDGE, INSIDE, OUTSIDE, PolygonGrid
+from subscribers.polygon_grid import EDGE, INSIDE, PolygonGrid
 
 DEFAULT_BUFFER_NM = 1.0
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 #: Point x outline-segment pairs below which exact distances are cheaper than a buffered prefilter.
 _DIRECT_DISTANCE_WORK = 400_000
 #: Candidates from which a polygon is rasterised (``subscribers.polygon_grid``) rather than testing each point.
-_GRID_MIN_CANDIDATES = 4_000
+_GRID_MIN_CANDIDATES = 1_000
 #: Outlines with more segments than this are measured by GEOS (``reaches_km``), shorter ones in numpy.
 _NUMPY_DISTANCE_SEGMENTS = 200
 
@@ -216,10 +216,9 @@ class _Points:
             return hit
         rad = self.radius[idx]
         maybe = ~hit & (rad > 0) & (state != INSIDE)
-        outside = maybe & (state == OUTSIDE)
-        surely = outside & (grid.max_km(step) <= rad)  # outside, but its disc reaches over the outline
+        surely = maybe & (grid.max_km(step) <= rad)  # outside, but its disc reaches over the outline
         hit[surely] = True
-        rest = np.flatnonzero((maybe & (state == EDGE)) | (outside & ~surely & (grid.min_km(step) <= rad)))
+        rest = np.flatnonzero(maybe & ~surely & ((state == EDGE) | (grid.min_km(step) <= rad)))
         if len(rest) == 0:
             return hit
         if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:

@@ -248,14 +248,14 @@ def _split_by_zone(zone_parts: list[np.ndarray], id_parts: list[np.ndarray],
 def _pack(arrays: dict[str, np.ndarray], dtype: np.dtype) -> dict[str, np.ndarray]:
     """Copy arrays into one read-only buffer of ``dtype`` and hand out slices of it (no per-array overhead)."""
     flat = np.empty(sum(len(a) for a in arrays.values()), dtype=dtype)
-    out: dict[str, np.ndarray] = {}
+    spans: dict[str, tuple[int, int]] = {}
     start = 0
     for code, ids in arrays.items():
         flat[start:start + len(ids)] = ids
-        out[code] = flat[start:start + len(ids)]
+        spans[code] = (start, start + len(ids))
         start += len(ids)
-    flat.flags.writeable = False
-    return out
+    flat.flags.writeable = False  # before slicing: views inherit the flag only when they are made
+    return {code: flat[a:b] for code, (a, b) in spans.items()}
 
 
 def _union(arrays: list[np.ndarray], max_id: int) -> np.ndarray:
