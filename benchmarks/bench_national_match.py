@@ -13,7 +13,7 @@ The file is kept in ``--workdir`` and reused by later runs with the same size an
 Then, in a fresh process (so that its resident memory is the indexes' and nothing else's):
   * build time and memory of ``LiveZoneIndex`` (the ZoneIndex snapshot the pipeline builds) and of
     ``GeoIndex.from_session``: resident set size (RSS, /proc/self/statm) before and after each build, the peak
-    RSS of the process (getrusage), and the bytes of the index's numpy arrays;
+    RSS of the process (VmHWM), and the bytes of the index's numpy arrays;
   * zone alerts (leaf, group, broad name, province, all land, a multi-zone bulletin): median and p95 of
     ``ZoneIndex.lookup`` and of ``LiveZoneIndex.ids`` (what the pipeline calls; with an empty change log and
     after one person changed), each returning a sorted read-only numpy array of ids, against the SQL query
@@ -216,6 +216,12 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
+    """This process's high-water RSS (VmHWM). Not getrusage's ru_maxrss: on Linux that keeps the parent's RSS
+    at fork time across exec, so a child of the data-generating parent would report the parent's 2 GB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -275,7 +281,7 @@ def measure(db_path: Path, repeat: int) -> None:
     started = time.perf_counter()
     live.ensure_built(engine)
     zone_build_s = time.perf_counter() - started
-    after_zone = rss_mb()
+    after_zone, peak_zone = rss_mb(), peak_rss_mb()
     index = live._index
     assert index is not None
     with Session(engine) as session:
@@ -287,7 +293,7 @@ def measure(db_path: Path, repeat: int) -> None:
     print(f"process RSS before building: {base:,.0f} MB")
     print(f"ZoneIndex (LiveZoneIndex.ensure_built): {zone_build_s:6.1f} s, RSS +{after_zone - base:,.0f} MB, "
           f"id arrays {index.nbytes() / 2**20:,.0f} MB ({index.subscription_count():,} zone rows, "
-          f"{len(index._groups)} precomputed groups, {index.id_dtype})")
+          f"{len(index._groups)} precomputed groups, {index.id_dtype}); peak RSS so far {peak_zone:,.0f} MB")
     print(f"GeoIndex.from_session:                  {geo_build_s:6.1f} s, RSS +{after_geo - after_zone:,.0f} MB, "
           f"arrays {geo_nbytes(geo) / 2**20:,.0f} MB ({len(geo.points):,} points, {len(geo.vessels):,} vessels, "
           f"{len(geo.zones)} outlines)")

@@ -12,7 +12,10 @@ Layout
       per vessel-subscriber pair): plain numpy arrays sorted by longitude. A query cuts the longitude
       range with two ``searchsorted`` calls, masks latitude, and only the survivors are tested with the
       vectorised ``shapely.intersects_xy`` (polygon) or an exact haversine distance (circle). No per-point
-      shapely object is ever created for the bulk of the data.
+      shapely object is ever created for the bulk of the data. With many candidates (a province-wide
+      warning at national scale) the polygon is first rasterised per alert (``subscribers.polygon_grid``):
+      points in cells wholly inside, or provably too far outside for their radius, are decided by their
+      cell; only the rest are tested. Detailed outlines are measured by GEOS (``geodesy.reaches_km``).
 
 Distances are kilometres on the ground (see ``subscribers.geodesy``): a point with a radius is hit when
 its disc reaches the alert geometry (inside, or within its radius of the outline, measured in a

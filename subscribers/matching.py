@@ -3,8 +3,10 @@
 Two ways to find the people, same answer (a test checks they agree on random data):
 - SQL (``matching_ids_sql``): always current, a few hundred milliseconds for a large alert on a million
   subscribers; the default of ``match_zones``.
-- ``ZoneIndex``: zone code -> sorted numpy array of subscriber ids, built once from the database
-  (a second or two for a million people) and answering in well under a millisecond for a typical alert.
+- ``ZoneIndex``: zone code -> sorted numpy array of subscriber ids (int32 slices of one buffer, with the union of
+  every catalogue group and broad name precomputed), built once from the database (a second or two for a
+  million people, ~25 s and ~300 MB for ten million) and answering a leaf, group or broad-name alert by
+  handing out one read-only array (microseconds, see ``benchmarks/bench_national_match.py``).
   It is a snapshot: people added after ``build`` are not in it. The running pipeline therefore uses
   ``subscribers.live_zone_index.LiveZoneIndex``, which corrects the snapshot with the change log the
   database's triggers keep, and so always gives the SQL answer at the index's speed.
