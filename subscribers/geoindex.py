@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import shapely
@@ -40,6 +41,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlmodel import Session, select
 
+from subscribers.bulk_read import raw_chunks
 from subscribers.geodesy import (
     EARTH_RADIUS_KM,
     KM_PER_DEG_LAT,
@@ -332,12 +334,15 @@ class GeoIndex:
         from subscribers.models import Subscriber, Subscription
 
         vessel_filter = [] if vessels_only is None else [Vessel.mmsi.in_(list(vessels_only))]  # type: ignore[attr-defined]
-        pts = [] if vessels_only is not None else session.exec(
-            select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
-            .where(Subscription.kind == "point", Subscriber.status.in_(list(statuses)),  # type: ignore[attr-defined]
-                   Subscription.lat.is_not(None), Subscription.lon.is_not(None))  # type: ignore[union-attr]
-        ).all()
+        pts = np.empty((4, 0))
+        if vessels_only is None:  # read in chunks of plain tuples: a million points would be a million Rows
+            query = (
+                select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
+                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
+                .where(Subscription.kind == "point", Subscriber.status.in_(list(statuses)),  # type: ignore[attr-defined]
+                       Subscription.lat.is_not(None), Subscription.lon.is_not(None))  # type: ignore[union-attr]
+            )
+            pts = np.concatenate([pts, *raw_chunks(session.connection(), query, _point_columns)], axis=1)
         ves = session.exec(
             select(Vessel.mmsi, Vessel.last_lon, Vessel.last_lat, Vessel.last_fix_at,
                    Subscription.subscriber_id)
@@ -348,10 +353,7 @@ class GeoIndex:
         ).all()
         return cls(
             zones=ZoneTree.from_session(session) if vessels_only is None else None,
-            point_lon=np.array([r[0] for r in pts], dtype=float),
-            point_lat=np.array([r[1] for r in pts], dtype=float),
-            point_radius_km=np.array([r[2] or 0.0 for r in pts], dtype=float),
-            point_owner=np.array([r[3] for r in pts], dtype=np.int64),
+            point_lon=pts[0], point_lat=pts[1], point_radius_km=pts[2], point_owner=pts[3].astype(np.int64),
             vessel_mmsi=np.array([r[0] for r in ves], dtype=np.int64),
             vessel_lon=np.array([r[1] for r in ves], dtype=float),
             vessel_lat=np.array([r[2] for r in ves], dtype=float),
@@ -421,6 +423,11 @@ class GeoIndex:
             mmsis = _unique(self.vessels.mmsi[vi])
         ids = _unique(np.concatenate(owners)) if owners else np.empty(0, dtype=np.int64)
         return AffectedSet(subscriber_ids=ids.astype(np.int64, copy=False), zone_codes=zones, mmsis=mmsis)
+
+
+def _point_columns(rows: list[tuple[Any, ...]]) -> np.ndarray:
+    """(lon, lat, radius_km or 0, subscriber id) rows as a 4 x n float array (ids stay exact below 2**53)."""
+    return np.array([[r[0], r[1], r[2] or 0.0, r[3]] for r in rows], dtype=np.float64).reshape(-1, 4).T
 
 
 def _arr(values: Iterable[float] | np.ndarray, dtype: type = np.float64) -> np.ndarray:

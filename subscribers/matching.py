@@ -20,7 +20,7 @@ subscribed to them) and logged, so one new code does not stop the alert reaching
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from subscribers import zones as zone_catalogue
+from subscribers.bulk_read import raw_chunks
 from subscribers.models import Subscriber, Subscription
 from subscribers.preferences import Action, Decision, Preferences, decide
 
@@ -146,12 +147,12 @@ class ZoneIndex:
         active_query = select(person.c.id).where(person.c.status.in_(list(statuses)))
         rows_query = select(sub.c.zone_code, sub.c.subscriber_id).where(sub.c.kind == "zone")
         with borrow_connection(target) as conn:
-            active = _bitmap(np.concatenate(list(_chunks(conn, active_query, lambda rows: np.fromiter(
+            active = _bitmap(np.concatenate(list(raw_chunks(conn, active_query, lambda rows: np.fromiter(
                 (sid for (sid,) in rows), np.int64, len(rows))))))
             numbers: dict[str, int] = {}
             zone_parts: list[np.ndarray] = []
             id_parts: list[np.ndarray] = []
-            for zi, ids in _chunks(conn, rows_query, lambda rows: (
+            for zi, ids in raw_chunks(conn, rows_query, lambda rows: (
                     np.fromiter((numbers.setdefault(code, len(numbers)) for code, _ in rows), np.int64, len(rows)),
                     np.fromiter((sid for _, sid in rows), np.int64, len(rows)))):
                 keep = ids < len(active)
@@ -206,19 +207,6 @@ class ZoneIndex:
         groups = [(leaves, packed[",".join(sorted(leaves))]) for leaves in unions]
         groups.sort(key=lambda g: (-len(g[0]), sorted(g[0])))
         return groups
-
-
-def _chunks(conn: Connection, query: Any, convert: Any, size: int = 500_000) -> Iterator[Any]:
-    """Run ``query`` on the raw DBAPI cursor (plain tuples: ~3x faster than Row objects) and yield
-    ``convert(rows)`` for each chunk of ``size`` rows, so millions of rows never exist as Python objects at once."""
-    compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled))
-        while rows := cursor.fetchmany(size):
-            yield convert(rows)
-    finally:
-        cursor.close()
 
 
 def _bitmap(ids: np.ndarray) -> np.ndarray:
