@@ -7,7 +7,8 @@ production's schema; the CSV importer is measured by ``bench_zone_match.py``):
     30 % two, 10 % a group or broad name (stored as its leaves, up to 42 for 경기도);
   * ``--point-share`` of them also with a fixed point in Korean waters (124-132°E, 32-39°N; 30 % with a radius
     of 0.5-10 km), and ``--vessels`` followed vessels with fresh fixes, as in ``bench_geo_match.py``;
-  * 15 province outlines (KOSTAT 시도, ``/work/shared/zones``) imported as zone outlines under their KMA codes.
+  * 15 province outlines (KOSTAT 시도, ``zones/`` of the shared corpus: ``../shared`` or ``$ALIMCAST_SHARED``)
+    imported as zone outlines under their KMA codes.
 The file is kept in ``--workdir`` and reused by later runs with the same size and seed.
 
 Then, in a fresh process (so that its resident memory is the indexes' and nothing else's):
