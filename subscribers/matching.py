@@ -147,8 +147,8 @@ class ZoneIndex:
         active_query = select(person.c.id).where(person.c.status.in_(list(statuses)))
         rows_query = select(sub.c.zone_code, sub.c.subscriber_id).where(sub.c.kind == "zone")
         with borrow_connection(target) as conn:
-            active = _bitmap(np.concatenate(list(raw_chunks(conn, active_query, lambda rows: np.fromiter(
-                (sid for (sid,) in rows), np.int64, len(rows))))))
+            active = _bitmap(np.concatenate([_EMPTY, *raw_chunks(conn, active_query, lambda rows: np.fromiter(
+                (sid for (sid,) in rows), np.int64, len(rows)))]))
             numbers: dict[str, int] = {}
             zone_parts: list[np.ndarray] = []
             id_parts: list[np.ndarray] = []

@@ -97,6 +97,15 @@ def test_build_with_ids_beyond_32_bits_and_other_statuses(tmp_path: pytest.TempP
     engine.dispose()
 
 
+def test_build_on_an_empty_database(tmp_path: pytest.TempPathFactory) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/empty.db")
+    upgrade(engine)
+    index = ZoneIndex.build(engine)
+    assert index.subscription_count() == 0 and len(index.lookup(["S1251000"])) == 0
+    assert len(LiveZoneIndex().ids(engine, ["L1000000"])) == 0
+    engine.dispose()
+
+
 @pytest.fixture
 def pg_or_sqlite(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
