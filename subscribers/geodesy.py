@@ -127,6 +127,24 @@ def distance_km_to_segments(segs: np.ndarray, lon: np.ndarray, lat: np.ndarray) 
     return out * EARTH_RADIUS_KM * np.cos(np.radians(lat_c))
 
 
+def reaches_km(geom_merc: BaseGeometry, lon: np.ndarray, lat: np.ndarray, radius_km: np.ndarray) -> np.ndarray:
+    """``distance_km_to(geom_merc, lon, lat) <= radius_km``, asked of GEOS instead of numpy.
+
+    The same distance (planar in Mercator, scaled by ``R·cos(latitude of the point)``) compared the other way
+    round: the radius is turned into Mercator units at each point and GEOS answers "within" with the indexed
+    facet distance of a prepared geometry. For a detailed outline (thousands of vertices: a province's coast)
+    that is tens of times faster than measuring every point against every segment.
+    """
+    lat = np.asarray(lat, dtype=float)
+    if len(lat) == 0:
+        return np.zeros(0, dtype=bool)
+    shapely.prepare(geom_merc)
+    pts = shapely.points(np.radians(np.asarray(lon, dtype=float)), mercator_y(lat))
+    lat_c = np.clip(lat, -_MAX_MERCATOR_LAT, _MAX_MERCATOR_LAT)
+    reach = np.asarray(radius_km, dtype=float) / (EARTH_RADIUS_KM * np.cos(np.radians(lat_c)))
+    return shapely.dwithin(geom_merc, pts, reach)
+
+
 def outline_segments(geom: BaseGeometry) -> np.ndarray:
     """All ring edges of a (multi)polygon as an (n, 4) array ax, ay, bx, by."""
     rings = shapely.get_rings(shapely.get_parts(geom))

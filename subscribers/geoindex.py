@@ -12,7 +12,10 @@ Layout
       per vessel-subscriber pair): plain numpy arrays sorted by longitude. A query cuts the longitude
       range with two ``searchsorted`` calls, masks latitude, and only the survivors are tested with the
       vectorised ``shapely.intersects_xy`` (polygon) or an exact haversine distance (circle). No per-point
-      shapely object is ever created for the bulk of the data.
+      shapely object is ever created for the bulk of the data. With many candidates (a province-wide
+      warning at national scale) the polygon is first rasterised per alert (``subscribers.polygon_grid``):
+      points in cells wholly inside, or provably too far outside for their radius, are decided by their
+      cell; only the rest are tested. Detailed outlines are measured by GEOS (``geodesy.reaches_km``).
 
 Distances are kilometres on the ground (see ``subscribers.geodesy``): a point with a radius is hit when
 its disc reaches the alert geometry (inside, or within its radius of the outline, measured in a
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import shapely
@@ -37,6 +41,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlmodel import Session, select
 
+from subscribers.bulk_read import raw_chunks
 from subscribers.geodesy import (
     EARTH_RADIUS_KM,
     KM_PER_DEG_LAT,
@@ -50,16 +55,22 @@ from subscribers.geodesy import (
     mercator_buffer_for,
     mercator_y,
     outline_segments,
+    reaches_km,
     split_antimeridian,
     unwrap_ring,
     wrap_lon,
 )
 from subscribers.geometry import load_zone_polygons, polygonal
+from subscribers.polygon_grid import EDGE, INSIDE, PolygonGrid
 
 DEFAULT_BUFFER_NM = 1.0
 DEFAULT_STALE_AFTER = timedelta(hours=6)
 #: Point x outline-segment pairs below which exact distances are cheaper than a buffered prefilter.
 _DIRECT_DISTANCE_WORK = 400_000
+#: Candidates from which a polygon is rasterised (``subscribers.polygon_grid``) rather than testing each point.
+_GRID_MIN_CANDIDATES = 1_000
+#: Outlines with more segments than this are measured by GEOS (``reaches_km``), shorter ones in numpy.
+_NUMPY_DISTANCE_SEGMENTS = 200
 
 LatLon = tuple[float, float]
 CircleSpec = tuple[float, float, float]
@@ -173,12 +184,19 @@ class _Points:
             return idx
         lon = wrap_lon(self.lon[idx], shape.centre_lon)
         lat = self.lat[idx]
+        if len(idx) >= _GRID_MIN_CANDIDATES:
+            return idx[self._grid_hits(shape, lon, lat, idx, (minx - dlon, lat_lo, maxx + dlon, lat_hi), max_abs)]
         hit = shapely.intersects_xy(shape.unwrapped, lon, lat)
         if r_max > 0:
             rad = self.radius[idx]
             rest = np.flatnonzero(~hit & (rad > 0))
+            if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
+                # A detailed outline (a province's coast): GEOS's indexed distance, point by point. No buffered
+                # prefilter: buffering thousands of vertices costs more than the whole test.
+                hit[rest] = reaches_km(shape.mercator, lon[rest], lat[rest], rad[rest])
+                return idx[hit]
             if len(rest) * len(shape.segments) > _DIRECT_DISTANCE_WORK:
-                # Many points or a detailed outline: keep only those inside the buffered outline first.
+                # Many points: keep only those inside the buffered outline first.
                 near = shapely.intersects_xy(shape.mercator_buffer(r_max, max_abs), np.radians(lon[rest]),
                                              mercator_y(lat[rest]))
                 rest = rest[near]
@@ -186,6 +204,34 @@ class _Points:
                 d = distance_km_to_segments(shape.segments, lon[rest], lat[rest])
                 hit[rest[d <= rad[rest]]] = True
         return idx[hit]
+
+    def _grid_hits(self, shape: _PolygonShape, lon: np.ndarray, lat: np.ndarray, idx: np.ndarray,
+                   box: tuple[float, float, float, float], max_abs: float) -> np.ndarray:
+        """``polygon_hits`` for many candidates: decided by their cell of a ``PolygonGrid`` where it can, exactly
+        otherwise. Returns a mask over the candidates."""
+        x0, y0, x1, y1 = box
+        x0, x1 = min(x0, float(lon.min())), max(x1, float(lon.max()))
+        r_max = self.max_radius
+        grid = PolygonGrid(shape.unwrapped, x0, y0, x1, y1, reach_km=r_max, max_abs_lat=max_abs)
+        state, step = grid.classify(lon, lat)
+        hit = state == INSIDE
+        edge = np.flatnonzero(state == EDGE)
+        hit[edge] = shapely.intersects_xy(shape.unwrapped, lon[edge], lat[edge])
+        if r_max <= 0:
+            return hit
+        rad = self.radius[idx]
+        maybe = ~hit & (rad > 0) & (state != INSIDE)
+        surely = maybe & (grid.max_km(step) <= rad)  # outside, but its disc reaches over the outline
+        hit[surely] = True
+        rest = np.flatnonzero(maybe & ~surely & ((state == EDGE) | (grid.min_km(step) <= rad)))
+        if len(rest) == 0:
+            return hit
+        if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
+            hit[rest] = reaches_km(shape.mercator, lon[rest], lat[rest], rad[rest])
+        else:
+            d = distance_km_to_segments(shape.segments, lon[rest], lat[rest])
+            hit[rest[d <= rad[rest]]] = True
+        return hit
 
     def circle_hits(self, lat0: float, lon0: float, radius_km: float) -> np.ndarray:
         if len(self) == 0:
@@ -288,12 +334,15 @@ class GeoIndex:
         from subscribers.models import Subscriber, Subscription
 
         vessel_filter = [] if vessels_only is None else [Vessel.mmsi.in_(list(vessels_only))]  # type: ignore[attr-defined]
-        pts = [] if vessels_only is not None else session.exec(
-            select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
-            .where(Subscription.kind == "point", Subscriber.status.in_(list(statuses)),  # type: ignore[attr-defined]
-                   Subscription.lat.is_not(None), Subscription.lon.is_not(None))  # type: ignore[union-attr]
-        ).all()
+        pts = np.empty((4, 0))
+        if vessels_only is None:  # read in chunks of plain tuples: a million points would be a million Rows
+            query = (
+                select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
+                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
+                .where(Subscription.kind == "point", Subscriber.status.in_(list(statuses)),  # type: ignore[attr-defined]
+                       Subscription.lat.is_not(None), Subscription.lon.is_not(None))  # type: ignore[union-attr]
+            )
+            pts = np.concatenate([pts, *raw_chunks(session.connection(), query, _point_columns)], axis=1)
         ves = session.exec(
             select(Vessel.mmsi, Vessel.last_lon, Vessel.last_lat, Vessel.last_fix_at,
                    Subscription.subscriber_id)
@@ -304,10 +353,7 @@ class GeoIndex:
         ).all()
         return cls(
             zones=ZoneTree.from_session(session) if vessels_only is None else None,
-            point_lon=np.array([r[0] for r in pts], dtype=float),
-            point_lat=np.array([r[1] for r in pts], dtype=float),
-            point_radius_km=np.array([r[2] or 0.0 for r in pts], dtype=float),
-            point_owner=np.array([r[3] for r in pts], dtype=np.int64),
+            point_lon=pts[0], point_lat=pts[1], point_radius_km=pts[2], point_owner=pts[3].astype(np.int64),
             vessel_mmsi=np.array([r[0] for r in ves], dtype=np.int64),
             vessel_lon=np.array([r[1] for r in ves], dtype=float),
             vessel_lat=np.array([r[2] for r in ves], dtype=float),
@@ -377,6 +423,11 @@ class GeoIndex:
             mmsis = _unique(self.vessels.mmsi[vi])
         ids = _unique(np.concatenate(owners)) if owners else np.empty(0, dtype=np.int64)
         return AffectedSet(subscriber_ids=ids.astype(np.int64, copy=False), zone_codes=zones, mmsis=mmsis)
+
+
+def _point_columns(rows: list[tuple[Any, ...]]) -> np.ndarray:
+    """(lon, lat, radius_km or 0, subscriber id) rows as a 4 x n float array (ids stay exact below 2**53)."""
+    return np.array([[r[0], r[1], r[2] or 0.0, r[3]] for r in rows], dtype=np.float64).reshape(-1, 4).T
 
 
 def _arr(values: Iterable[float] | np.ndarray, dtype: type = np.float64) -> np.ndarray:

@@ -3,8 +3,10 @@
 Two ways to find the people, same answer (a test checks they agree on random data):
 - SQL (``matching_ids_sql``): always current, a few hundred milliseconds for a large alert on a million
   subscribers; the default of ``match_zones``.
-- ``ZoneIndex``: zone code -> sorted numpy array of subscriber ids, built once from the database
-  (a second or two for a million people) and answering in well under a millisecond for a typical alert.
+- ``ZoneIndex``: zone code -> sorted numpy array of subscriber ids (int32 slices of one buffer, with the union of
+  every catalogue group and broad name precomputed), built once from the database (a second or two for a
+  million people, ~25 s and ~300 MB for ten million) and answering a leaf, group or broad-name alert by
+  handing out one read-only array (microseconds, see ``benchmarks/bench_national_match.py``).
   It is a snapshot: people added after ``build`` are not in it. The running pipeline therefore uses
   ``subscribers.live_zone_index.LiveZoneIndex``, which corrects the snapshot with the change log the
   database's triggers keep, and so always gives the SQL answer at the index's speed.
@@ -32,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from subscribers import zones as zone_catalogue
+from subscribers.bulk_read import raw_chunks
 from subscribers.models import Subscriber, Subscription
 from subscribers.preferences import Action, Decision, Preferences, decide
 
@@ -111,69 +114,157 @@ def matching_ids_sql(target: Session | Engine | Connection, zone_codes: Iterable
 
 
 class ZoneIndex:
-    """In-memory zone -> subscriber ids, for answering many alerts fast (see the module docstring)."""
+    """In-memory zone -> subscriber ids, for answering many alerts fast (see the module docstring).
+
+    Compact at national scale (10,000,000 people, ``benchmarks/bench_national_match.py``): all ids live in
+    one int32 array (int64 only if an id does not fit), sliced per leaf zone; and every catalogue group
+    and broad bulletin name has its union precomputed the same way, so an alert for a leaf, a group or a
+    broad name is answered by returning one read-only slice, without touching millions of ids. Other
+    combinations are covered by as few precomputed sets as possible and merged in one pass.
+    """
 
     def __init__(self, by_zone: dict[str, np.ndarray], built_in_s: float = 0.0) -> None:
-        self._by_zone = by_zone
         self.built_in_s = built_in_s
-        self._max_id = max((int(a[-1]) for a in by_zone.values() if len(a)), default=0)
+        arrays = {code: np.asarray(ids) for code, ids in by_zone.items() if len(ids)}
+        self._max_id = max((int(a[-1]) for a in arrays.values()), default=0)
+        self.id_dtype = np.dtype(np.int32 if self._max_id < 2**31 else np.int64)
+        self._leaf_rows = sum(len(a) for a in arrays.values())
+        self._by_zone = _pack(arrays, self.id_dtype)
+        self._groups = self._precompute_groups()
 
     @classmethod
     def build(cls, target: Session | Engine | Connection, *, statuses: Sequence[str] = ("active",)) -> ZoneIndex:
+        """Read the zone subscriptions of people in ``statuses`` in chunks (never all rows as Python objects).
+
+        Who is active is read first as a bitmap, then the zone rows without a join (a join costs the database a
+        lookup per row: most of the build at 10,000,000 people). Rows of people missing from the bitmap (added
+        after it was read) are left out, as are people whose status changed in between: the change log the
+        live index checks lists all of them, so ``LiveZoneIndex`` still answers exactly.
+        """
         started = perf_counter()
         sub = Subscription.__table__  # type: ignore[attr-defined]
         person = Subscriber.__table__  # type: ignore[attr-defined]
-        query = (
-            select(sub.c.zone_code, sub.c.subscriber_id)
-            .join_from(sub, person, person.c.id == sub.c.subscriber_id)
-            .where(sub.c.kind == "zone", person.c.status.in_(list(statuses)))
-        )
+        active_query = select(person.c.id).where(person.c.status.in_(list(statuses)))
+        rows_query = select(sub.c.zone_code, sub.c.subscriber_id).where(sub.c.kind == "zone")
         with borrow_connection(target) as conn:
-            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
-            # The raw DBAPI cursor returns plain tuples: ~3x faster than Row objects for millions of rows.
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(str(compiled))
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        return cls(_group(rows), perf_counter() - started)
+            active = _bitmap(np.concatenate([_EMPTY, *raw_chunks(conn, active_query, lambda rows: np.fromiter(
+                (sid for (sid,) in rows), np.int64, len(rows)))]))
+            numbers: dict[str, int] = {}
+            zone_parts: list[np.ndarray] = []
+            id_parts: list[np.ndarray] = []
+            for zi, ids in raw_chunks(conn, rows_query, lambda rows: (
+                    np.fromiter((numbers.setdefault(code, len(numbers)) for code, _ in rows), np.int64, len(rows)),
+                    np.fromiter((sid for _, sid in rows), np.int64, len(rows)))):
+                keep = ids < len(active)
+                keep[keep] = active[ids[keep]]
+                zone_parts.append(zi[keep])
+                id_parts.append(ids[keep])
+        return cls(_split_by_zone(zone_parts, id_parts, numbers), perf_counter() - started)
 
     def lookup(self, zone_codes: Iterable[str]) -> np.ndarray:
-        """Sorted unique subscriber ids for an alert's zone codes (read-only array)."""
-        arrays = [self._by_zone[z] for z in alert_leaves(zone_codes) if z in self._by_zone]
-        if not arrays:
+        """Sorted unique subscriber ids for an alert's zone codes (read-only array of ``id_dtype``)."""
+        leaves = {z for z in alert_leaves(zone_codes) if z in self._by_zone}
+        if not leaves:
             return _EMPTY
+        arrays: list[np.ndarray] = []
+        for group_leaves, ids in self._groups:  # largest first: as few arrays as possible
+            if group_leaves <= leaves:
+                arrays.append(ids)
+                leaves -= group_leaves
+                if not leaves:
+                    break
+        arrays.extend(self._by_zone[z] for z in sorted(leaves))
         if len(arrays) == 1:
             return arrays[0]
-        total = sum(len(a) for a in arrays)
-        if total * 16 < self._max_id:
-            return np.unique(np.concatenate(arrays))
-        # A large alert (a whole sea, a province): one pass over a bitmap beats sorting the union.
-        seen = np.zeros(self._max_id + 1, dtype=bool)
-        for array in arrays:
-            seen[array] = True
-        return np.flatnonzero(seen).astype(np.int64, copy=False)
+        return _union(arrays, self._max_id)
 
     def zone_count(self) -> int:
         return len(self._by_zone)
 
     def subscription_count(self) -> int:
-        return sum(len(a) for a in self._by_zone.values())
+        return self._leaf_rows
+
+    def nbytes(self) -> int:
+        """Bytes held in id arrays (leaf slices and precomputed group unions)."""
+        seen: dict[int, int] = {}
+        for ids in [*self._by_zone.values(), *(ids for _, ids in self._groups)]:
+            base = ids.base if ids.base is not None else ids
+            seen[id(base)] = base.nbytes
+        return sum(seen.values())
+
+    def _precompute_groups(self) -> list[tuple[frozenset[str], np.ndarray]]:
+        """The union of every catalogue group and broad name with people in two or more of its leaves."""
+        catalogue = zone_catalogue.catalogue()
+        names = [z.code for z in catalogue.zones.values() if catalogue.children.get(z.code)]
+        names += list(catalogue.broad_names)
+        sets: set[frozenset[str]] = set()
+        for name in names:
+            leaves = frozenset(z for z in _expand_one(name) if z in self._by_zone)
+            if len(leaves) >= 2:
+                sets.add(leaves)
+        unions = {leaves: _union([self._by_zone[z] for z in sorted(leaves)], self._max_id) for leaves in sets}
+        packed = _pack({",".join(sorted(k)): v for k, v in unions.items()}, self.id_dtype)
+        groups = [(leaves, packed[",".join(sorted(leaves))]) for leaves in unions]
+        groups.sort(key=lambda g: (-len(g[0]), sorted(g[0])))
+        return groups
 
 
-def _group(rows: list[tuple[str, int]]) -> dict[str, np.ndarray]:
-    n = len(rows)
-    if n == 0:
+def _bitmap(ids: np.ndarray) -> np.ndarray:
+    out = np.zeros(int(ids.max()) + 1 if len(ids) else 0, dtype=bool)
+    out[ids] = True
+    return out
+
+
+def _split_by_zone(zone_parts: list[np.ndarray], id_parts: list[np.ndarray],
+                   numbers: dict[str, int]) -> dict[str, np.ndarray]:
+    """Zone code -> sorted ids, from (zone number, id) rows in any order: one sort of a combined int64 key."""
+    if not zone_parts or sum(len(p) for p in zone_parts) == 0:
         return {}
-    zone_numbers: dict[str, int] = {}
-    zi = np.fromiter((zone_numbers.setdefault(code, len(zone_numbers)) for code, _ in rows), np.int32, n)
-    ids = np.fromiter((sid for _, sid in rows), np.int64, n)
-    order = np.lexsort((ids, zi))
-    zi, ids = zi[order], ids[order]
-    ids.flags.writeable = False
-    bounds = np.searchsorted(zi, np.arange(len(zone_numbers) + 1))
-    return {code: ids[bounds[k] : bounds[k + 1]] for code, k in zone_numbers.items()}
+    if max(int(i.max(initial=0)) for i in id_parts) >= 2**32:  # ids too large to share a key with the zone
+        zi, ids = np.concatenate(zone_parts), np.concatenate(id_parts)
+        order = np.lexsort((ids, zi))
+        zi, ids = zi[order], ids[order]
+        bounds = np.searchsorted(zi, np.arange(len(numbers) + 1))
+    else:
+        key = np.concatenate([(z << 32) | i for z, i in zip(zone_parts, id_parts, strict=True)])
+        del zone_parts[:], id_parts[:]
+        key.sort()
+        bounds = np.searchsorted(key, np.arange(len(numbers) + 1, dtype=np.int64) << 32)
+        ids = key & 0xFFFFFFFF
+        del key
+    return {code: ids[bounds[k]:bounds[k + 1]] for code, k in numbers.items()}
+
+
+def _pack(arrays: dict[str, np.ndarray], dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Copy arrays into one read-only buffer of ``dtype`` and hand out slices of it (no per-array overhead)."""
+    flat = np.empty(sum(len(a) for a in arrays.values()), dtype=dtype)
+    spans: dict[str, tuple[int, int]] = {}
+    start = 0
+    for code, ids in arrays.items():
+        flat[start:start + len(ids)] = ids
+        spans[code] = (start, start + len(ids))
+        start += len(ids)
+    flat.flags.writeable = False  # before slicing: views inherit the flag only when they are made
+    return {code: flat[a:b] for code, (a, b) in spans.items()}
+
+
+def _union(arrays: list[np.ndarray], max_id: int) -> np.ndarray:
+    """Sorted distinct ids of several sorted arrays: a sort for a few, one pass over a bitmap for many."""
+    total = sum(len(a) for a in arrays)
+    dtype = arrays[0].dtype
+    if total * 64 < max_id:
+        merged = np.sort(np.concatenate(arrays))
+        keep = np.empty(len(merged), dtype=bool)
+        keep[:1] = True
+        np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+        out = merged[keep]
+    else:
+        seen = np.zeros(max_id + 1, dtype=bool)
+        for array in arrays:
+            seen[array] = True
+        out = np.flatnonzero(seen).astype(dtype, copy=False)
+    out.flags.writeable = False
+    return out
 
 
 def match_zones(

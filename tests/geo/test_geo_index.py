@@ -149,11 +149,18 @@ def brute_distance_km(poly: Polygon, lat: float, lon: float) -> float:
     return min(hav(lat, lon, y, x) for x, y in dense.coords)
 
 
-@pytest.mark.parametrize("buffered_prefilter", [False, True])
+@pytest.mark.parametrize(("buffered_prefilter", "geos_distance", "grid"),
+                         [(False, False, False), (True, False, False), (True, True, False), (False, False, True),
+                          (False, True, True)])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_affected_agrees_with_brute_force(seed: int, buffered_prefilter: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_affected_agrees_with_brute_force(seed: int, buffered_prefilter: bool, geos_distance: bool, grid: bool,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     if buffered_prefilter:  # the path taken for large candidate sets or detailed outlines
         monkeypatch.setattr(geoindex, "_DIRECT_DISTANCE_WORK", 0)
+    if geos_distance:  # the path taken for outlines with many vertices
+        monkeypatch.setattr(geoindex, "_NUMPY_DISTANCE_SEGMENTS", 0)
+    if grid:  # the path taken for many candidates: most points decided by their cell of a PolygonGrid
+        monkeypatch.setattr(geoindex, "_GRID_MIN_CANDIDATES", 0)
     rng = np.random.default_rng(seed)
     n_pts, n_ves = 3000, 800
     p_lat, p_lon = rng.uniform(33.0, 38.0, n_pts), rng.uniform(124.0, 131.0, n_pts)

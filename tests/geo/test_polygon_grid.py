@@ -1,0 +1,141 @@
+"""The polygon grid decides points by their cell only where that is provably the exact answer.
+
+GeoIndex with the grid (many candidates) must return exactly what it returns testing every candidate, on
+detailed random outlines (hundreds of vertices, holes, far north) with radii and vessels, and on the real
+전라남도 coast; and every cell the grid calls INSIDE or OUTSIDE must hold no point of the other side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from shapely.geometry import Polygon
+
+from subscribers import geoindex
+from subscribers.geoindex import GeoIndex
+from subscribers.geometry import feature_geometry
+from subscribers.polygon_grid import EDGE, INSIDE, OUTSIDE, PolygonGrid
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def star(rng: np.random.Generator, lat: float, lon: float, n: int, size: float) -> list[tuple[float, float]]:
+    """A star-shaped ring of n vertices with a ragged coast (lat, lon)."""
+    ang = np.sort(rng.uniform(0, 2 * math.pi, n))
+    r = size * rng.uniform(0.3, 1.0, n)
+    return [(lat + 0.8 * ri * math.sin(a), lon + ri * math.cos(a)) for ri, a in zip(r, ang, strict=True)]
+
+
+def index_around(rng: np.random.Generator, lat: float, lon: float, spread: float, n: int) -> GeoIndex:
+    p_lat = rng.uniform(lat - spread, lat + spread, n)
+    p_lon = (rng.uniform(lon - spread, lon + spread, n) + 180.0) % 360.0 - 180.0
+    p_rad = np.where(rng.random(n) < 0.4, rng.uniform(0.05, 12.0, n), 0.0)
+    v = n // 4
+    return GeoIndex(point_lat=p_lat, point_lon=p_lon, point_radius_km=p_rad, point_owner=np.arange(n),
+                    vessel_mmsi=np.arange(v), vessel_lat=rng.uniform(lat - spread, lat + spread, v),
+                    vessel_lon=(rng.uniform(lon - spread, lon + spread, v) + 180.0) % 360.0 - 180.0,
+                    vessel_fix_at=np.full(v, NOW.timestamp()), vessel_owner=np.arange(n, n + v), buffer_nm=1.0)
+
+
+def both_ways(monkeypatch: pytest.MonkeyPatch, index: GeoIndex, polygon: list[tuple[float, float]],
+              geos: bool) -> tuple[np.ndarray, np.ndarray]:
+    monkeypatch.setattr(geoindex, "_NUMPY_DISTANCE_SEGMENTS", 0 if geos else 10**9)
+    monkeypatch.setattr(geoindex, "_GRID_MIN_CANDIDATES", 0)
+    with_grid = index.affected(polygons=[polygon], at=NOW).subscriber_ids
+    monkeypatch.setattr(geoindex, "_GRID_MIN_CANDIDATES", 10**12)
+    without = index.affected(polygons=[polygon], at=NOW).subscriber_ids
+    return with_grid, without
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), vertices=st.integers(3, 400), lat=st.sampled_from([-33.0, 0.5, 35.0, 71.0]),
+       size=st.sampled_from([0.05, 0.4, 1.5]), geos=st.booleans())
+def test_grid_gives_the_same_ids_as_testing_every_point(monkeypatch: pytest.MonkeyPatch, seed: int, vertices: int,
+                                                         lat: float, size: float, geos: bool) -> None:
+    rng = np.random.default_rng(seed)
+    lon = float(rng.uniform(-170, 170))
+    index = index_around(rng, lat, lon, 1.3 * size + 0.1, 3000)
+    polygon = star(rng, lat, lon, vertices, size)
+    with_grid, without = both_ways(monkeypatch, index, polygon, geos)
+    assert np.array_equal(with_grid, without)
+
+
+def test_grid_across_the_antimeridian(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    index = index_around(rng, 10.0, 179.8, 1.5, 6000)
+    ring = star(rng, 10.0, 179.8, 200, 1.0)  # crosses 180: unwrapped by the index
+    with_grid, without = both_ways(monkeypatch, index, ring, geos=True)
+    assert np.array_equal(with_grid, without) and len(with_grid) > 100
+
+
+@pytest.mark.parametrize("geos", [False, True])
+def test_grid_on_a_zone_outline_with_a_hole(monkeypatch: pytest.MonkeyPatch, geos: bool) -> None:
+    rng = np.random.default_rng(8)
+    outer = Polygon([(lon, lat) for lat, lon in star(rng, 35.0, 127.0, 300, 1.0)])
+    zone = outer.difference(shapely.Point(127.0, 35.0).buffer(0.2))  # a hole round the centre
+    index = index_around(rng, 35.0, 127.0, 1.3, 8000)
+    index.zones = geoindex.ZoneTree(["Z1"], [zone])
+    monkeypatch.setattr(geoindex, "_NUMPY_DISTANCE_SEGMENTS", 0 if geos else 10**9)
+    monkeypatch.setattr(geoindex, "_GRID_MIN_CANDIDATES", 0)
+    with_grid = index.affected_by_zones(["Z1"], at=NOW).subscriber_ids
+    monkeypatch.setattr(geoindex, "_GRID_MIN_CANDIDATES", 10**12)
+    without = index.affected_by_zones(["Z1"], at=NOW).subscriber_ids
+    assert np.array_equal(with_grid, without) and len(with_grid) > 100
+
+
+def jeonnam(shared_dir: Path) -> list[tuple[float, float]]:
+    sido = shared_dir / "zones" / "kr_sido_2018_kostat_geo_simple.geojson"
+    feature = next(f for f in json.loads(sido.read_text(encoding="utf-8"))["features"]
+                   if f["properties"]["name"] == "전라남도")
+    geom, _ = feature_geometry(feature, 0, "L1050000")
+    part = max(shapely.get_parts(geom), key=lambda p: p.area)
+    return [(y, x) for x, y in part.exterior.coords]
+
+
+def test_grid_on_the_jeonnam_coast(monkeypatch: pytest.MonkeyPatch, shared_dir: Path) -> None:
+    rng = np.random.default_rng(11)
+    index = index_around(rng, 34.9, 127.0, 1.0, 20_000)
+    with_grid, without = both_ways(monkeypatch, index, jeonnam(shared_dir), geos=True)
+    assert np.array_equal(with_grid, without) and len(with_grid) > 1000
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), vertices=st.integers(3, 300))
+def test_cells_called_inside_or_outside_are(seed: int, vertices: int) -> None:
+    rng = np.random.default_rng(seed)
+    ring = star(rng, 35.0, 127.0, vertices, 0.5)
+    poly = shapely.make_valid(Polygon([(lon, lat) for lat, lon in ring]))
+    x0, y0, x1, y1 = poly.bounds
+    grid = PolygonGrid(poly, x0 - 0.1, y0 - 0.1, x1 + 0.1, y1 + 0.1, cells=int(rng.integers(8, 200)))
+    lon, lat = rng.uniform(x0 - 0.1, x1 + 0.1, 20_000), rng.uniform(y0 - 0.1, y1 + 0.1, 20_000)
+    state, _ = grid.classify(lon, lat)
+    inside = shapely.intersects_xy(poly, lon, lat)
+    assert inside[state == INSIDE].all()
+    assert not inside[state == OUTSIDE].any()
+    assert (state == EDGE).sum() < len(state)  # the grid decides some points on its own
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), vertices=st.integers(3, 300), lat=st.sampled_from([-60.0, 0.0, 37.0, 80.0]))
+def test_geos_distance_agrees_with_numpy(seed: int, vertices: int, lat: float) -> None:
+    """``reaches_km`` (GEOS, for detailed outlines) is ``distance_km_to <= radius`` (numpy) outside the polygon,
+    but for exact ties."""
+    from subscribers.geodesy import distance_km_to, mercator, reaches_km
+
+    rng = np.random.default_rng(seed)
+    poly = shapely.make_valid(Polygon([(x, y) for y, x in star(rng, lat, 20.0, vertices, 0.6)]))
+    merc = mercator(poly)
+    lon, plat = rng.uniform(19.0, 21.0, 3000), rng.uniform(lat - 1.0, lat + 1.0, 3000)
+    radius = rng.uniform(0.0, 30.0, 3000)
+    d = distance_km_to(merc, lon, plat)
+    # the index asks only about points outside the polygon (inside, the outline may be far but the area is not)
+    clear = (np.abs(d - radius) > 1e-9) & ~shapely.intersects_xy(poly, lon, plat)
+    assert np.array_equal(reaches_km(merc, lon, plat, radius)[clear], (d <= radius)[clear])

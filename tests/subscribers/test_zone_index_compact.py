@@ -1,0 +1,142 @@
+"""The compact ZoneIndex (int32 slices, precomputed group unions, chunked build) answers what SQL and plain sets do.
+
+And the live index still sees every change without a rebuild when the answer is a precomputed group's array
+(patched in one copy, never written in place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from alerts.db import make_engine, upgrade
+from subscribers import live_zone_index, store, zones
+from subscribers.live_zone_index import LiveZoneIndex
+from subscribers.matching import ZoneIndex, alert_leaves, matching_ids_sql
+
+LEAVES = [z.code for z in zones.list_zones() if zones.is_leaf(z.code)]
+GROUPS = [z.code for z in zones.list_zones() if not zones.is_leaf(z.code)]
+NAMES = ["서해중부먼바다", "제주도남쪽먼바다", "서해", "파주시"]
+
+
+def reference(by_zone: dict[str, np.ndarray], codes: list[str]) -> np.ndarray:
+    found: set[int] = set()
+    for leaf in alert_leaves(codes):
+        found.update(by_zone.get(leaf, np.zeros(0, dtype=np.int64)).tolist())
+    return np.array(sorted(found), dtype=np.int64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), people=st.integers(0, 3000),
+       max_id=st.sampled_from([3000, 200_000, 2**31 + 10]), alerts=st.integers(1, 12))
+def test_lookup_equals_a_plain_set_union(seed: int, people: int, max_id: int, alerts: int) -> None:
+    """Dense ids (bitmap union), sparse ids (sorted union) and ids beyond int32 (int64 arrays)."""
+    rng = np.random.default_rng(seed)
+    ids = np.unique(rng.integers(1, max(max_id, people + 1), people))
+    zone_pool = rng.choice(LEAVES, size=int(rng.integers(1, len(LEAVES))), replace=False)
+    rows: dict[str, set[int]] = {}
+    for person in ids.tolist():
+        for leaf in rng.choice(zone_pool, size=int(rng.integers(1, 4))):
+            rows.setdefault(str(leaf), set()).add(person)
+    by_zone = {code: np.array(sorted(members), dtype=np.int64) for code, members in rows.items()}
+    index = ZoneIndex(by_zone)
+    assert index.subscription_count() == sum(len(a) for a in by_zone.values())
+    for _ in range(alerts):
+        pool = LEAVES + GROUPS + NAMES
+        codes = [str(c) for c in rng.choice(pool, size=int(rng.integers(1, 6)), replace=False)]
+        got = index.lookup(codes)
+        assert np.array_equal(got, reference(by_zone, codes)), codes
+        assert not got.flags.writeable  # shared slices: nobody may write into them
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(found=st.lists(st.integers(0, 200), unique=True), changed=st.lists(st.integers(0, 200), unique=True),
+       keep=st.lists(st.booleans(), min_size=201, max_size=201), by_slices=st.booleans())
+def test_patch_equals_set_arithmetic(found: list[int], changed: list[int], keep: list[bool], by_slices: bool,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live_zone_index, "_PATCH_BY_SLICES", 10**9 if by_slices else 0)
+    have = np.array(sorted(found), dtype=np.int32)
+    moved = np.array(sorted(changed), dtype=np.int64)
+    still = moved[[keep[v] for v in moved.tolist()]] if len(moved) else moved
+    pos = np.searchsorted(have, moved)
+    held = pos < len(have)
+    held[held] = have[pos[held]] == moved[held]
+    got = live_zone_index._patched(have, pos[held], still)
+    expected = sorted((set(found) - set(changed)) | set(still.tolist()))
+    assert got.tolist() == expected
+
+
+def test_build_with_ids_beyond_32_bits_and_other_statuses(tmp_path: pytest.TempPathFactory) -> None:
+    """SQLite ids may exceed 2**32: the build falls back from its packed sort key and keeps int64 ids."""
+    engine = make_engine(f"sqlite:///{tmp_path}/big.db")
+    upgrade(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        small = store.add_subscriber(session, "01011110001", ["S1251100", "S1251200"])
+        session.execute(text("INSERT INTO subscriber (id, phone, name, language, status, min_severity, categories, "
+                             "hazards, consent_at, consent_source, consent_text, created_at, updated_at) VALUES "
+                             "(:id, '01011110002', '', 'ko', 'active', 'Unknown', '[]', '[]', '2026-01-01', 'x', '', "
+                             "'2026-01-01', '2026-01-01')"), {"id": 2**32 + 5})
+        session.execute(text("INSERT INTO subscription (subscriber_id, kind, zone_code) "
+                             "VALUES (:id, 'zone', 'S1251100')"), {"id": 2**32 + 5})
+        paused = store.add_subscriber(session, "01011110003", ["S1251100"])
+        store.set_status(session, paused.phone, "paused")
+        session.commit()
+    index = ZoneIndex.build(engine)
+    assert index.id_dtype == np.int64
+    assert index.lookup(["S1251000"]).tolist() == [small.id, 2**32 + 5]
+    assert np.array_equal(index.lookup(["S1251100"]), matching_ids_sql(engine, ["S1251100"]))
+    both = ZoneIndex.build(engine, statuses=("active", "paused"))
+    assert both.lookup(["S1251100"]).tolist() == sorted([small.id, paused.id, 2**32 + 5])
+    engine.dispose()
+
+
+def test_build_on_an_empty_database(tmp_path: pytest.TempPathFactory) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/empty.db")
+    upgrade(engine)
+    index = ZoneIndex.build(engine)
+    assert index.subscription_count() == 0 and len(index.lookup(["S1251000"])) == 0
+    assert len(LiveZoneIndex().ids(engine, ["L1000000"])) == 0
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_or_sqlite(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_live_index_patches_a_group_answer_without_rebuilding(pg_or_sqlite: Engine) -> None:
+    engine = pg_or_sqlite
+    rng = np.random.default_rng(3)
+    s125 = [c for c in LEAVES if c.startswith("S125")]
+    with Session(engine, expire_on_commit=False) as session:
+        people = [store.add_subscriber(session, f"0107{n:07d}", [str(c) for c in rng.choice(s125, 2, replace=False)])
+                  for n in range(300)]
+        session.commit()
+    live = LiveZoneIndex(max_age_s=3600)
+    queries = [["S1250000"], ["S1251000"], ["서해중부먼바다"], [s125[0]], ["S1251000", "S1252000"]]
+    before = {tuple(q): live.ids(engine, q) for q in queries}
+    with Session(engine) as session:
+        store.set_status(session, people[0].phone, "paused")
+        store.add_subscriber(session, "01070009999", ["S1251100"])
+        session.commit()
+    with engine.begin() as conn:  # an operator's SQL: a subscription moved to another leaf, one deleted
+        conn.execute(text("UPDATE subscription SET zone_code = 'S1131100' WHERE id = (SELECT min(id) FROM "
+                          "subscription WHERE subscriber_id = :p AND kind = 'zone')"), {"p": people[1].id})
+        conn.execute(text("DELETE FROM subscription WHERE subscriber_id = :p"), {"p": people[2].id})
+    changed = 0
+    for q in queries:
+        got = live.ids(engine, q)
+        assert np.array_equal(got, matching_ids_sql(engine, q)), q
+        changed += not np.array_equal(got, before[tuple(q)])
+        assert np.array_equal(live._index.lookup(q), before[tuple(q)])  # the snapshot's arrays are untouched
+    assert changed >= 3 and live.builds == 1
