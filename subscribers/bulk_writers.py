@@ -15,10 +15,13 @@ first thing in each chunk. Two things measured on a million rows (2.2 million zo
 - ids are handed out here (max(id) + 1 ..., what SQLite itself would pick), under the lock, so reading
   them back by phone is not needed; a plain INSERT (no ON CONFLICT) fails loudly if that ever went wrong.
 
-PostgreSQL (``PostgresBulkWriter``): ``COPY`` (psycopg's ``cursor.copy``) into temporary staging tables,
-then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per table: the statement-level change-log
-triggers (with transition tables) fire once per chunk, and a person added by another writer meanwhile is
-not duplicated (their id is read back by phone, like ours).
+PostgreSQL (``PostgresBulkWriter``): ``COPY`` (psycopg's ``cursor.copy``). Each chunk first locks the
+``subscriber`` table against other writers (SHARE ROW EXCLUSIVE: readers go on, another import or
+``subscribers add`` waits for the chunk, as on SQLite), so the people found missing are still missing when
+they are written: they, and their zone rows, are COPied straight into the tables with ids drawn from the
+table's sequence. Zones added to people already stored go through a staging table and ``INSERT ... SELECT
+... ON CONFLICT DO NOTHING`` (another writer may add the same zone meanwhile). The statement-level
+change-log triggers (transition tables) fire once per statement, COPY included.
 """
 
 from __future__ import annotations
@@ -95,12 +98,15 @@ class BulkWriter:
                 have.setdefault(sid, set()).add(code)
         return have
 
-    def insert_people(self, rows: Sequence[tuple[Any, ...]], constants: dict[str, Any]) -> dict[str, int]:
-        """New people (tuples in ``PERSON_COLUMNS`` order, sorted by phone); returns phone -> id."""
+    def insert_people(self, rows: Sequence[tuple[Any, ...]],
+                      constants: dict[str, Any]) -> tuple[dict[str, int], set[str]]:
+        """New people (tuples in ``PERSON_COLUMNS`` order, sorted by phone). Returns phone -> id for all of them,
+        and the phones another writer added meanwhile (their rows were not ours to write; PostgreSQL only)."""
         raise NotImplementedError
 
-    def insert_zones(self, pairs: Sequence[tuple[int, str]]) -> None:
-        """(subscriber id, leaf zone code) rows of kind zone, logged in the change log per person."""
+    def insert_zones(self, pairs: Sequence[tuple[int, str]], *, new_people: bool = False) -> None:
+        """(subscriber id, leaf zone code) rows of kind zone, logged in the change log per person.
+        ``new_people``: every id is a person this chunk inserted (no other writer can hold their rows)."""
         raise NotImplementedError
 
 
@@ -144,9 +150,10 @@ class SqliteBulkWriter(BulkWriter):
         return self.conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?",
                                          (CHANGE_TRIGGER,)).first() is not None
 
-    def insert_people(self, rows: Sequence[tuple[Any, ...]], constants: dict[str, Any]) -> dict[str, int]:
+    def insert_people(self, rows: Sequence[tuple[Any, ...]],
+                      constants: dict[str, Any]) -> tuple[dict[str, int], set[str]]:
         if not rows:
-            return {}
+            return {}, set()
         names = [*PERSON_COLUMNS, *constants, "id"]
         sql = (f"INSERT INTO subscriber ({', '.join(names)}) "
                f"VALUES ({', '.join('?' * len(names))})")
@@ -154,9 +161,9 @@ class SqliteBulkWriter(BulkWriter):
         first = int(self.conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM subscriber").scalar_one()) + 1
         ids = range(first, first + len(rows))
         self.conn.exec_driver_sql(sql, [(*row, *const, sid) for row, sid in zip(rows, ids, strict=True)])
-        return {row[0]: sid for row, sid in zip(rows, ids, strict=True)}
+        return {row[0]: sid for row, sid in zip(rows, ids, strict=True)}, set()
 
-    def insert_zones(self, pairs: Sequence[tuple[int, str]]) -> None:
+    def insert_zones(self, pairs: Sequence[tuple[int, str]], *, new_people: bool = False) -> None:
         if not pairs:
             return
         self.conn.exec_driver_sql("INSERT INTO subscription (subscriber_id, kind, zone_code) VALUES (?, 'zone', ?) "
@@ -174,7 +181,6 @@ def _sqlite_value(column: Any, value: Any, conn: Connection) -> Any:
     return process(value) if process else value
 
 
-_STAGING_PEOPLE = "alimcast_import_people"
 _STAGING_ZONES = "alimcast_import_zones"
 
 
@@ -182,19 +188,17 @@ class PostgresBulkWriter(BulkWriter):
     @contextmanager
     def chunk(self) -> Iterator[None]:
         with super().chunk():
+            # Other writers of people wait for the chunk (readers do not; as SQLite's write lock): who is new
+            # stays true until the commit, so new people and their zones are COPied straight in.
+            self.conn.exec_driver_sql("LOCK TABLE subscriber IN SHARE ROW EXCLUSIVE MODE")
             # ON COMMIT DROP: nothing outlives the chunk's transaction (IF NOT EXISTS: a caller's Session
             # runs every chunk in one transaction, the table is then emptied instead)
-            self.conn.exec_driver_sql(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_PEOPLE} (phone text, name text, language text, "
-                "min_severity text, categories text, hazards text, quiet_start_min integer, "
-                "quiet_end_min integer) ON COMMIT DROP")
             self.conn.exec_driver_sql(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING_ZONES} (subscriber_id integer, zone_code text) "
                 "ON COMMIT DROP")
             yield
 
-    def _copy(self, table: str, columns: Iterable[str], rows: Iterable[tuple[Any, ...]]) -> None:
-        self.conn.exec_driver_sql(f"TRUNCATE {table}")
+    def _copy_into(self, table: str, columns: Iterable[str], rows: Iterable[tuple[Any, ...]]) -> None:
         cursor = self.conn.connection.cursor()
         try:
             with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
@@ -203,23 +207,33 @@ class PostgresBulkWriter(BulkWriter):
         finally:
             cursor.close()
 
-    def insert_people(self, rows: Sequence[tuple[Any, ...]], constants: dict[str, Any]) -> dict[str, int]:
+    def insert_people(self, rows: Sequence[tuple[Any, ...]],
+                      constants: dict[str, Any]) -> tuple[dict[str, int], set[str]]:
         if not rows:
-            return {}
-        self._copy(_STAGING_PEOPLE, PERSON_COLUMNS, rows)
-        picked = ", ".join(f"{c}::jsonb" if c in ("categories", "hazards") else c for c in PERSON_COLUMNS)
-        self.conn.exec_driver_sql(
-            f"INSERT INTO subscriber ({', '.join([*PERSON_COLUMNS, *constants])}) "
-            f"SELECT {picked}, {', '.join(f'%({k})s' for k in constants)} FROM {_STAGING_PEOPLE} "
-            "ORDER BY phone ON CONFLICT (phone) DO NOTHING", constants)
-        found = self.conn.exec_driver_sql(
-            f"SELECT s.phone, p.id FROM {_STAGING_PEOPLE} s JOIN subscriber p ON p.phone = s.phone")
-        return dict(found.all())  # type: ignore[arg-type]
+            return {}, set()
+        # one block of ids: nobody else draws from this sequence while the table lock is ours
+        first = int(self.conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('subscriber', 'id'))").scalar_one())
+        self.conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('subscriber', 'id'), %(last)s)",
+                                  {"last": first + len(rows) - 1})
+        ids = range(first, first + len(rows))
+        const = tuple(constants.values())
+        # the table lock taken by chunk() makes "not stored yet" still true now: COPY straight in
+        self._copy_into("subscriber", ("id", *PERSON_COLUMNS, *constants),
+                        ((sid, *row, *const) for sid, row in zip(ids, rows, strict=True)))
+        return {row[0]: sid for row, sid in zip(rows, ids, strict=True)}, set()
 
-    def insert_zones(self, pairs: Sequence[tuple[int, str]]) -> None:
+    def insert_zones(self, pairs: Sequence[tuple[int, str]], *, new_people: bool = False) -> None:
         if not pairs:
             return
-        self._copy(_STAGING_ZONES, ("subscriber_id", "zone_code"), pairs)
+        if new_people:
+            # Their rows are ours alone until the commit (no other transaction sees these people): COPY them
+            # straight in, without a staging pass or a conflict check per row.
+            self._copy_into("subscription", ("subscriber_id", "kind", "zone_code"),
+                            ((sid, "zone", code) for sid, code in pairs))
+            return
+        self.conn.exec_driver_sql(f"TRUNCATE {_STAGING_ZONES}")
+        self._copy_into(_STAGING_ZONES, ("subscriber_id", "zone_code"), pairs)
         self.conn.exec_driver_sql(
             f"INSERT INTO subscription (subscriber_id, kind, zone_code) SELECT subscriber_id, 'zone', zone_code "
             f"FROM {_STAGING_ZONES} ORDER BY subscriber_id, zone_code ON CONFLICT DO NOTHING")

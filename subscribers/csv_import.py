@@ -40,6 +40,7 @@ from sqlmodel import Session
 
 from subscribers import zones as zone_catalogue
 from subscribers.bulk_writers import BulkWriter, json_list, writer_for
+from subscribers.chunk_pipeline import ChunkPipeline
 from subscribers.models import Subscriber
 from subscribers.phone import PhoneError, mask, normalize
 from subscribers.preferences import (
@@ -84,6 +85,17 @@ class ImportReport:
         self.skipped += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(message)
+
+    def absorb(self, part: ImportReport) -> None:
+        """Add a later part of the same import (its errors after ours)."""
+        self.inserted += part.inserted
+        self.updated += part.updated
+        self.unchanged += part.unchanged
+        self.merged += part.merged
+        self.rows += part.rows
+        for message in part.errors:
+            self.add_error(message)
+        self.skipped += part.skipped - len(part.errors)
 
 
 @dataclass(slots=True)
@@ -217,44 +229,59 @@ def import_csv(
         handle = source.open("r", encoding=encoding, newline="")
     except OSError as exc:
         raise CsvImportError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    with handle, _import_connection(target) as writer:
+    with handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         _check_header(source, header)
         parser = _Parser([(f or "").strip().lower() for f in header or []])  # "Phone " -> "phone"
         width = parser.width
-        chunk: dict[str, _Row] = {}
-        try:
-            for record in reader:
-                if not record:
-                    continue  # a blank line is no row (as csv.DictReader skipped it)
-                report.rows += 1
-                line = reader.line_num
-                if len(record) > width:
-                    report.add_error(f"line {line}: more fields than the header has")
-                    continue
-                try:
-                    row = parser.parse(line, parser.cells(record))
-                except (PhoneError, zone_catalogue.ZoneError, PreferenceError) as exc:
-                    report.add_error(f"line {line}: {exc}")
-                    continue
-                previous = chunk.get(row.phone)
-                if previous is not None:
-                    if not set(previous.zones) <= set(row.zones):
-                        row.zones = tuple(sorted(set(row.zones) | set(previous.zones)))
-                    report.merged += 1
-                chunk[row.phone] = row
-                if len(chunk) >= chunk_rows:
-                    _flush(writer, chunk, consent, parser.columns, report)
-                    chunk = {}
-                    if progress:
-                        progress(report.rows, max(total, report.rows))
-        except (UnicodeDecodeError, csv.Error) as exc:
+
+        def flush(writer: BulkWriter, item: tuple[dict[str, _Row], ImportReport]) -> None:
+            chunk, part = item
             if chunk:
-                _flush(writer, chunk, consent, parser.columns, report)
-            raise CsvImportError(f"{source}: line {reader.line_num}: unreadable: {exc}") from None
-        if chunk:
-            _flush(writer, chunk, consent, parser.columns, report)
+                _flush(writer, chunk, consent, parser.columns, part)
+            report.absorb(part)  # in file order: one writer, chunks in the order handed over
+
+        # An Engine: the next chunk is parsed while a writer thread writes this one, on its own connection.
+        # A Session or Connection is the caller's: written inline, in the caller's thread and transaction.
+        pipeline: ChunkPipeline[BulkWriter, tuple[dict[str, _Row], ImportReport]] = ChunkPipeline(
+            lambda: _import_connection(target), flush, threaded=isinstance(target, Engine))
+        with pipeline:
+            chunk: dict[str, _Row] = {}
+            part = ImportReport()  # this chunk's lines: its parse errors come before its write's errors
+            rows_seen = 0
+            try:
+                for record in reader:
+                    if not record:
+                        continue  # a blank line is no row (as csv.DictReader skipped it)
+                    part.rows += 1
+                    line = reader.line_num
+                    if len(record) > width:
+                        part.add_error(f"line {line}: more fields than the header has")
+                        continue
+                    try:
+                        row = parser.parse(line, parser.cells(record))
+                    except (PhoneError, zone_catalogue.ZoneError, PreferenceError) as exc:
+                        part.add_error(f"line {line}: {exc}")
+                        continue
+                    previous = chunk.get(row.phone)
+                    if previous is not None:
+                        if not set(previous.zones) <= set(row.zones):
+                            row.zones = tuple(sorted(set(row.zones) | set(previous.zones)))
+                        part.merged += 1
+                    chunk[row.phone] = row
+                    if len(chunk) >= chunk_rows:
+                        rows_seen += part.rows
+                        pipeline.submit((chunk, part))
+                        chunk, part = {}, ImportReport()
+                        if progress:
+                            progress(rows_seen, max(total, rows_seen))
+            except (UnicodeDecodeError, csv.Error) as exc:
+                pipeline.submit((chunk, part))
+                pipeline.close()
+                raise CsvImportError(f"{source}: line {reader.line_num}: unreadable: {exc}") from None
+            pipeline.submit((chunk, part))
+            pipeline.close()
     if progress:
         progress(report.rows, report.rows)
     return report
@@ -367,16 +394,19 @@ def _flush(writer: BulkWriter, chunk: dict[str, _Row], consent: dict[str, Any], 
         zone_pairs: list[tuple[int, str]] = []
         if new_rows:
             as_json = _JsonTexts()
-            ids = writer.insert_people(
+            ids, taken = writer.insert_people(
                 [(r.phone, r.name, r.language, r.min_severity, as_json(r.categories), as_json(r.hazards),
                   r.quiet[0], r.quiet[1]) for r in new_rows],
                 {**consent, "status": "active", "created_at": now, "updated_at": now},
             )
             report.inserted += len(ids)
+            fresh: list[tuple[int, str]] = []
             for r in new_rows:
                 sid = ids.get(r.phone)
                 if sid is not None:
-                    zone_pairs.extend([(sid, code) for code in r.zones])
+                    # a person another writer added meanwhile gets the zones a conflict check lets in
+                    (zone_pairs if r.phone in taken else fresh).extend([(sid, code) for code in r.zones])
+            writer.insert_zones(fresh, new_people=True)
 
         updates: list[dict[str, Any]] = []
         touched: dict[int, _Row] = {}

@@ -54,7 +54,7 @@ def _import(engine: Engine, path: Path) -> ImportReport:
                       consent_at=CONSENT_AT)
 
 
-def _state(engine: Engine) -> tuple[dict[str, tuple[Any, ...]], set[tuple[str, str]]]:
+def _state(engine: Engine) -> tuple[dict[str, tuple[Any, ...]], set[tuple[str, str]], set[str]]:
     """Everything an import writes, keyed by phone (ids and write times differ between engines)."""
     with Session(engine) as s:
         people = {}
@@ -64,7 +64,10 @@ def _state(engine: Engine) -> tuple[dict[str, tuple[Any, ...]], set[tuple[str, s
         zones = {(phone, code) for phone, code in s.execute(text(
             "SELECT p.phone, z.zone_code FROM subscription z JOIN subscriber p ON p.id = z.subscriber_id "
             "WHERE z.kind = 'zone'"))}
-    return people, zones
+        # who the change log says changed (what the live zone index and the catch-up read)
+        logged = {phone for (phone,) in s.execute(text(
+            "SELECT DISTINCT p.phone FROM subscription_change c JOIN subscriber p ON p.id = c.subscriber_id"))}
+    return people, zones, logged
 
 
 def _run(engine: Engine, tmp_path: Path) -> list[Any]:
@@ -91,7 +94,8 @@ def test_postgres_copy_gives_the_same_rows_as_sqlite(tmp_path: Path, pg_url: str
         lite.dispose()
         pg.dispose()
     assert on_postgres == on_sqlite
-    reports, (people, zones) = on_sqlite
+    reports, (people, zones, logged) = on_sqlite
+    assert logged == {phone for phone, _ in zones}
     one, two, again = reports
     assert one[:6] == (12, 5, 0, 0, 1, 6)
     assert [e.split(":", 1)[0] for e in one[6]] == ["line 3", "line 5", "line 6", "line 9", "line 10", "line 11"]
