@@ -123,7 +123,6 @@ class SqliteBulkWriter(BulkWriter):
                                      "AND tbl_name = 'subscription'", (CHANGE_TRIGGER,)).scalar()
         #: The trigger's own DDL, re-created as stored (None: a schema without the change log, e.g. create_all).
         self._trigger_sql: str | None = found if found and "subscription_change" in found else None
-        self._constants: dict[str, Any] = {}
 
     @contextmanager
     def chunk(self) -> Iterator[None]:

@@ -20,7 +20,8 @@ Why it is written this way:
   that line is reported and skipped.
 - One bad line is reported as ``line N: why`` and skipped; the rest of the file is imported.
 - With an Engine each chunk commits on its own (a crash keeps the finished chunks, a re-run completes
-  the rest); with a Session everything joins the caller's transaction.
+  the rest), and is written by a writer thread while the next one is parsed (``subscribers.chunk_pipeline``);
+  with a Session everything joins the caller's transaction, written inline.
 """
 
 from __future__ import annotations
