@@ -176,3 +176,22 @@ def test_a_chunk_that_fails_rolls_back_and_leaves_the_trigger(migrated: Engine, 
             import_csv(s, path, chunk_rows=5)
         s.commit()
     assert _has_trigger(migrated)
+
+
+def test_the_change_log_has_one_row_per_person_not_per_zone_row(db_url: str, tmp_path: Path) -> None:
+    """What the live zone index and the catch-up read is "who changed": a person with four zones is one row
+    (SQLite: the import's own log statement; PostgreSQL: the statement trigger of migration 0013)."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    path = tmp_path / "groups.csv"
+    path.write_text("phone,name,zones,min_severity\n" + "".join(f"0106{i:07d},,S1251000,\n" for i in range(9)),
+                    encoding="utf-8")
+    try:
+        import_csv(engine, path, chunk_rows=4)
+        with engine.connect() as conn:
+            rows, people = conn.execute(text("SELECT count(*), count(DISTINCT subscriber_id) "
+                                             "FROM subscription_change")).one()
+            zone_rows = conn.execute(text("SELECT count(*) FROM subscription")).scalar_one()
+    finally:
+        engine.dispose()
+    assert (rows, people, zone_rows) == (9, 9, 36)
