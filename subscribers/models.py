@@ -61,11 +61,14 @@ class Subscription(SQLModel, table=True):
             sqlite_where=text("kind = 'zone'"),
             postgresql_where=text("kind = 'zone'"),
         ),
-        Index("ix_subscription_mmsi", "mmsi"),
+        # Only vessel rows have an MMSI: zone and point rows stay out of this index (migration 0013).
+        Index("ix_subscription_mmsi", "mmsi", sqlite_where=text("mmsi IS NOT NULL"),
+              postgresql_where=text("mmsi IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE", index=True)
+    #: Looked up through uq_subscription, whose first column it is (a separate index cost every import row).
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
     kind: str = Field(max_length=8)
     #: kind=zone: a leaf KMA 특보구역 code (groups and broad names are expanded before storing).
     zone_code: str | None = Field(default=None, max_length=16)
