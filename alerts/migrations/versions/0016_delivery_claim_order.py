@@ -6,7 +6,7 @@ at 1,000/s, which held the achieved rate well under the configured one. With it 
 (1-6 ms). It costs the outbox write about a tenth more.
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
