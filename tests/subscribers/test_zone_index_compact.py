@@ -7,6 +7,7 @@ And the live index still sees every change without a rebuild when the answer is 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def test_patch_equals_set_arithmetic(found: list[int], changed: list[int], keep:
     assert got.tolist() == expected
 
 
-def test_build_with_ids_beyond_32_bits_and_other_statuses(tmp_path: pytest.TempPathFactory) -> None:
+def test_build_with_ids_beyond_32_bits_and_other_statuses(tmp_path: Path) -> None:
     """SQLite ids may exceed 2**32: the build falls back from its packed sort key and keeps int64 ids."""
     engine = make_engine(f"sqlite:///{tmp_path}/big.db")
     upgrade(engine)
@@ -97,7 +98,7 @@ def test_build_with_ids_beyond_32_bits_and_other_statuses(tmp_path: pytest.TempP
     engine.dispose()
 
 
-def test_build_on_an_empty_database(tmp_path: pytest.TempPathFactory) -> None:
+def test_build_on_an_empty_database(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/empty.db")
     upgrade(engine)
     index = ZoneIndex.build(engine)
