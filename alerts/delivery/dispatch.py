@@ -366,12 +366,13 @@ class Dispatcher:
         phones = self._phones(unknown) if unknown else {}
         messages = [self._message(r, getattr(r, "phone", None) or phones.get(r.subscriber_id, "")) for r in rows]
         report.requests += 1
-        # the place in the window is taken just before the request starts (at once after wait_for_room,
-        # unless another thread of this process sent meanwhile): preparing the request holds no place
-        ticket = self.window.acquire(min(len(rows), self.window.capacity))
-        assert ticket is not None
         try:
             with self._renewing(key):
+                # the place in the window is taken just before the request starts (at once after wait_for_room,
+                # unless another worker or thread took the room first: with several workers that wait can be
+                # long, so the lease is renewed meanwhile): preparing the request holds no place
+                ticket = self.window.acquire(min(len(rows), self.window.capacity))
+                assert ticket is not None
                 try:
                     outcomes = self.provider.send(messages, idempotency_key=key)
                 finally:
