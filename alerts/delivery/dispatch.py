@@ -388,9 +388,11 @@ class Dispatcher:
         phones = self._phones(unknown) if unknown else {}
         messages = [self._message(r, getattr(r, "phone", None) or phones.get(r.subscriber_id, "")) for r in rows]
         report.requests += 1
-        # the place in the window is taken just before the request starts (at once after wait_for_room,
-        # unless another request of this process started meanwhile): preparing the request holds no place
-        ticket = self.window.acquire(min(len(rows), self.window.capacity))
+        # the place in the window is taken just before the request starts (at once after wait_for_room, unless
+        # another worker or request took the room first: with several workers that wait can be long, so the
+        # lease is renewed meanwhile): preparing the request holds no place
+        with self._renewing(key):
+            ticket = self.window.acquire(min(len(rows), self.window.capacity))
         assert ticket is not None
         answer: Future[list[SendOutcome]] = Future()
 

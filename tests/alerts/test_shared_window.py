@@ -117,3 +117,50 @@ def test_the_in_process_window_takes_the_same_lead() -> None:
     assert window.wait_for_room(10, lead=0.6)  # its place frees at 1.0, within 0.5 + 0.6
     assert not window.wait_for_room(10, _set_after(0.2), lead=0.4)
     assert window.used() == 10  # nothing taken, and it still counts
+
+
+def test_a_claimed_batch_waiting_for_room_keeps_its_lease(pg_url: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With several workers a claimed batch may wait for room while others take it first; meanwhile its lease
+    is renewed, so no other worker takes it over as orphaned (and sends it under its key at the same time)."""
+    from datetime import UTC, datetime
+
+    from alimcast_testkit import cap_xml, config_text
+
+    from alerts.config import load_config
+    from alerts.delivery import dispatch
+    from alerts.delivery.dispatch import DispatchReport
+    from alerts.pipeline import Pipeline, feed_spec
+    from subscribers.csv_import import import_csv
+
+    monkeypatch.setattr(dispatch, "LEASE", timedelta(seconds=3))
+    monkeypatch.setattr(dispatch, "RENEW_EVERY", 0.25)
+    feed = tmp_path / "w.cap.xml"
+    feed.write_bytes(cap_xml("KMA-WAIT-1", sent=datetime.now(UTC).replace(microsecond=0), zones=["S1251100"]))
+    path = tmp_path / "wait.toml"
+    path.write_text(config_text(pg_url, [("kma", "cap", str(feed))]), encoding="utf-8")
+    people = tmp_path / "people.csv"
+    people.write_text("phone,name,zones\n" + "".join(f"0105{i:07d},p{i},S1251100\n" for i in range(10)),
+                      encoding="utf-8")
+    pipeline = Pipeline(load_config(path))
+    other_worker = Pipeline(load_config(path), migrate=False)
+    try:
+        import_csv(pipeline.engine, people)
+        pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+        assert pipeline.match().queued == 10
+        busy = SharedSendWindow(pipeline.engine, 1000, attempt_seconds=2, worker="busy")
+        ticket = busy.acquire(1000)  # another worker's request fills the account's second
+        assert ticket is not None
+        claim = pipeline.dispatcher._claim()
+        report = DispatchReport()
+        sender = threading.Thread(target=pipeline.dispatcher._send, args=(claim.rows, claim.key, report),
+                                  daemon=True)
+        sender.start()
+        time.sleep(4.0)  # longer than the lease: the batch still waits for room
+        assert sender.is_alive()
+        assert other_worker.dispatcher._claim().rows == []  # not taken over: its lease was renewed
+        busy.finish(ticket)
+        sender.join(30)
+        assert report.accepted == 10
+    finally:
+        other_worker.close()
+        pipeline.close()
