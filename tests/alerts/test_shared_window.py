@@ -152,8 +152,9 @@ def test_a_claimed_batch_waiting_for_room_keeps_its_lease(pg_url: str, tmp_path,
         assert ticket is not None
         claim = pipeline.dispatcher._claim()
         report = DispatchReport()
-        sender = threading.Thread(target=pipeline.dispatcher._send, args=(claim.rows, claim.key, report),
-                                  daemon=True)
+        dispatcher = pipeline.dispatcher
+        sender = threading.Thread(target=lambda: dispatcher._finish(dispatcher._start(claim.rows, claim.key, False,
+                                                                                      report), report), daemon=True)
         sender.start()
         time.sleep(4.0)  # longer than the lease: the batch still waits for room
         assert sender.is_alive()
