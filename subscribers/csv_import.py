@@ -127,17 +127,20 @@ class _Parser:
         self._at = {name: i for i, name in enumerate(names)}
         self._zones: dict[str, tuple[str, ...] | str] = {}
         self._items: dict[str, tuple[str, ...] | str] = {}
-        # Optional columns in _Row's order: (position or None, cache of cell text -> (valid, value or the
-        # error message), parser, value when the file has no such column).
-        self._optional = tuple(
-            (self._at.get(column), {}, parse, default) for column, parse, default in (
-                ("min_severity", lambda t: check_severity(t.strip() or None), "Unknown"),
-                ("language", lambda t: check_language(t.strip() or None), "ko"),
-                ("categories", lambda t: tuple(parse_categories(t)), ()),
-                ("quiet_hours", parse_quiet_hours, (None, None)),
-                ("hazards", lambda t: tuple(parse_hazards(t)), ()),
-            )
+        # Optional columns in _Row's order: (column, parser, value when the file has no such column). For the
+        # columns the file has: (slot, position, cache of cell text -> (valid, value or the error message), parser).
+        optional: tuple[tuple[str, Callable[[str], Any], Any], ...] = (
+            ("min_severity", lambda t: check_severity(t.strip() or None), "Unknown"),
+            ("language", lambda t: check_language(t.strip() or None), "ko"),
+            ("categories", lambda t: tuple(parse_categories(t)), ()),
+            ("quiet_hours", parse_quiet_hours, (None, None)),
+            ("hazards", lambda t: tuple(parse_hazards(t)), ()),
         )
+        self._defaults = tuple(default for _, _, default in optional)
+        self._present: list[tuple[int, int, dict[str, tuple[bool, Any]], Callable[[str], Any]]] = [
+            (slot, self._at[column], {}, parse) for slot, (column, parse, _) in enumerate(optional)
+            if column in self._at
+        ]
 
     def cells(self, record: list[str]) -> list[str]:
         """The row with as many cells as the header (short rows padded with empty cells, as DictReader did)."""
@@ -156,10 +159,16 @@ class _Parser:
         name = cells[name_at].strip() if name_at is not None else ""
         if len(name) > MAX_NAME:
             raise PreferenceError(f"name: longer than {MAX_NAME} characters")
-        severity, language, categories, quiet, hazards = (
-            _cached(cache, cells[i], parse) if i is not None else default
-            for i, cache, parse, default in self._optional
-        )
+        values = list(self._defaults)
+        for slot, at_cell, cache, parse in self._present:
+            text = cells[at_cell]
+            found = cache.get(text)
+            if found is None:
+                found = _parse_cell(cache, text, parse)
+            if not found[0]:
+                raise PreferenceError(found[1])
+            values[slot] = found[1]
+        severity, language, categories, quiet, hazards = values
         return _Row(line, phone, name, severity, language, categories, quiet, zones, hazards)
 
     def _zone_list(self, text: str) -> tuple[str, ...]:
@@ -190,18 +199,14 @@ class _Parser:
         return tuple(sorted(leaves))
 
 
-def _cached(cache: dict[str, tuple[bool, Any]], text: str, parse: Callable[[str], Any]) -> Any:
-    """Parse a cell once per distinct text; a bad one is remembered as its error message."""
-    found = cache.get(text)
-    if found is None:
-        try:
-            found = (True, parse(text))
-        except PreferenceError as exc:
-            found = (False, str(exc))
-        cache[text] = found
-    if not found[0]:
-        raise PreferenceError(found[1])
-    return found[1]
+def _parse_cell(cache: dict[str, tuple[bool, Any]], text: str, parse: Callable[[str], Any]) -> tuple[bool, Any]:
+    """Parse a cell text the file had not had yet; a bad one is remembered as its error message."""
+    try:
+        found = (True, parse(text))
+    except PreferenceError as exc:
+        found = (False, str(exc))
+    cache[text] = found
+    return found
 
 
 def import_csv(

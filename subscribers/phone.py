@@ -42,8 +42,10 @@ def normalize(raw: str) -> str:
     """Return the national digits form ("01012345678") or raise PhoneError."""
     if not isinstance(raw, str) or not raw.strip():
         raise PhoneError("phone: empty")
-    # the commonest cell of a file, "01012345678", needs no cleaning
-    cleaned = raw if len(raw) == 11 and raw.isascii() and raw.isdigit() else _SEPARATORS.sub("", raw.strip())
+    if len(raw) == 11 and raw.startswith("01") and raw[2] in "016789" and raw.isascii() and raw.isdigit() \
+            and _mobile_pattern().fullmatch(raw, 1):
+        return raw  # the commonest cell of a file, "01012345678": what the fast path below would return
+    cleaned = _SEPARATORS.sub("", raw.strip())
     fast = _FAST.fullmatch(cleaned)
     if fast is not None and _mobile_pattern().fullmatch(fast.group(1)):
         nsn = fast.group(1)
