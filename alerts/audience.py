@@ -115,15 +115,8 @@ class Audience:
         return session.exec(select(VesselPosition.id).limit(1)).first() is not None
 
     def recipients(self, session: Session, alert: Alert, value_names: Sequence[str], *,
-                   at: datetime, among: Collection[int] | None = None) -> list[Recipient]:
-        """Everyone the alert reaches, each with a preference decision. ``among``: only these people (the
-        catch-up's newcomers): who is in the alert is found as for everyone, from the indexes, and only they
-        have their preferences read."""
+                   at: datetime) -> list[Recipient]:
         where = self._find(session, alert, value_names, at=at)
-        if among is not None:
-            keep = among if isinstance(among, set | frozenset) else set(among)
-            where.ids.intersection_update(keep)
-            where.aboard.intersection_update(keep)
         found = _with_preferences(session, alert, where.ids, at=at, include_skipped=True)
         return [_never_hold_at_sea(r) if (where.at_sea or r.subscriber_id in where.aboard) else r for r in found]
 
