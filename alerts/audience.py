@@ -50,7 +50,8 @@ class Audience:
         self._index: GeoIndex | None = None
         self._built_at = 0.0
         self._has_geometry: bool | None = None
-        self.zones = LiveZoneIndex()
+        # a rebuild (25-45 s at 10,000,000 people) never holds up a warning: the old snapshot answers meanwhile
+        self.zones = LiveZoneIndex(background_rebuild=True)
 
     def invalidate(self) -> None:
         """Call after zone outlines, points or vessel positions changed in bulk."""

@@ -119,8 +119,8 @@ def test_equals_sql_through_every_kind_of_change(engine: Engine, tmp_path: Path)
         for codes in _queries(rng):
             expected = matching_ids_sql(engine, codes)
             assert np.array_equal(live.ids(engine, codes), expected), (step, changes[step % len(changes)].__name__)
-            assert live._index is not None
-            stale_answers += not np.array_equal(live._index.lookup(codes), expected)
+            assert live.snapshot is not None
+            stale_answers += not np.array_equal(live.snapshot.lookup(codes), expected)
     assert live.builds == 1  # every answer above came from the first snapshot plus the change log
     assert stale_answers > 50  # ... which alone would have been wrong: the log did the work
 
@@ -165,6 +165,41 @@ def test_a_bulk_change_rebuilds_or_rechecks(engine: Engine, tmp_path: Path, min_
     assert live.builds == builds
     live.ids(engine, ["S1251100"])
     assert live.builds == builds  # a rebuilt snapshot covers the import; a recheck does not rebuild either
+
+
+def test_background_rebuild_never_holds_up_an_answer(engine: Engine, tmp_path: Path) -> None:
+    """The running pipeline's index (``background_rebuild``): past ``rebuild_after`` changed people the answer
+    comes at once from the old snapshot and the change log, exact, while a new snapshot is built on its own
+    thread; once it is in, answers come from it, exact too."""
+    _seed(engine, random.Random(5), 10)
+    live = LiveZoneIndex(rebuild_after=25, min_rebuild_interval_s=0, background_rebuild=True)
+    live.ids(engine, ["S1250000"])
+    assert live.builds == 1  # the first snapshot is built while the caller waits
+    path = tmp_path / "bulk.csv"
+    path.write_text("phone,name,zones,min_severity\n" + "".join(f"{_phone(200 + n)},,S1251100,\n" for n in range(40)),
+                    encoding="utf-8")
+    import_csv(engine, path)
+    for codes in (["S1251100"], ["S1250000"], ["L1000000"]):
+        assert np.array_equal(live.ids(engine, codes), matching_ids_sql(engine, codes))
+    assert live.wait_for_rebuild(60)
+    assert live.builds == 2  # one rebuild, however many answers were asked for meanwhile
+    for codes in (["S1251100"], ["S1250000"]):
+        assert np.array_equal(live.ids(engine, codes), matching_ids_sql(engine, codes))
+    assert live.wait_for_rebuild(60) and live.builds == 2  # the new snapshot covers the import
+
+
+def test_an_old_snapshot_answers_while_it_is_replaced(engine: Engine) -> None:
+    """Past ``max_age_s`` the snapshot is replaced in the background; every answer stays exact meanwhile."""
+    _seed(engine, random.Random(6), 10)
+    live = LiveZoneIndex(max_age_s=0.0, background_rebuild=True)
+    live.ids(engine, ["S1250000"])
+    with Session(engine) as session:
+        store.add_subscriber(session, _phone(500), ["S1251100"])
+        session.commit()
+    for _ in range(3):
+        assert np.array_equal(live.ids(engine, ["S1251100"]), matching_ids_sql(engine, ["S1251100"]))
+        assert live.wait_for_rebuild(60)
+    assert live.builds >= 2
 
 
 def test_old_change_rows_are_pruned_at_build(engine: Engine) -> None:

@@ -139,5 +139,5 @@ def test_live_index_patches_a_group_answer_without_rebuilding(pg_or_sqlite: Engi
         got = live.ids(engine, q)
         assert np.array_equal(got, matching_ids_sql(engine, q)), q
         changed += not np.array_equal(got, before[tuple(q)])
-        assert np.array_equal(live._index.lookup(q), before[tuple(q)])  # the snapshot's arrays are untouched
+        assert np.array_equal(live.snapshot.lookup(q), before[tuple(q)])  # the snapshot's arrays are untouched
     assert changed >= 3 and live.builds == 1
