@@ -88,7 +88,7 @@ class LiveZoneIndex:
         if self._state is None:
             self._build(conn)
         elif time.monotonic() - self._built_at > self.max_age_s:
-            self._rebuild(conn)
+            self._rebuild(conn, self._state)
 
     def ids(self, target: Any, zone_codes: Iterable[str]) -> np.ndarray:
         """Sorted unique ids of active subscribers of the codes' leaf zones: ``matching_ids_sql``'s answer."""
@@ -98,11 +98,12 @@ class LiveZoneIndex:
         with _transaction(target) as conn:
             self._ensure_built(conn)
             assert self._state is not None
-            index, watermark = self._state
+            seen = self._state
+            index, watermark = seen
             changed = self._changed_since(conn, watermark)
             if len(changed) > self.rebuild_after and time.monotonic() - self._built_at >= self.min_rebuild_interval_s:
                 log.info("zone index: %d people changed since it was built; rebuilding", len(changed))
-                self._rebuild(conn)
+                self._rebuild(conn, seen)
                 assert self._state is not None
                 index, watermark = self._state  # the new one when built here; the old one meanwhile otherwise
                 changed = self._changed_since(conn, watermark)
@@ -120,14 +121,15 @@ class LiveZoneIndex:
                 return found  # the usual case: whoever changed, this alert's answer did not
             return _patched(found, drop, rechecked)
 
-    def _rebuild(self, conn: Connection) -> None:
-        """A new snapshot: here, or (``background_rebuild``) on a thread of its own with its own connection,
-        the current one answering meanwhile. One background rebuild at a time."""
+    def _rebuild(self, conn: Connection, seen: tuple[ZoneIndex, int] | None) -> None:
+        """A new snapshot in place of ``seen``: here, or (``background_rebuild``) on a thread of its own with its
+        own connection, the current one answering meanwhile. One background rebuild at a time, and none when
+        ``seen`` was replaced already (a rebuild that ended while the caller looked at the change log)."""
         if not self.background_rebuild:
             self._build(conn)
             return
         with self._rebuild_lock:
-            if self._rebuilding is not None and self._rebuilding.is_alive():
+            if self._state is not seen or (self._rebuilding is not None and self._rebuilding.is_alive()):
                 return
             self._built_at = time.monotonic()  # not asked again for min_rebuild_interval_s / max_age_s
             engine = conn.engine
