@@ -304,6 +304,11 @@ def priority_of(alert: Alert) -> int:
     return SEVERITY_RANK.get(alert.max_severity(), 0) * 10 + URGENCY_RANK.get(alert.max_urgency(), 0)
 
 
+def _priority(alert: Alert, ended: Alert | None) -> int:
+    """A 해제 without <info> ranks like the warning it lifts."""
+    return priority_of(alert) if alert.infos or ended is None else priority_of(ended)
+
+
 def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert, targets: list[Target],
            config: Config, zone_name: Callable[[str], str | None], created_at: datetime | None = None,
            ended: Alert | None = None) -> int:
@@ -311,23 +316,28 @@ def _queue(session: Session, record: AlertRecord, thread: AlertThread, alert: Al
     if not targets:
         return 0
     languages = _languages(session, [t.subscriber_id for t in targets])
-    # a 해제 without <info> ranks like the warning it lifts
-    priority = priority_of(alert) if alert.infos or ended is None else priority_of(ended)
-    rendering = _Rendering(config, record, alert, zone_name, ended)
+    # unsubscribed or paused since they were told: no language, no row
+    pairs = [(t, languages[t.subscriber_id]) for t in targets if t.subscriber_id in languages]
+    return _insert_per_person(session, record, thread, alert, pairs, config,
+                              _Rendering(config, record, alert, zone_name, ended), _priority(alert, ended),
+                              created_at or record.matched_at)  # type: ignore[arg-type]
+
+
+def _insert_per_person(session: Session, record: AlertRecord, thread: AlertThread, alert: Alert,
+                       pairs: list[tuple[Target, str]], config: Config, rendering: _Rendering, priority: int,
+                       created: datetime) -> int:
+    """Rows for (target, language) pairs, a dict each: personal links can make every text its own."""
     rows = []
-    for target in targets:
-        language = languages.get(target.subscriber_id)
-        if language is None:
-            continue  # unsubscribed or paused since they were told
+    for target, language in pairs:
         params, text, fallback_kind, template_code = rendering.get(target.kind, language)
         rows.append({
             "alert_id": record.id, "thread_id": thread.id, "subscriber_id": target.subscriber_id,
             "kind": target.kind, "priority": priority, "status": "queued",
             "template_code": template_code, "params": params, "text": text,
-            "fallback_kind": fallback_kind, "attempts": 0, "created_at": created_at or record.matched_at,
+            "fallback_kind": fallback_kind, "attempts": 0, "created_at": created,
             "next_attempt_at": target.not_before,
         })
-    add_personal_links(session, config, alert, thread.id, rows, now=created_at or record.matched_at)  # type: ignore[arg-type]
+    add_personal_links(session, config, alert, thread.id, rows, now=created)  # type: ignore[arg-type]
     return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id", "reminder_seq"))
 
 
@@ -335,23 +345,23 @@ def _queue_groups(session: Session, record: AlertRecord, thread: AlertThread, al
                   groups: list[TargetGroup], config: Config, zone_name: Callable[[str], str | None],
                   created_at: datetime | None = None, ended: Alert | None = None) -> int:
     """The outbox of a fan-out a group at a time (:mod:`alerts.outbox_write`): every row of a group is the same
-    but for the person. When a template gives each person links of their own, a row per person instead."""
+    but for the person. When a template gives each person links of their own, a row per person instead (the
+    groups' languages and renderings as they are: the people were read active in this transaction)."""
     if not groups:
         return 0
     rendering = _Rendering(config, record, alert, zone_name, ended)
     rendered = [rendering.get(g.kind, g.language) for g in groups]
+    created: datetime = created_at or record.matched_at  # type: ignore[assignment]
+    priority = _priority(alert, ended)
     if any(makes_links(config, alert, g.kind, r[3]) for g, r in zip(groups, rendered, strict=True)):
-        targets = sorted((Target(int(sid), g.kind, g.not_before) for g in groups for sid in g.ids),
-                         key=lambda t: t.subscriber_id)
-        return _queue(session, record, thread, alert, targets, config, zone_name, created_at=created_at,
-                      ended=ended)
+        pairs = sorted(((Target(int(sid), g.kind, g.not_before), g.language) for g in groups for sid in g.ids),
+                       key=lambda pair: pair[0].subscriber_id)
+        return _insert_per_person(session, record, thread, alert, pairs, config, rendering, priority, created)
     # the links' lines left out of the text, as add_personal_links does for a row without links: once a group
     shared = [{"kind": g.kind, "subscriber_id": int(g.ids[0]), "template_code": code, "params": params,
                "text": text, "fallback_kind": fallback_kind}
               for g, (params, text, fallback_kind, code) in zip(groups, rendered, strict=True)]
-    created = created_at or record.matched_at
     add_personal_links(session, config, alert, thread.id, shared, now=created)  # type: ignore[arg-type]
-    priority = priority_of(alert) if alert.infos or ended is None else priority_of(ended)
     return insert_groups(session.connection(), [
         RowGroup(g.ids, g.kind, row["template_code"], row["params"], row["text"], row["fallback_kind"], g.not_before)
         for g, row in zip(groups, shared, strict=True)],
