@@ -18,7 +18,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from alerts.costs import baseline_channel
-from alerts.models import AlertRecord, CostEntry, Delivery
+from alerts.models import AlertRecord, CostEntry, Delivery, DeliveryMessage
 from alerts.pricing import PriceBook, from_units, money
 
 #: AlimTalk reach assumed when the ledger has no real sends yet (the reference's public-sector check).
@@ -87,9 +87,10 @@ def estimate_alert(session: Session, alert_id: int, book: PriceBook, provider: s
     pending_cost, pending_base, pending = Decimal(0), Decimal(0), 0
     # Pending rows share a few texts: group them by (fallback kind, text) in the database.
     for kind, text, n in session.exec(
-        select(Delivery.fallback_kind, Delivery.text, func.count())
+        select(DeliveryMessage.fallback_kind, DeliveryMessage.text, func.count())
+        .select_from(Delivery).join(DeliveryMessage, col(DeliveryMessage.id) == col(Delivery.message_id))
         .where(Delivery.alert_id == alert_id, col(Delivery.status).in_(PENDING_STATUSES))
-        .group_by(Delivery.fallback_kind, Delivery.text)
+        .group_by(DeliveryMessage.fallback_kind, DeliveryMessage.text)
     ).all():
         fallback = (kind or "LMS").lower()
         base = baseline_channel(Delivery(text=text, fallback_kind=kind, alert_id=0, thread_id=0, subscriber_id=0),

@@ -31,6 +31,7 @@ from alerts.outbox_write import RowGroup, insert_groups
 from alerts.public.links import add_personal_links, makes_links
 from alerts.render import parameters_for, render
 from alerts.short_sms import short_fallback
+from alerts.message_bodies import attach_bodies
 from alerts.sqlutil import id_in, id_list, insert_ignore
 from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
 from subscribers.geoindex import GeoIndex
@@ -338,6 +339,7 @@ def _insert_per_person(session: Session, record: AlertRecord, thread: AlertThrea
             "next_attempt_at": target.not_before,
         })
     add_personal_links(session, config, alert, thread.id, rows, now=created)  # type: ignore[arg-type]
+    attach_bodies(session.connection(), rows)  # a body per person when links make each text its own
     return insert_ignore(session, Delivery, rows, conflict=("alert_id", "subscriber_id", "reminder_seq"))
 
 

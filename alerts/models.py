@@ -10,8 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, UniqueConstraint, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint, event, select, text
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import relationship
+from sqlalchemy.sql import ColumnElement
+from sqlmodel import Field, Relationship, SQLModel
+from sqlmodel._compat import SQLModelConfig
 
 from subscribers.sqltypes import JSONType, UTCDateTime, utcnow
 
@@ -89,16 +94,43 @@ class AlertReference(SQLModel, table=True):
     ref_sent: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class DeliveryMessage(SQLModel, table=True):
+    """A rendered message (template, parameters, text, SMS/LMS fallback kind), stored once however many people
+    it goes to (migration 0017). Why not in the outbox row: a grouped fan-out gives thousands the same message,
+    and the body (0.5-1.5 KB of Korean text) made every claim and every mark rewrite a wide row; the outbox
+    row now holds only what changes while it is sent. Append-only: a body is never changed or deleted (a
+    re-rendered message is a new body), so rows that share one never see it change under them."""
+
+    __tablename__ = "delivery_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: sha256 of the body (alerts/message_bodies.py ``digest``): identical bodies are stored once.
+    digest: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    template_code: str = Field(default="", max_length=20)
+    params: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    text: str = ""
+    fallback_kind: str | None = Field(default=None, max_length=3)
+
+
+#: The body's columns: read on a Delivery (through its message) and given to its constructor as before.
+BODY_FIELDS = ("template_code", "params", "text", "fallback_kind")
+_BODY_DEFAULTS: dict[str, Any] = {"template_code": "", "params": {}, "text": "", "fallback_kind": None}
+
+
 class Delivery(SQLModel, table=True):
-    """One message to one person about one alert version: the outbox row and its outcome."""
+    """One message to one person about one alert version: the outbox row and its outcome.
+
+    Its message (``template_code``, ``params``, ``text``, ``fallback_kind``) lives in :class:`DeliveryMessage`,
+    shared by the rows with the same body; on this class they read and write as before (hybrid properties:
+    a SQL expression on the class, the body's value on a row). Setting one gives the row a new body, found or
+    stored when the session flushes (``_store_bodies``), never a change to the shared one."""
 
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("alert_id", "subscriber_id", "reminder_seq", name="uq_delivery_alert_subscriber"),
-        Index("ix_delivery_status_due", "status", "next_attempt_at"),
         Index("ix_delivery_thread_subscriber", "thread_id", "subscriber_id"),
-        Index("ix_delivery_request", "request_id"),
     )
+    model_config = SQLModelConfig(ignored_types=(hybrid_property,))
 
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alert.id")
@@ -108,10 +140,9 @@ class Delivery(SQLModel, table=True):
     #: Higher goes first: severity and urgency of the alert, cancels of Extreme warnings too.
     priority: int = 0
     status: str = Field(default="queued", max_length=16)
-    template_code: str = Field(default="", max_length=20)
-    params: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    text: str = ""
-    fallback_kind: str | None = Field(default=None, max_length=3)
+    #: The message (:class:`DeliveryMessage`). Not a foreign key: bodies are never deleted, and a national
+    #: fan-out would pay a check per row on PostgreSQL for a reference that cannot dangle.
+    message_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=False))
     provider: str | None = Field(default=None, max_length=16)
     idempotency_key: str | None = Field(default=None, max_length=64)
     request_id: str | None = Field(default=None, max_length=100)
@@ -131,17 +162,114 @@ class Delivery(SQLModel, table=True):
     finished_at: datetime | None = _utc_column()
     #: Storms: the row whose one message also carried this warning to the person (status ``carried``); the
     #: person counts as told when that row's message went out (see alerts/coalesce.py).
-    carried_by: int | None = Field(default=None, index=True)
+    carried_by: int | None = None
     #: On the head of a group still gathering warnings: when it goes (Alertmanager's group_wait).
     grouped_until: datetime | None = _utc_column()
     #: 0 for the warning itself; n for the n-th reminder of the same warning to the same person (migration
     #: 0008: part of the outbox's identity, so a reminder is its own row, costed like any message).
     reminder_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    #: Loaded with the rows (one SELECT ... IN per query, not a join: claims lock with FOR UPDATE).
+    message: DeliveryMessage | None = Relationship(sa_relationship=relationship(
+        DeliveryMessage, primaryjoin="foreign(Delivery.message_id) == DeliveryMessage.id", lazy="selectin",
+        viewonly=True))
+
+    def __init__(self, **values: Any) -> None:
+        body = {name: values.pop(name) for name in BODY_FIELDS if name in values}
+        super().__init__(**values)
+        if body:
+            self._set_body(body)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in BODY_FIELDS:  # pydantic knows only plain properties' setters
+            self._set_body({name: value})
+            return
+        super().__setattr__(name, value)
+
+    def body(self) -> dict[str, Any]:
+        """The message's four values (a new body set on this row and not yet stored included)."""
+        pending = self.__dict__.get("_pending_body")
+        if pending is not None:
+            return pending  # type: ignore[no-any-return]
+        message = self.message if self.message_id is not None else None
+        if message is None:
+            return dict(_BODY_DEFAULTS)
+        return {name: getattr(message, name) for name in BODY_FIELDS}
+
+    def _set_body(self, changes: dict[str, Any]) -> None:
+        body = {**self.body(), **changes}
+        if body["params"] is None:
+            body["params"] = {}
+        self.__dict__["_pending_body"] = body
+        self.message_id = None  # found or stored at the flush (_store_bodies)
+
+    @hybrid_property
+    def template_code(self) -> str:
+        return str(self.body()["template_code"])
+
+    @template_code.inplace.expression
+    @classmethod
+    def _template_code_sql(cls) -> ColumnElement[str]:
+        return _body_column(cls, DeliveryMessage.template_code)
+
+    @hybrid_property
+    def params(self) -> dict[str, str]:
+        return dict(self.body()["params"])
+
+    @params.inplace.expression
+    @classmethod
+    def _params_sql(cls) -> ColumnElement[dict[str, str]]:
+        return _body_column(cls, DeliveryMessage.params)
+
+    @hybrid_property
+    def text(self) -> str:
+        return str(self.body()["text"])
+
+    @text.inplace.expression
+    @classmethod
+    def _text_sql(cls) -> ColumnElement[str]:
+        return _body_column(cls, DeliveryMessage.text)
+
+    @hybrid_property
+    def fallback_kind(self) -> str | None:
+        return self.body()["fallback_kind"]  # type: ignore[no-any-return]
+
+    @fallback_kind.inplace.expression
+    @classmethod
+    def _fallback_kind_sql(cls) -> ColumnElement[str | None]:
+        return _body_column(cls, DeliveryMessage.fallback_kind)
+
+
+def _body_column(cls: Any, column: Any) -> Any:
+    """A body's column as a correlated scalar subquery: ``select(Delivery.text)`` and filters keep working."""
+    return (select(column).where(DeliveryMessage.id == cls.message_id).scalar_subquery()  # type: ignore[attr-defined]
+            .label(column.key))
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _store_bodies(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """Rows given a new body get the id of the stored body with the same digest (stored first if new)."""
+    waiting = [obj for obj in (*session.new, *session.dirty)
+               if isinstance(obj, Delivery) and obj.message_id is None]
+    if not waiting:
+        return
+    from alerts.message_bodies import message_ids  # here: that module reads these models
+
+    ids = message_ids(session.connection(), [obj.body() for obj in waiting])
+    for obj, message_id in zip(waiting, ids, strict=True):
+        obj.message_id = message_id
+        obj.__dict__.pop("message", None)  # read again from the body in hand, not the old one
 
 
 #: The claim's order (alerts/delivery/outbox_rows.py ``due_rows``): the highest priority first, then the oldest;
 #: without it every claim sorted every queued row (migration 0016).
 Index("ix_delivery_claim", Delivery.status, Delivery.priority.desc(), Delivery.id)  # type: ignore[attr-defined]
+#: Partial (migration 0017): most rows have neither, and an index entry for NULL was written with every row and
+#: rewritten at every mark; the queries that use them (``request_id IS NOT NULL``, ``carried_by IN (...)``, the
+#: join on a head's id) imply the condition, so both engines still use them.
+Index("ix_delivery_request", Delivery.__table__.c.request_id,  # type: ignore[attr-defined]
+      sqlite_where=text("request_id IS NOT NULL"), postgresql_where=text("request_id IS NOT NULL"))
+Index("ix_delivery_carried_by", Delivery.__table__.c.carried_by,  # type: ignore[attr-defined]
+      sqlite_where=text("carried_by IS NOT NULL"), postgresql_where=text("carried_by IS NOT NULL"))
 
 
 class CostEntry(SQLModel, table=True):

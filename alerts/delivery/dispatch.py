@@ -60,7 +60,7 @@ from alerts.delivery.providers.base import (
 from alerts.delivery.rate import SendWindow
 from alerts.delivery.shared_rate import SharedSendWindow, provider_timeout, window_for
 from alerts.metrics import LEASES_RECOVERED
-from alerts.models import Delivery
+from alerts.models import Delivery, DeliveryMessage
 from alerts.short_sms import short_fallback
 from alerts.sqlutil import fetch_all, id_in, id_list
 from subscribers.models import Subscriber
@@ -571,8 +571,9 @@ class Dispatcher:
         finished: list[_Finished] = []
         with session_scope(self.engine) as session:
             connection = session.connection()
-            stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _DELIVERY.c.fallback_kind, _DELIVERY.c.sent_at,
-                           _DELIVERY.c.provider, _DELIVERY.c.text, _DELIVERY.c.alert_id, _DELIVERY.c.subscriber_id)
+            stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _MESSAGE.c.fallback_kind, _DELIVERY.c.sent_at,
+                           _DELIVERY.c.provider, _MESSAGE.c.text, _DELIVERY.c.alert_id, _DELIVERY.c.subscriber_id)
+                    .select_from(_DELIVERY.join(_MESSAGE, _MESSAGE.c.id == _DELIVERY.c.message_id))
                     .where(id_in(_DELIVERY.c.id, connection.dialect.name)))
             wanted = [r.delivery_id for r in results if r.status != "pending"]
             rows = connection.execute(stmt, _ids_param(connection, wanted)) if wanted else ()
@@ -661,6 +662,7 @@ class _Finished:
 
 
 _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+_MESSAGE: Table = DeliveryMessage.__table__  # type: ignore[attr-defined]
 _SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
 #: One UPDATE ... WHERE id = ? run for many rows of the same shape (executemany), per shape.
 _UPDATE_BY_ID = update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id"))

@@ -3,7 +3,7 @@
 Why not ``select(Delivery)``: profiled on 20,000 recipients, building ORM instances (identity map, instrumented
 attributes, ``set_committed_value`` after the lease) was most of the claim's time, and the AlertRecord rows read
 to check suppression carried each alert's whole JSON body. A send needs a dozen plain values per row, the
-person's number (joined here, so no second query) and, per warning, three columns.
+person's number and the message body (joined here, so no second query) and, per warning, three columns.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import String, Table, or_, select, type_coerce
 from sqlalchemy.engine import Connection
 
-from alerts.models import AlertRecord, AlertThread, Delivery
+from alerts.models import AlertRecord, AlertThread, Delivery, DeliveryMessage
 from alerts.sqlutil import fetch_all, id_in, id_list
 from subscribers.models import Subscriber
 
@@ -25,6 +25,7 @@ _DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
 _SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
 _ALERT: Table = AlertRecord.__table__  # type: ignore[attr-defined]
 _THREAD: Table = AlertThread.__table__  # type: ignore[attr-defined]
+_MESSAGE: Table = DeliveryMessage.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)
@@ -54,12 +55,14 @@ class OutboxRow:
 
 
 _COLUMNS = (_DELIVERY.c.id, _DELIVERY.c.subscriber_id, _DELIVERY.c.alert_id, _DELIVERY.c.thread_id,
-            _DELIVERY.c.kind, _DELIVERY.c.status, _DELIVERY.c.attempts, _DELIVERY.c.template_code,
+            _DELIVERY.c.kind, _DELIVERY.c.status, _DELIVERY.c.attempts, _MESSAGE.c.template_code,
             # the JSON text as stored (SQLite): every recipient of an alert version has the same parameters,
             # decoded once (:func:`_parameters`); PostgreSQL's driver hands a dict
-            type_coerce(_DELIVERY.c.params, String), _DELIVERY.c.text, _DELIVERY.c.fallback_kind,
+            type_coerce(_MESSAGE.c.params, String), _MESSAGE.c.text, _MESSAGE.c.fallback_kind,
             type_coerce(_DELIVERY.c.grouped_until, String), _DELIVERY.c.carried_by, _SUBSCRIBER.c.phone)
-_FROM = _DELIVERY.outerjoin(_SUBSCRIBER, _SUBSCRIBER.c.id == _DELIVERY.c.subscriber_id)
+#: The body is an inner join (every row has one; migration 0017), the person an outer one (may be gone).
+_FROM = (_DELIVERY.join(_MESSAGE, _MESSAGE.c.id == _DELIVERY.c.message_id)
+         .outerjoin(_SUBSCRIBER, _SUBSCRIBER.c.id == _DELIVERY.c.subscriber_id))
 
 
 def due_rows(connection: Connection, now: datetime, limit: int, *, lock: bool) -> list[OutboxRow]:

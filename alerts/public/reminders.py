@@ -38,6 +38,7 @@ from alerts.public.links import ACK_SEVERITIES, add_personal_links
 from alerts.public.models import Acknowledgement
 from alerts.public.settings import PublicSettings, public_settings
 from alerts.render import parameters_for, render
+from alerts.message_bodies import attach_bodies
 from alerts.sqlutil import insert_ignore
 from feeds.model import Alert
 from subscribers.models import Subscriber
@@ -89,6 +90,7 @@ def send_due_reminders(session: Session, config: Config, now: datetime, *,
         report.warnings += 1
         rows = _due_rows(session, config, settings, thread, record, now, names, report)
         if rows:
+            attach_bodies(session.connection(), rows)
             report.queued += insert_ignore(session, Delivery, rows,
                                            conflict=("alert_id", "subscriber_id", "reminder_seq"))
     if report.queued:
