@@ -26,12 +26,12 @@ from alerts import coalesce
 from alerts.audience import Audience
 from alerts.config import Config
 from alerts.leader import MATCH_LOCK_KEY
+from alerts.message_bodies import attach_bodies
 from alerts.models import NOTIFIED_STATUSES, AlertRecord, AlertThread, Delivery
 from alerts.outbox_write import RowGroup, insert_groups
 from alerts.public.links import add_personal_links, makes_links
 from alerts.render import parameters_for, render
 from alerts.short_sms import short_fallback
-from alerts.message_bodies import attach_bodies
 from alerts.sqlutil import id_in, id_list, insert_ignore
 from feeds.model import SEVERITY_RANK, URGENCY_RANK, Alert
 from subscribers.geoindex import GeoIndex

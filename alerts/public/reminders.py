@@ -33,12 +33,12 @@ from sqlmodel import Session, col, select
 from alerts.config import Config
 from alerts.delivery.sms import fallback_kind
 from alerts.fanout import priority_of
+from alerts.message_bodies import attach_bodies
 from alerts.models import AlertRecord, AlertThread, Delivery
 from alerts.public.links import ACK_SEVERITIES, add_personal_links
 from alerts.public.models import Acknowledgement
 from alerts.public.settings import PublicSettings, public_settings
 from alerts.render import parameters_for, render
-from alerts.message_bodies import attach_bodies
 from alerts.sqlutil import insert_ignore
 from feeds.model import Alert
 from subscribers.models import Subscriber

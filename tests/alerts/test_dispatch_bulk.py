@@ -44,8 +44,8 @@ from alerts.delivery.providers.base import (
     ProviderError,
     SendOutcome,
 )
-from alerts.models import CostEntry, Delivery
 from alerts.message_bodies import attach_bodies
+from alerts.models import CostEntry, Delivery
 from alerts.pipeline import Pipeline, feed_spec
 from alerts.sqlutil import insert_ignore
 from subscribers.store import add_subscriber
