@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from alerts.models import BODY_FIELDS, DeliveryMessage
+from alerts.sqlutil import _insert_ignore_sqlite
 
 _MESSAGE: Table = DeliveryMessage.__table__  # type: ignore[attr-defined]
 
@@ -45,8 +46,10 @@ def message_ids(connection: Connection, bodies: Sequence[Mapping[str, Any]]) -> 
     found = _lookup(connection, list(keyed))
     new = [row for key, row in keyed.items() if key not in found]
     if new:
-        module: Any = postgresql if connection.dialect.name == "postgresql" else sqlite
-        connection.execute(module.insert(_MESSAGE).on_conflict_do_nothing(index_elements=["digest"]), new)
+        # SQLite: the driver's own executemany (a per-person fan-out stores a body per person)
+        if connection.dialect.name != "sqlite" or _insert_ignore_sqlite(connection, _MESSAGE, new, ("digest",)) is None:
+            module: Any = postgresql if connection.dialect.name == "postgresql" else sqlite
+            connection.execute(module.insert(_MESSAGE).on_conflict_do_nothing(index_elements=["digest"]), new)
         found.update(_lookup(connection, [row["digest"] for row in new]))
     return [found[key] for key in order]
 
@@ -62,9 +65,13 @@ def attach_bodies(connection: Connection, rows: Sequence[dict[str, Any]]) -> Non
 
 
 def _lookup(connection: Connection, digests: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for start in range(0, len(digests), 500):
-        chunk = digests[start:start + 500]
-        found.update({key: int(i) for key, i in connection.execute(
-            select(_MESSAGE.c.digest, _MESSAGE.c.id).where(_MESSAGE.c.digest.in_(chunk)))})
-    return found
+    """Stored ids by digest, in one statement (the digests bound as one array / one JSON text)."""
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(text("SELECT digest, id FROM delivery_message WHERE digest = ANY(:d)"),
+                                  {"d": digests})
+    elif len(digests) <= 50:
+        rows = connection.execute(select(_MESSAGE.c.digest, _MESSAGE.c.id).where(_MESSAGE.c.digest.in_(digests)))
+    else:
+        rows = connection.execute(text("SELECT digest, id FROM delivery_message WHERE digest IN "
+                                       "(SELECT value FROM json_each(:d))"), {"d": orjson.dumps(digests).decode()})
+    return {key: int(i) for key, i in rows}

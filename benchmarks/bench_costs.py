@@ -36,6 +36,7 @@ def seed_sql(series: str, alerts: int) -> list[str]:
     """One thread, ``alerts`` alerts and PER_ALERT people."""
     return [
         "INSERT INTO alert_thread (id, state, opened_at) VALUES (1, 'active', '2026-03-01 00:00:00')",
+        "INSERT INTO delivery_message (id, digest, template_code, params, text) VALUES (1, 'bench', 'T', '{}', '')",
         "INSERT INTO alert (id, sender, identifier, sent, status, msg_type, scope, event, severity, urgency, feed, "
         "thread_id, received_at, body) SELECT x, 'kma', 'W' || x, '2026-03-01 00:00:00', 'Actual', 'Alert', "
         "'Public', '풍랑주의보', 'Moderate', 'Expected', 'kma', 1, '2026-03-01 00:00:00', '{}' FROM "
@@ -54,10 +55,10 @@ PRICE = "CASE WHEN x % 200 < 177 THEN 80000 WHEN x % 200 < 195 THEN 390000 ELSE 
 def fill_sql(series: str, lo: int, hi: int, month: str, dry: str) -> list[str]:
     """Deliveries and ledger rows ``lo..hi`` for ``month`` (``series`` yields x)."""
     return [
-        f"INSERT INTO delivery (id, alert_id, thread_id, subscriber_id, kind, priority, status, template_code, "
-        f"params, text, attempts, created_at, provider, finished_at) "
+        f"INSERT INTO delivery (id, alert_id, thread_id, subscriber_id, kind, priority, status, message_id, "
+        f"attempts, created_at, provider, finished_at) "
         f"SELECT x, x / {PER_ALERT} + 1, 1, x % {PER_ALERT} + 1, 'alert', 0, "
-        f"CASE WHEN x % 997 = 0 THEN 'failed' ELSE 'delivered' END, 'T', '{{}}', '', 1, '2026-03-02 00:00:00', "
+        f"CASE WHEN x % 997 = 0 THEN 'failed' ELSE 'delivered' END, 1, 1, '2026-03-02 00:00:00', "
         f"'nhn', '{month}-10 00:00:00' FROM {series.format(lo=lo, hi=hi)}",
         f"INSERT INTO cost_entry (delivery_id, month, channel, price_krw, baseline_channel, baseline_krw, dry_run, "
         f"created_at, price_e4, baseline_e4, short_saving_e4, status, provider, alert_id, subscriber_id) "
