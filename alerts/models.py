@@ -133,6 +133,8 @@ class Delivery(SQLModel, table=True):
     model_config = SQLModelConfig(ignored_types=(hybrid_property,))
 
     id: int | None = Field(default=None, primary_key=True)
+    #: On PostgreSQL these two are not enforced by the database (migration 0017: a national fan-out checked the
+    #: same alert and thread once per row); the fan-out writes the ids it read, and neither is ever deleted.
     alert_id: int = Field(foreign_key="alert.id")
     thread_id: int = Field(foreign_key="alert_thread.id")
     subscriber_id: int = Field(foreign_key="subscriber.id")

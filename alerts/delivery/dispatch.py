@@ -64,7 +64,7 @@ from alerts.models import Delivery, DeliveryMessage
 from alerts.short_sms import short_fallback
 from alerts.sqlutil import fetch_all, id_in, id_list
 from subscribers.models import Subscriber
-from subscribers.sqltypes import utcnow
+from subscribers.sqltypes import UTCDateTime, utcnow
 
 log = logging.getLogger("alimcast.dispatch")
 
@@ -668,6 +668,13 @@ _SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
 _UPDATE_BY_ID = update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id"))
 
 
+_MARK_ACCEPTED_PG = text(
+    "UPDATE delivery SET lease_until = NULL, status = 'accepted', request_id = :request_id, "
+    "result_code = :result_code, sent_at = :sent_at, recipient_seq = j.seq "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:seqs AS integer[])) AS j(id, seq) WHERE delivery.id = j.id"
+).bindparams(bindparam("sent_at", type_=UTCDateTime()))
+
+
 def _ids_param(connection: Connection, ids: Iterable[int | None]) -> dict[str, Any]:
     return {"ids": id_list([i for i in ids if i is not None], connection.dialect.name)}
 
@@ -695,6 +702,12 @@ def _mark_accepted(connection: Connection, outcomes: list[SendOutcome], now: dat
     for outcome in outcomes:
         shared.setdefault((outcome.request_id, outcome.result_code), []).append(outcome)
     for (request_id, result_code), group in shared.items():
+        if connection.dialect.name == "postgresql":
+            # one statement, the ids and places as two arrays (an executemany ran an UPDATE per row)
+            connection.execute(_MARK_ACCEPTED_PG, {
+                "request_id": request_id, "result_code": result_code, "sent_at": now,
+                "ids": [o.delivery_id for o in group], "seqs": [o.recipient_seq for o in group]})
+            continue
         if connection.dialect.name != "sqlite":
             _update_each(connection, [{"b_id": o.delivery_id, "lease_until": None, "status": "accepted",
                                        "request_id": request_id, "recipient_seq": o.recipient_seq,

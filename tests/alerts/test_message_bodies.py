@@ -132,12 +132,19 @@ def test_migration_moves_the_bodies_and_downgrade_puts_them_back(db_url: str) ->
         # the digest the migration stored is the application's: a new row with that body finds it
         assert message_ids(session.connection(), [{"template_code": "T1", "params": {"a": "2"},
                                                    "text": "다른 본문"}]) == [rows[2].message_id]
+    postgres = engine.dialect.name == "postgresql"
+    fks = ("SELECT count(*) FROM pg_constraint WHERE conrelid = 'delivery'::regclass AND contype = 'f'")
+    if postgres:  # the person's foreign key kept, the alert's and the thread's dropped
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(fks)).scalar_one() == 1
     from alembic import command
 
     from alerts.db import alembic_config
     command.downgrade(alembic_config(engine.url.render_as_string(hide_password=False)), "0016")
     with engine.connect() as conn:
         back = conn.execute(sa.text("SELECT template_code, text, fallback_kind FROM delivery ORDER BY id")).all()
+        if postgres:
+            assert conn.execute(sa.text(fks)).scalar_one() == 3
     assert [tuple(r) for r in back] == [("T1", "같은 본문", "SMS"), ("T1", "같은 본문", "SMS"),
                                         ("T1", "다른 본문", None), ("T2", "", None)]
     engine.dispose()
