@@ -54,15 +54,17 @@ class OutboxRow:
             self.params = _parameters(self.params)
 
 
+#: A row's own columns; its body (:data:`_BODY_COLUMNS`) is read once per distinct body, not once per row: a
+#: batch of 1,000 people usually shares one message (migration 0017), so the claim reads one text, not 1,000.
 _COLUMNS = (_DELIVERY.c.id, _DELIVERY.c.subscriber_id, _DELIVERY.c.alert_id, _DELIVERY.c.thread_id,
-            _DELIVERY.c.kind, _DELIVERY.c.status, _DELIVERY.c.attempts, _MESSAGE.c.template_code,
-            # the JSON text as stored (SQLite): every recipient of an alert version has the same parameters,
-            # decoded once (:func:`_parameters`); PostgreSQL's driver hands a dict
-            type_coerce(_MESSAGE.c.params, String), _MESSAGE.c.text, _MESSAGE.c.fallback_kind,
+            _DELIVERY.c.kind, _DELIVERY.c.status, _DELIVERY.c.attempts, _DELIVERY.c.message_id,
             type_coerce(_DELIVERY.c.grouped_until, String), _DELIVERY.c.carried_by, _SUBSCRIBER.c.phone)
-#: The body is an inner join (every row has one; migration 0017), the person an outer one (may be gone).
-_FROM = (_DELIVERY.join(_MESSAGE, _MESSAGE.c.id == _DELIVERY.c.message_id)
-         .outerjoin(_SUBSCRIBER, _SUBSCRIBER.c.id == _DELIVERY.c.subscriber_id))
+_BODY_COLUMNS = (_MESSAGE.c.id, _MESSAGE.c.template_code,
+                 # the JSON text as stored (SQLite): decoded once per text (:func:`_parameters`); PostgreSQL's
+                 # driver hands a dict
+                 type_coerce(_MESSAGE.c.params, String), _MESSAGE.c.text, _MESSAGE.c.fallback_kind)
+#: The person is an outer join: they may be gone.
+_FROM = _DELIVERY.outerjoin(_SUBSCRIBER, _SUBSCRIBER.c.id == _DELIVERY.c.subscriber_id)
 
 
 def due_rows(connection: Connection, now: datetime, limit: int, *, lock: bool) -> list[OutboxRow]:
@@ -78,7 +80,7 @@ def due_rows(connection: Connection, now: datetime, limit: int, *, lock: bool) -
     else:
         rows = fetch_all(connection, stmt)  # one value on SQLite (see alerts.sqlutil.fetch_all): put in order here
         rows.sort(key=lambda row: (-row[-1], row[0]))
-    return [OutboxRow(*row[:-1]) for row in rows]
+    return _with_bodies(connection, [row[:-1] for row in rows])
 
 
 def rows_by_id(connection: Connection, ids: list[int]) -> list[OutboxRow]:
@@ -87,8 +89,19 @@ def rows_by_id(connection: Connection, ids: list[int]) -> list[OutboxRow]:
         return []
     dialect = connection.dialect.name
     stmt = select(*_COLUMNS).select_from(_FROM).where(id_in(_DELIVERY.c.id, dialect))
-    found = {r.id: r for r in _rows(connection, stmt, {"ids": id_list(ids, dialect)})}
+    found = {r.id: r for r in _with_bodies(connection, fetch_all(connection, stmt, {"ids": id_list(ids, dialect)}))}
     return [found[i] for i in ids if i in found]
+
+
+def _with_bodies(connection: Connection, rows: list[Any]) -> list[OutboxRow]:
+    """Rows of :data:`_COLUMNS` -> :class:`OutboxRow`, each with its body (one query for the distinct ones)."""
+    if not rows:
+        return []
+    wanted = sorted({row[7] for row in rows})
+    bodies = {body[0]: body[1:] for body in fetch_all(
+        connection, select(*_BODY_COLUMNS).where(id_in(_MESSAGE.c.id, connection.dialect.name)),
+        {"ids": id_list(wanted, connection.dialect.name)})}
+    return [OutboxRow(*row[:7], *bodies[row[7]], *row[8:]) for row in rows]
 
 
 @lru_cache(maxsize=64)
@@ -96,10 +109,6 @@ def _parameters(stored: str) -> dict[str, str]:
     """A row's template parameters from their JSON text; one dict shared by the rows with the same text, so
     it is never changed in place (the dispatcher copies it into each message)."""
     return orjson.loads(stored)
-
-
-def _rows(connection: Connection, stmt: Any, params: dict[str, Any] | None = None) -> list[OutboxRow]:
-    return [OutboxRow(*row) for row in fetch_all(connection, stmt, params)]
 
 
 def warning_states(connection: Connection, alert_ids: set[int], thread_ids: set[int]
