@@ -256,10 +256,12 @@ def _store_bodies(session: OrmSession, _context: Any, _instances: Any) -> None:
         return
     from alerts.message_bodies import message_ids  # here: that module reads these models
 
-    ids = message_ids(session.connection(), [obj.body() for obj in waiting])
-    for obj, message_id in zip(waiting, ids, strict=True):
+    bodies = [obj.body() for obj in waiting]
+    ids = message_ids(session.connection(), bodies)
+    for obj, body, message_id in zip(waiting, bodies, ids, strict=True):
         obj.message_id = message_id
-        obj.__dict__.pop("message", None)  # read again from the body in hand, not the old one
+        obj.__dict__["_pending_body"] = body  # read from the body in hand (no load, also once detached)
+        obj.__dict__.pop("message", None)
 
 
 #: The claim's order (alerts/delivery/outbox_rows.py ``due_rows``): the highest priority first, then the oldest;
