@@ -59,7 +59,8 @@ from alerts.delivery.providers.base import (
     SendOutcome,
 )
 from alerts.delivery.rate import SendWindow
-from alerts.delivery.result_rows import mark_finished, read_states
+from alerts.delivery.result_rows import FINAL as FINAL  # where results are written; kept importable here
+from alerts.delivery.result_rows import mark_finished, unfinished
 from alerts.delivery.shared_rate import SharedSendWindow, provider_timeout, window_for
 from alerts.metrics import LEASES_RECOVERED
 from alerts.models import Delivery
@@ -89,7 +90,6 @@ KEY_MEMORY = timedelta(minutes=9)
 CONFIG_ERROR_BACKOFF = timedelta(minutes=5)
 #: Namespace of the transaction-scoped advisory locks (with the key's hash) of a batch being taken over: "alrc".
 RECOVER_LOCK_NS = 0x616C7263
-FINAL = ("delivered", "fallback_sent", "failed", "uncertain")
 
 
 @dataclass(slots=True)
@@ -590,7 +590,7 @@ class Dispatcher:
                 self._apply_results(results[start:start + RESULTS_PAGE], report)
 
     def _apply_results(self, results: list[DeliveryResult], report: ResultsReport) -> None:
-        """Final results in one read of the rows' states and one UPDATE, then their ledger rows in one INSERT
+        """Final results in one grouped read of the rows and one UPDATE, then their ledger rows in one INSERT
         (alerts/delivery/result_rows.py, alerts/cost_write.py). The first final result for a row wins; a
         pending one changes nothing, and a row already final keeps its result."""
         now = self.clock()
@@ -600,28 +600,36 @@ class Dispatcher:
                 firsts.setdefault(result.delivery_id, result)
         if not firsts:
             return
-        finished: list[_Finished] = []
         with session_scope(self.engine) as session:
             connection = session.connection()
-            states = read_states(connection, list(firsts))
-            by_status, by_channel = report.by_status, report.by_channel
+            groups = unfinished(connection, list(firsts))
+            changes: list[tuple[int, str, str | None, str | None, str | None]] = []
+            priced: list[tuple[int, _Finished]] = []
+            #: rows priced alike (same result, same group of the outbox) share one record, priced once
+            alike: dict[tuple[str, str | None, int], _Finished] = {}
             for result in firsts.values():
-                state = states.get(result.delivery_id)
-                if state is None or state.status in FINAL:
-                    continue
-                finished.append(_Finished(result.delivery_id, result.status, result.channel, result.result_code,
-                                          result.result_message, state.fallback_kind, now, state.sent_at,
-                                          state.provider, state.text, state.alert_id, state.subscriber_id))
-                by_status[result.status] += 1
-                if result.channel:
-                    by_channel[result.channel] += 1
-                if result.status == "failed":
-                    log.warning("delivery %s failed: %s %s", result.delivery_id, result.result_code,
-                                result.result_message)
-            report.updated += len(finished)
-            mark_finished(connection, [(f.id, f.status, f.channel, f.result_code, f.result_message)
-                                       for f in finished], now)
-            report.costed += insert_ledger(connection, finished, self.config.prices, dry_run=self.dry_run, now=now)
+                row_id = result.delivery_id
+                group = groups.get(row_id)
+                if group is None:
+                    continue  # gone, or final already
+                status, channel = result.status, result.channel
+                changes.append((row_id, status, channel, result.result_code, result.result_message))
+                key = (status, channel, id(group))
+                record = alike.get(key)
+                if record is None:
+                    record = alike[key] = _Finished(row_id, status, channel, result.result_code,
+                                                    result.result_message, group.fallback_kind, now, group.sent_at,
+                                                    group.provider, group.text)
+                priced.append((row_id, record))
+                if status == "failed":
+                    log.warning("delivery %s failed: %s %s", row_id, result.result_code, result.result_message)
+            report.updated += len(changes)
+            for (status, channel), count in Counter((c[1], c[2]) for c in changes).items():
+                report.by_status[status] += count
+                if channel:
+                    report.by_channel[channel] += count
+            mark_finished(connection, changes, now)
+            report.costed += insert_ledger(connection, priced, self.config.prices, dry_run=self.dry_run, now=now)
 
 
 def poll_chunks(pending: Sequence[PendingDelivery], size: int) -> list[list[PendingDelivery]]:

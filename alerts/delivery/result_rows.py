@@ -1,10 +1,12 @@
-"""A page of delivery results in the outbox: one read of the rows' states, one UPDATE for every row.
+"""A page of delivery results in the outbox: one grouped read of the rows, one UPDATE for every row.
 
 Why: collecting results was a round trip's worth of Python per row (a SQLAlchemy row fetched one at a time,
-a dict per change, every value formatted again). Here the rows' states come back in one packed read
-(:func:`alerts.sqlutil.fetch_all`), and the final states go in one statement whose rows travel as one array
-(``UPDATE ... FROM json_each`` on SQLite, ``FROM unnest`` on PostgreSQL), each row bringing only what differs
-(its status, channel, code and message); the finishing time is bound once.
+a dict per change, every value formatted again, every row priced). Here the database groups the page's rows by
+what their ledger price depends on (a request's rows share all of it: fallback kind, provider, sending time,
+text), so a page comes back as a handful of groups, each with its ids, and each group's text crosses once. The
+final states go in one statement whose rows travel as one array (``UPDATE ... FROM json_each`` on SQLite,
+``FROM unnest`` on PostgreSQL), each row bringing only what differs (its status, channel, code and message);
+the finishing time is bound once.
 """
 
 from __future__ import annotations
@@ -15,54 +17,54 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, select, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from alerts.db import sqlite_datetime
-from alerts.models import Delivery
-from alerts.sqlutil import fetch_all, id_in, id_list
+from alerts.sqlutil import driver_rows
 
-_DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+#: Statuses a result never changes (a repeated or late result finds the row final and leaves it).
+FINAL = ("delivered", "fallback_sent", "failed", "uncertain")
+_NOT_FINAL = f"status NOT IN ({', '.join(repr(s) for s in FINAL)})"
+_GROUPED = "fallback_kind, provider, sent_at, text"
 
 
-@dataclass(slots=True)
-class RowState:
-    """What a result needs of its outbox row: whether it is final already, and what the ledger prices by."""
+@dataclass(frozen=True, slots=True)
+class RowGroup:
+    """What the ledger prices an outbox row by, shared by many rows (the recipients of one request)."""
 
-    status: str
     fallback_kind: str | None
-    sent_at: datetime | None
     provider: str | None
-    alert_id: int | None
-    subscriber_id: int | None
+    sent_at: datetime | None
     text: str
 
 
-def read_states(connection: Connection, ids: Sequence[int]) -> dict[int, RowState]:
-    """The rows that still exist among ``ids``, by id, in one read.
+def unfinished(connection: Connection, ids: Sequence[int]) -> dict[int, RowGroup]:
+    """Among ``ids``, the rows that exist and are not final yet, each with its group (one read).
 
     The message's text is read here and only here (the ledger's baseline is priced by its length): if the
     body moves to a table of its own, this select is the one place to join it."""
     if not ids:
         return {}
-    dialect = connection.dialect.name
-    stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _DELIVERY.c.fallback_kind, _DELIVERY.c.sent_at,
-                   _DELIVERY.c.provider, _DELIVERY.c.alert_id, _DELIVERY.c.subscriber_id, _DELIVERY.c.text)
-            .where(id_in(_DELIVERY.c.id, dialect)))
-    rows = fetch_all(connection, stmt, {"ids": id_list(list(ids), dialect)})
-    times: dict[Any, datetime | None] = {None: None}  # a request's rows share their sending time: parsed once
-    states: dict[int, RowState] = {}
-    for row_id, status, kind, sent_at, provider, alert_id, subscriber_id, body in rows:
-        when = times.get(sent_at)
-        if when is None and sent_at is not None:
-            when = times[sent_at] = _utc(sent_at)
-        states[row_id] = RowState(status, kind, when, provider, alert_id, subscriber_id, body or "")
-    return states
+    if connection.dialect.name == "postgresql":
+        rows: Any = connection.execute(text(
+            f"SELECT {_GROUPED}, array_agg(id) FROM delivery WHERE id = ANY(CAST(:ids AS integer[])) "
+            f"AND {_NOT_FINAL} GROUP BY {_GROUPED}"), {"ids": list(ids)}).all()
+    else:
+        rows = [(*row[:4], orjson.loads(row[4])) for row in driver_rows(connection, (
+            f"SELECT {_GROUPED}, json_group_array(id) FROM delivery WHERE id IN (SELECT value FROM json_each(?)) "
+            f"AND {_NOT_FINAL} GROUP BY {_GROUPED}"), (orjson.dumps(list(ids)).decode(),))]
+    found: dict[int, RowGroup] = {}
+    for kind, provider, sent_at, body, members in rows:
+        found.update(dict.fromkeys(members, RowGroup(kind, provider, _utc(sent_at), body or "")))
+    return found
 
 
-def _utc(value: str | datetime) -> datetime:
-    """A stored time as :class:`~subscribers.sqltypes.UTCDateTime` reads it: SQLite's packed read hands the
-    stored DATETIME text (naive UTC), PostgreSQL an aware datetime."""
+def _utc(value: str | datetime | None) -> datetime | None:
+    """A stored time as :class:`~subscribers.sqltypes.UTCDateTime` reads it: the driver hands SQLite's DATETIME
+    text (naive UTC), PostgreSQL an aware datetime."""
+    if value is None:
+        return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
