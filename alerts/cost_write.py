@@ -35,52 +35,43 @@ _INSERTED = ", ".join(("delivery_id", "alert_id", "subscriber_id", *_GROUP_COLUM
 _CONFLICT = "ON CONFLICT (delivery_id) DO NOTHING"
 
 
-def price_groups(rows: Sequence[tuple[int, Billable]], prices: Prices, *, dry_run: bool, now: datetime
-                 ) -> tuple[list[dict[str, Any]], list[tuple[int, int]]]:
-    """(the groups' ledger values, one ``(delivery id, group)`` per billed row), in the order given.
+def insert_ledger(connection: Connection, priced: Sequence[Billable], rows: Sequence[tuple[int, int]],
+                  prices: Prices, *, dry_run: bool, now: datetime) -> int:
+    """The ledger rows of finished deliveries; returns how many were new.
 
-    Each row is its delivery's id and what it is priced by (a :class:`~alerts.costs.Billable` whose identity
-    fields are not read): rows priced alike share that object, and each object is priced once."""
-    index: dict[int, int | None] = {}
+    ``priced``: what the rows are priced by, one record per group of rows priced alike (a
+    :class:`~alerts.costs.Billable` whose identity fields are not read); ``rows``: ``(delivery id, index into
+    priced)`` for each delivery, in order. Each record is priced once; a row whose record is not billed (a
+    failure) gets no ledger row, and each row's alert and person are read from its outbox row."""
     groups: list[dict[str, Any]] = []
-    members: list[tuple[int, int]] = []
-    for delivery_id, priced in rows:
-        group = index.get(id(priced), -1)
-        if group == -1:
-            row = ledger_row(priced, prices, dry_run=dry_run, now=now) if priced.status in BILLED_STATUSES else None
-            group = index[id(priced)] = None if row is None else len(groups)
-            if row is not None:
-                groups.append(row)
-        if group is not None:
-            members.append((delivery_id, group))
-    return groups, members
-
-
-def insert_ledger(connection: Connection, rows: Sequence[tuple[int, Billable]], prices: Prices, *, dry_run: bool,
-                  now: datetime) -> int:
-    """The ledger rows of these finished deliveries (``(id, what it is priced by)``, see :func:`price_groups`):
-    the billed ones, each delivery's alert and person read from its outbox row; returns how many were new."""
-    groups, members = price_groups(rows, prices, dry_run=dry_run, now=now)
-    if not members:
+    numbers: list[int] = []
+    for number, record in enumerate(priced):
+        row = ledger_row(record, prices, dry_run=dry_run, now=now) if record.status in BILLED_STATUSES else None
+        if row is not None:
+            groups.append(row)
+            numbers.append(number)
+    if not groups or not rows:
         return 0
     if connection.dialect.name == "postgresql":
-        return _postgres(connection, groups, members)
-    return _sqlite(connection, groups, members)
+        return _postgres(connection, groups, numbers, rows)
+    return _sqlite(connection, groups, numbers, rows)
 
 
-def _sqlite(connection: Connection, groups: list[dict[str, Any]], members: list[tuple[int, int]]) -> int:
+def _sqlite(connection: Connection, groups: list[dict[str, Any]], numbers: list[int],
+            rows: Sequence[tuple[int, int]]) -> int:
     """One statement; CROSS JOIN keeps the packed rows as the outer loop (SQLite never reorders it), so they are
-    inserted in order. The driver's count is the statement's own inserts (not the rollup triggers' writes)."""
+    inserted in order; a row whose group is not in the groups' table (not billed) joins nothing. The driver's
+    count is the statement's own inserts (not the rollup triggers' writes)."""
     width = len(_GROUP_COLUMNS) + 1
     values = ", ".join(f"({', '.join('?' * width)})" for _ in groups)
     picked = ", ".join(f"g.column{i + 2}" for i in range(len(_GROUP_COLUMNS)))
     sql = (f"INSERT INTO cost_entry ({_INSERTED}) SELECT d.id, d.alert_id, d.subscriber_id, {picked} "
            f"FROM json_each(?) AS j CROSS JOIN delivery AS d CROSS JOIN (VALUES {values}) AS g "
            f"WHERE d.id = j.value ->> 0 AND g.column1 = j.value ->> 1 {_CONFLICT}")
-    params: list[Any] = [orjson.dumps(members).decode()]
-    for i, group in enumerate(groups):
+    params: list[Any] = [orjson.dumps(rows).decode()]
+    for number, group in zip(numbers, groups, strict=True):
         # the values SQLAlchemy would store: booleans as 0/1, times as DATETIME text
-        params += [i, *(_sqlite_value(group[c]) for c in _GROUP_COLUMNS)]
+        params += [number, *(_sqlite_value(group[c]) for c in _GROUP_COLUMNS)]
     cursor = connection.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
     return int(cursor.rowcount)
 
@@ -93,7 +84,8 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def _postgres(connection: Connection, groups: list[dict[str, Any]], members: list[tuple[int, int]]) -> int:
+def _postgres(connection: Connection, groups: list[dict[str, Any]], numbers: list[int],
+              rows: Sequence[tuple[int, int]]) -> int:
     """One statement: the rows as two arrays (``unnest ... WITH ORDINALITY`` keeps their order), the groups as
     arrays of their columns; the count comes back from ``RETURNING`` in the same statement (one statement, so
     the rollup's statement trigger appends one delta per group)."""
@@ -102,12 +94,12 @@ def _postgres(connection: Connection, groups: list[dict[str, Any]], members: lis
         "CAST(:price_krw AS float8[]), CAST(:baseline_channel AS text[]), CAST(:baseline_krw AS float8[]), "
         "CAST(:dry_run AS boolean[]), CAST(:created_at AS timestamptz[]), CAST(:price_e4 AS bigint[]), "
         "CAST(:baseline_e4 AS bigint[]), CAST(:short_saving_e4 AS bigint[]), CAST(:status AS text[]), "
-        "CAST(:provider AS text[])) WITH ORDINALITY AS g(" + ", ".join(_GROUP_COLUMNS) + ", gi)), "
+        "CAST(:provider AS text[]), CAST(:numbers AS integer[])) AS g(" + ", ".join(_GROUP_COLUMNS) + ", gi)), "
         f"ins AS (INSERT INTO cost_entry ({_INSERTED}) "
         "SELECT d.id, d.alert_id, d.subscriber_id, " + ", ".join(f"g.{c}" for c in _GROUP_COLUMNS) + " "
         "FROM unnest(CAST(:ids AS integer[]), CAST(:groups AS integer[])) WITH ORDINALITY AS t(id, gi, n) "
         f"JOIN delivery AS d ON d.id = t.id JOIN g ON g.gi = t.gi ORDER BY t.n {_CONFLICT} RETURNING 1) "
         "SELECT count(*) FROM ins")
     params: dict[str, Any] = {c: [g[c] for g in groups] for c in _GROUP_COLUMNS}
-    params.update(ids=[m[0] for m in members], groups=[m[1] + 1 for m in members])
+    params.update(numbers=numbers, ids=[r[0] for r in rows], groups=[r[1] for r in rows])
     return int(connection.execute(sql, params).scalar_one())

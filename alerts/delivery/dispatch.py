@@ -35,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -604,9 +605,10 @@ class Dispatcher:
             connection = session.connection()
             groups = unfinished(connection, list(firsts))
             changes: list[tuple[int, str, str | None, str | None, str | None]] = []
-            priced: list[tuple[int, _Finished]] = []
-            #: rows priced alike (same result, same group of the outbox) share one record, priced once
-            alike: dict[tuple[str, str | None, int], _Finished] = {}
+            rows: list[tuple[int, int]] = []
+            #: rows priced alike (the same result, the same group of the outbox) share one record, priced once
+            priced: list[_Finished] = []
+            alike: dict[tuple[str, str | None, int], int] = {}
             for result in firsts.values():
                 row_id = result.delivery_id
                 group = groups.get(row_id)
@@ -615,21 +617,23 @@ class Dispatcher:
                 status, channel = result.status, result.channel
                 changes.append((row_id, status, channel, result.result_code, result.result_message))
                 key = (status, channel, id(group))
-                record = alike.get(key)
-                if record is None:
-                    record = alike[key] = _Finished(row_id, status, channel, result.result_code,
-                                                    result.result_message, group.fallback_kind, now, group.sent_at,
-                                                    group.provider, group.text)
-                priced.append((row_id, record))
+                number = alike.get(key)
+                if number is None:
+                    number = alike[key] = len(priced)
+                    priced.append(_Finished(row_id, status, channel, result.result_code, result.result_message,
+                                            group.fallback_kind, now, group.sent_at, group.provider, group.text))
+                rows.append((row_id, number))
                 if status == "failed":
                     log.warning("delivery %s failed: %s %s", row_id, result.result_code, result.result_message)
             report.updated += len(changes)
-            for (status, channel), count in Counter((c[1], c[2]) for c in changes).items():
-                report.by_status[status] += count
-                if channel:
-                    report.by_channel[channel] += count
+            for number, count in Counter(map(itemgetter(1), rows)).items():
+                record = priced[number]
+                report.by_status[record.status] += count
+                if record.channel:
+                    report.by_channel[record.channel] += count
             mark_finished(connection, changes, now)
-            report.costed += insert_ledger(connection, priced, self.config.prices, dry_run=self.dry_run, now=now)
+            report.costed += insert_ledger(connection, priced, rows, self.config.prices, dry_run=self.dry_run,
+                                           now=now)
 
 
 def poll_chunks(pending: Sequence[PendingDelivery], size: int) -> list[list[PendingDelivery]]:
