@@ -84,7 +84,8 @@ BATCH_SECONDS = 0.25
 #: left empty while it is claimed; priorities are still read at most that long before the request starts.
 CLAIM_LEAD = (0.05, 0.5)
 #: Delivery results are written this many at a time, releasing the writer lock in between (a page holds it
-#: for tens of milliseconds; a smaller page paid a commit per 250 results).
+#: for tens of milliseconds; a smaller page paid a commit per 250 results); the provider is asked for them in
+#: chunks of about as many (whole requests), the next chunk fetched while one is written.
 RESULTS_PAGE = 1000
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
 KEY_MEMORY = timedelta(minutes=9)
