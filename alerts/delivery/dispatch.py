@@ -31,10 +31,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -45,6 +46,7 @@ from sqlmodel import Session, col, select
 
 from alerts import coalesce
 from alerts.config import Config
+from alerts.cost_write import insert_ledger
 from alerts.costs import record_costs
 from alerts.db import session_scope, sqlite_datetime
 from alerts.delivery.outbox_rows import OutboxRow, due_rows, rows_by_id, warning_states
@@ -58,6 +60,8 @@ from alerts.delivery.providers.base import (
     SendOutcome,
 )
 from alerts.delivery.rate import SendWindow
+from alerts.delivery.result_rows import FINAL as FINAL  # where results are written; kept importable here
+from alerts.delivery.result_rows import mark_finished, unfinished
 from alerts.delivery.shared_rate import SharedSendWindow, provider_timeout, window_for
 from alerts.metrics import LEASES_RECOVERED
 from alerts.models import Delivery, DeliveryMessage
@@ -80,14 +84,14 @@ BATCH_SECONDS = 0.25
 #: left empty while it is claimed; priorities are still read at most that long before the request starts.
 CLAIM_LEAD = (0.05, 0.5)
 #: Delivery results are written this many at a time, releasing the writer lock in between (a page holds it
-#: for tens of milliseconds; a smaller page paid a commit per 250 results).
+#: for tens of milliseconds; a smaller page paid a commit per 250 results); the provider is asked for them in
+#: chunks of about as many (whole requests), the next chunk fetched while one is written.
 RESULTS_PAGE = 1000
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
 KEY_MEMORY = timedelta(minutes=9)
 CONFIG_ERROR_BACKOFF = timedelta(minutes=5)
 #: Namespace of the transaction-scoped advisory locks (with the key's hash) of a batch being taken over: "alrc".
 RECOVER_LOCK_NS = 0x616C7263
-FINAL = ("delivered", "fallback_sent", "failed", "uncertain")
 
 
 @dataclass(slots=True)
@@ -544,7 +548,11 @@ class Dispatcher:
 
     # -- results -------------------------------------------------------------------------------
     def collect_results(self, *, limit: int | None = None) -> ResultsReport:
-        """One page (``limit``, else ``results_limit``) of accepted messages asks the provider for results."""
+        """One page (``limit``, else ``results_limit``) of accepted messages asks the provider for results.
+
+        The provider is asked a chunk at a time (whole requests, about ``RESULTS_PAGE`` messages): while one
+        chunk's results are written, the next chunk is being fetched on a thread of its own, so the database
+        work overlaps the wire (as dispatch's ``_start``/``_finish`` do for sends)."""
         report = ResultsReport()
         with session_scope(self.engine) as session:
             stmt = (select(_DELIVERY.c.id, _DELIVERY.c.request_id, _DELIVERY.c.recipient_seq)
@@ -554,50 +562,97 @@ class Dispatcher:
             pending = [PendingDelivery(row_id, request_id, seq) for row_id, request_id, seq in rows]
         if not pending:
             return report
-        try:
-            results = self.provider.poll_results(pending)
-        except ProviderError as exc:
-            log.warning("result poll failed: %s", exc)
+        chunks = poll_chunks(pending, RESULTS_PAGE)
+        if len(chunks) == 1:
+            try:
+                results = self.provider.poll_results(chunks[0])
+            except ProviderError as exc:
+                log.warning("result poll failed: %s", exc)
+                return report
+            self._store_results(results, report)
             return report
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-poll") as pool:
+            ahead = pool.submit(self.provider.poll_results, chunks[0])
+            for following in [*chunks[1:], None]:
+                try:
+                    results = ahead.result()
+                except ProviderError as exc:
+                    # what was fetched so far is kept; the rest stays accepted and is asked for next time
+                    log.warning("result poll failed: %s", exc)
+                    break
+                if following is not None:
+                    ahead = pool.submit(self.provider.poll_results, following)
+                self._store_results(results, report)
+        return report
+
+    def _store_results(self, results: list[DeliveryResult], report: ResultsReport) -> None:
         # only the writes hold the lock, a page at a time: a poll or a match is never held up for long
         for start in range(0, len(results), RESULTS_PAGE):
             with self.db_lock:
                 self._apply_results(results[start:start + RESULTS_PAGE], report)
-        return report
 
     def _apply_results(self, results: list[DeliveryResult], report: ResultsReport) -> None:
-        """Final results in one read of the rows' states and one executemany, then their ledger rows."""
+        """Final results in one grouped read of the rows and one UPDATE, then their ledger rows in one INSERT
+        (alerts/delivery/result_rows.py, alerts/cost_write.py). The first final result for a row wins; a
+        pending one changes nothing, and a row already final keeps its result."""
         now = self.clock()
-        finished: list[_Finished] = []
+        firsts: dict[int, DeliveryResult] = {}
+        for result in results:
+            if result.status != "pending":
+                firsts.setdefault(result.delivery_id, result)
+        if not firsts:
+            return
         with session_scope(self.engine) as session:
             connection = session.connection()
-            stmt = (select(_DELIVERY.c.id, _DELIVERY.c.status, _MESSAGE.c.fallback_kind, _DELIVERY.c.sent_at,
-                           _DELIVERY.c.provider, _MESSAGE.c.text, _DELIVERY.c.alert_id, _DELIVERY.c.subscriber_id)
-                    .select_from(_DELIVERY.join(_MESSAGE, _MESSAGE.c.id == _DELIVERY.c.message_id))
-                    .where(id_in(_DELIVERY.c.id, connection.dialect.name)))
-            wanted = [r.delivery_id for r in results if r.status != "pending"]
-            rows = connection.execute(stmt, _ids_param(connection, wanted)) if wanted else ()
-            known: dict[int, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in rows}
-            for result in results:
-                state = known.get(result.delivery_id)
-                if state is None or state[0] in FINAL or result.status == "pending":
-                    continue
-                known[result.delivery_id] = (result.status, *state[1:])  # a repeated result finds it final
-                _, kind, sent_at, provider, text, alert_id, subscriber_id = state
-                finished.append(_Finished(result.delivery_id, result.status, result.channel, result.result_code,
-                                          result.result_message, kind, now, sent_at, provider, text, alert_id,
-                                          subscriber_id))
-                report.updated += 1
-                report.by_status[result.status] += 1
-                if result.channel:
-                    report.by_channel[result.channel] += 1
-                if result.status == "failed":
-                    log.warning("delivery %s failed: %s %s", result.delivery_id, result.result_code,
-                                result.result_message)
-            _update_each(connection, [{"b_id": f.id, "status": f.status, "channel": f.channel,
-                                       "result_code": f.result_code, "result_message": f.result_message,
-                                       "finished_at": now} for f in finished])
-            report.costed = record_costs(session, finished, self.config.prices, dry_run=self.dry_run, now=now)
+            groups = unfinished(connection, list(firsts))
+            changes: list[tuple[int, str, str | None, str | None, str | None]] = []
+            rows: list[tuple[int, int]] = []
+            #: rows priced alike (the same result, the same group of the outbox) share one record, priced once
+            priced: list[_Finished] = []
+            alike: dict[tuple[str, str | None, int], int] = {}
+            for result in firsts.values():
+                row_id = result.delivery_id
+                group = groups.get(row_id)
+                if group is None:
+                    continue  # gone, or final already
+                status, channel = result.status, result.channel
+                changes.append((row_id, status, channel, result.result_code, result.result_message))
+                key = (status, channel, id(group))
+                number = alike.get(key)
+                if number is None:
+                    number = alike[key] = len(priced)
+                    priced.append(_Finished(row_id, status, channel, result.result_code, result.result_message,
+                                            group.fallback_kind, now, group.sent_at, group.provider, group.text))
+                rows.append((row_id, number))
+                if status == "failed":
+                    log.warning("delivery %s failed: %s %s", row_id, result.result_code, result.result_message)
+            report.updated += len(changes)
+            for number, count in Counter(map(itemgetter(1), rows)).items():
+                record = priced[number]
+                report.by_status[record.status] += count
+                if record.channel:
+                    report.by_channel[record.channel] += count
+            mark_finished(connection, changes, now)
+            report.costed += insert_ledger(connection, priced, rows, self.config.prices, dry_run=self.dry_run,
+                                           now=now)
+
+
+def poll_chunks(pending: Sequence[PendingDelivery], size: int) -> list[list[PendingDelivery]]:
+    """``pending`` in chunks of about ``size``, each request whole (a provider lists a request's results in one
+    call), in the order the requests first appear; a request larger than ``size`` is a chunk of its own."""
+    requests: dict[str, list[PendingDelivery]] = {}
+    for p in pending:
+        requests.setdefault(p.request_id, []).append(p)
+    chunks: list[list[PendingDelivery]] = []
+    current: list[PendingDelivery] = []
+    for group in requests.values():
+        if current and len(current) + len(group) > size:
+            chunks.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def batch_size_for(configured: int, provider_max: int, capacity: int) -> int:

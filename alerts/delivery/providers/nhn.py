@@ -24,6 +24,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -358,14 +359,16 @@ class NhnProvider(Provider):
                     raise
                 log.warning("nhn: results for request %s unavailable this round: %s", request_id, exc)
                 continue
-            by_seq = {_int(r.get("recipientSeq")): r for r in rows}
-            by_key = {str(r.get("recipientGroupingKey")): r for r in rows}
+            by_seq = {_seq(r.get("recipientSeq")): r for r in rows}
+            by_key: dict[str, dict[str, Any]] | None = None  # built only when a recipient's seq is not listed
             for p in items:
                 row = by_seq.get(p.recipient_seq) if p.recipient_seq is not None else None
                 if row is None:
+                    if by_key is None:
+                        by_key = {str(r.get("recipientGroupingKey")): r for r in rows}
                     row = by_key.get(str(p.delivery_id))
-                if row is None:
-                    continue
+                    if row is None:
+                        continue
                 result = self._result(p, row)
                 if result.status != "pending":
                     self._resend_types.pop(p.delivery_id, None)
@@ -373,37 +376,27 @@ class NhnProvider(Provider):
         return results
 
     def _result(self, p: PendingDelivery, row: Mapping[str, Any]) -> DeliveryResult:
-        result_code = row.get("resultCode")
-        c = _classify(
-            row.get("messageStatus"),
-            str(result_code) if result_code is not None else None,
-            row.get("resendStatus"),
-            self._resend_types.get(p.delivery_id),
-        )
+        """One listed message -> its result. What it says is read once per kind of row (``_reading``): a page
+        of a thousand results holds a handful of kinds; the row itself is only copied (numbers masked)."""
+        get = row.get
+        reading = _reading(get("messageStatus"), get("resultCode"), get("resendStatus"),
+                           self._resend_types.get(p.delivery_id), get("resultCodeName"), get("resendStatusName"))
+        c = reading.classification
         if c.category == "unknown":
-            log.warning("nhn: unknown delivery code %s for delivery %s", result_code, p.delivery_id)
+            log.warning("nhn: unknown delivery code %s for delivery %s", get("resultCode"), p.delivery_id)
         if c.operator_alert:
             log.error(
                 "nhn: delivery %s failed with %s (%s): template/sender configuration needs attention",
                 p.delivery_id,
-                result_code,
-                row.get("resultCodeName"),
+                get("resultCode"),
+                get("resultCodeName"),
             )
-        raw = {k: v for k, v in row.items() if k not in ("recipientNo", "content")}
-        raw["recipientNo"] = mask_phone(row.get("recipientNo"))
+        raw = dict(row)
+        raw.pop("content", None)
+        raw["recipientNo"] = mask_phone(get("recipientNo"))
         raw["category"] = c.category
         raw["operatorAlert"] = c.operator_alert
-        message = row.get("resultCodeName") or row.get("resendStatusName")
-        if c.status == "fallback_sent" and c.channel is None:
-            message = f"{message or ''} (fallback type unknown to this process)".strip()
-        return DeliveryResult(
-            delivery_id=p.delivery_id,
-            status=c.status,
-            channel=c.channel,
-            result_code=str(result_code) if result_code is not None else None,
-            result_message=message,
-            raw=raw,
-        )
+        return DeliveryResult(p.delivery_id, c.status, c.channel, reading.result_code, reading.message, raw)
 
     def _list_all(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -506,9 +499,31 @@ class NhnProvider(Provider):
         )
 
 
-#: A results page holds a handful of distinct (status, code, resend status, type) combinations: each is
-#: classified once (``codes.classify`` is a pure function of them).
-_classify = lru_cache(maxsize=1024)(codes.classify)
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """A results page holds a handful of distinct kinds of row (status, code, resend status and type, names):
+    each is classified once."""
+
+    classification: codes.Classification
+    result_code: str | None
+    message: str | None
+
+
+@lru_cache(maxsize=1024)
+def _reading(message_status: str | None, result_code: Any, resend_status: str | None, resend_type: str | None,
+             code_name: str | None, resend_name: str | None) -> _Reading:
+    """What one kind of listed row says (a pure function of these fields, so cached)."""
+    code = str(result_code) if result_code is not None else None
+    c = codes.classify(message_status, code, resend_status, resend_type)
+    message = code_name or resend_name
+    if c.status == "fallback_sent" and c.channel is None:
+        message = f"{message or ''} (fallback type unknown to this process)".strip()
+    return _Reading(c, code, message)
+
+
+def _seq(value: Any) -> int | None:
+    """A listed ``recipientSeq`` (an integer in NHN's answers; text is read too)."""
+    return value if type(value) is int else _int(value)
 
 
 def _int(value: Any) -> int | None:
