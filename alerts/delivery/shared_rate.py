@@ -106,12 +106,13 @@ class SharedSendWindow:
         """As :meth:`SendWindow.wait_for_room`: room within ``lead`` seconds; a hint, :meth:`acquire` enforces."""
         return self._wait(min(recipients, self.capacity), stop, take=False, lead=lead) is not None
 
-    def finish(self, ticket: SharedTicket) -> None:  # type: ignore[override]
-        """The request's answer came (or it failed): it counts one more second from now. Never raises: an
-        end that cannot be written keeps counting as in flight (renewed) until it can."""
+    def finish(self, ticket: SharedTicket, *, ago: float = 0.0) -> None:  # type: ignore[override]
+        """The request's answer came ``ago`` seconds ago (or it failed): it counts one more second from then
+        (see :meth:`SendWindow.finish`). Never raises: an end that cannot be written keeps counting as in
+        flight (renewed) until it can."""
         if ticket.ended is not None:
             return
-        ticket.ended = time.monotonic()
+        ticket.ended = time.monotonic() - max(0.0, ago)
         with self._lock:
             self._flying.pop(ticket.id, None)
             self._unwritten[ticket.id] = ticket
