@@ -27,7 +27,12 @@ could never start); the burst is at most one second of the rate; and :meth:`Send
 process count what was sent in the last second by anyone (read from the outbox) instead of assuming idleness.
 
 Its price: each recipient holds its place for its request's latency plus one second, so sequential
-requests reach ``rate / (1 + latency)``; smaller batches keep the latency (and the price) small.
+requests reach ``rate / (1 + latency)``; smaller batches keep the latency (and the price) small. "Latency"
+is only what must be counted: the request is built and encoded before its place is taken, and its place
+stops counting as in flight when the answer begins to arrive, not when we have read and parsed it
+(:class:`~alerts.delivery.providers.base.PreparedSend`). Why not count from the start plus a bound on the
+latency: no bound holds on a loaded machine or network (a sender paused after taking its place, a request
+queued at the provider), and the test suite shows counting from the start exceeding the rate.
 """
 
 from __future__ import annotations
