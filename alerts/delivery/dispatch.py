@@ -32,6 +32,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -82,6 +83,9 @@ BATCH_SECONDS = 0.25
 #: slow preparation in a few left its room empty for tens of milliseconds, a percent of the rate each time.
 CLAIM_LEAD = (0.05, 0.5)
 LEAD_SAMPLES = 8
+#: How long the dispatcher waits for a request's answer, doing nothing, when the rate holds its next batch
+#: back at least that long plus the claim's lead (see Dispatcher._quiet_until_answered).
+ANSWER_WAIT = 0.1
 #: Delivery results are written this many at a time, releasing the writer lock in between (a page holds it
 #: for tens of milliseconds; a smaller page paid a commit per 250 results).
 RESULTS_PAGE = 1000
@@ -198,13 +202,32 @@ class Dispatcher:
                                 "and goes as one request", claimed.key, len(claimed.rows), self.window.capacity)
                 started = self._start(claimed.rows, claimed.key, resending, report, began=began)
                 previous, flight = flight, started
+                quiet = self._quiet_until_answered(started)
                 if previous is not None and self._finish(previous, report):
                     report.stopped = True
                     break
+                if quiet:
+                    flight = None
+                    if self._finish(started, report):
+                        report.stopped = True
+                        break
         finally:
             if flight is not None and self._finish(flight, report):
                 report.stopped = True
         return report
+
+    def _quiet_until_answered(self, flight: _InFlight) -> bool:
+        """While the rate holds the next batch back anyway, wait (up to ``ANSWER_WAIT``) for this request's
+        answer before doing any database work: the claim, the records and the encoding then do not take the CPU
+        (in one process, the GIL) from the request in flight, whose time in flight the rate rule charges
+        (measured: 49 ms in flight with the work overlapping, 19 ms without, at 2,000/s on a loaded machine).
+        When the next batch may start soon (no limit in sight), the work overlaps the wire as before. True when
+        the answer came (the caller records it now)."""
+        lead = self._claim_lead()
+        if self.window.room_within(self.batch_size, lead + ANSWER_WAIT):
+            return False
+        wait_futures([flight.answer], timeout=ANSWER_WAIT)
+        return flight.answer.done()
 
     def _claim_lead(self) -> float:
         longest = max(self._preparations, default=0.0)
@@ -406,16 +429,26 @@ class Dispatcher:
             return _InFlight(rows, key, resending, answer)
         if began is not None:
             self._preparations.append(time.monotonic() - began)
-        # the place in the window is taken just before the request starts (at once after wait_for_room, unless
+        # The place in the window is taken just before the request starts (at once after wait_for_room, unless
         # another worker or request took the room first: with several workers that wait can be long, so the
-        # lease is renewed meanwhile): preparing the request holds no place
-        with self._renewing(key):
-            ticket = self.window.acquire(min(len(rows), self.window.capacity))
-        assert ticket is not None
+        # lease is renewed meanwhile): preparing the request holds no place. It is taken by the thread that
+        # sends, which sends at once: no thread to start or join between the place and the request (measured:
+        # each such hand-over cost milliseconds of counted time on a loaded machine).
+        taken = threading.Event()
+        refused: list[BaseException] = []
+        n = min(len(rows), self.window.capacity)
 
         def request() -> None:
             try:
                 with self._renewing(key):
+                    try:
+                        ticket = self.window.acquire(n)
+                        assert ticket is not None
+                    except BaseException as exc:  # noqa: BLE001 - no request made: raised by _start
+                        refused.append(exc)
+                        return
+                    finally:
+                        taken.set()
                     try:
                         outcomes = prepared.send()
                     finally:
@@ -428,6 +461,9 @@ class Dispatcher:
 
         # a daemon thread: a process that stops is never held up by a request in flight (its key keeps it safe)
         threading.Thread(target=request, name=f"send-{key[:8]}", daemon=True).start()
+        taken.wait()
+        if refused:
+            raise refused[0]
         return _InFlight(rows, key, resending, answer)
 
     def _finish(self, flight: _InFlight, report: DispatchReport) -> bool:

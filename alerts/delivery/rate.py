@@ -130,6 +130,13 @@ class SendWindow:
                 pause = 0.2 if next_free is None else min(0.2, max(0.0, next_free - lead - now))
                 self._cond.wait(pause or 0.001)
 
+    def room_within(self, recipients: int, lead: float) -> bool:
+        """Whether a request of ``recipients`` could start within ``lead`` seconds, as far as known now (what is
+        in flight still counts): a look, without waiting or taking anything."""
+        recipients = min(recipients, self.capacity)
+        with self._cond:
+            return self._used(self._clock(), lead)[0] + recipients <= self.capacity
+
     def finish(self, ticket: Ticket, *, ago: float = 0.0) -> None:
         """The request was answered (or it failed): it counts for one more second from its answer, which began
         to arrive ``ago`` seconds before now (0: now). Only a moment at or after the request's arrival at the

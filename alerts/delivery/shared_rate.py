@@ -114,6 +114,14 @@ class SharedSendWindow:
         """As :meth:`SendWindow.wait_for_room`: room within ``lead`` seconds; a hint, :meth:`acquire` enforces."""
         return self._wait(min(recipients, self.capacity), stop, take=False, lead=lead) is not None
 
+    def room_within(self, recipients: int, lead: float) -> bool:
+        """As :meth:`SendWindow.room_within`: one look at the table. A database error says yes (the caller then
+        only skips a wait)."""
+        try:
+            return self._try(min(recipients, self.capacity), False, lead)[0] is not None
+        except Exception:  # noqa: BLE001 - a hint only; the next wait for room handles the outage
+            return True
+
     def finish(self, ticket: SharedTicket, *, ago: float = 0.0) -> None:  # type: ignore[override]
         """The request's answer came ``ago`` seconds ago (or it failed): it counts one more second from then
         (see :meth:`SendWindow.finish`). Never raises: an end that cannot be written keeps counting as in
