@@ -219,8 +219,7 @@ class Dispatcher:
     def _quiet_until_answered(self, flight: _InFlight) -> bool:
         """While the rate holds the next batch back anyway, wait (up to ``ANSWER_WAIT``) for this request's
         answer before doing any database work: the claim, the records and the encoding then do not take the CPU
-        (in one process, the GIL) from the request in flight, whose time in flight the rate rule charges
-        (measured: 49 ms in flight with the work overlapping, 19 ms without, at 2,000/s on a loaded machine).
+        (in one process, the GIL) from the request in flight, whose time in flight the rate rule charges.
         When the next batch may start soon (no limit in sight), the work overlaps the wire as before. True when
         the answer came (the caller records it now)."""
         lead = self._claim_lead()
