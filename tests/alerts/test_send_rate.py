@@ -223,3 +223,18 @@ def test_jittery_answers_never_exceed_the_rate(tmp_path: Path, nhn_keys: None) -
         assert srv.max_recipients_per_second() <= rate
         assert len({m.recipient_no for m in srv.messages}) == people
         pipeline.close()
+
+
+def test_room_within_is_a_look_that_takes_nothing() -> None:
+    """The dispatcher's look before it decides to wait for an answer: what is in flight counts for any lead,
+    an answered request until a second after its answer, and the look takes no place."""
+    clock = [0.0]
+    window = SendWindow(10, clock=lambda: clock[0])
+    ticket = window.acquire(10)
+    assert ticket is not None
+    assert not window.room_within(1, 5.0)  # in flight: no room within any lead
+    clock[0] = 0.4
+    window.finish(ticket, ago=0.2)  # its answer began at 0.2: its place frees at 1.2
+    assert not window.room_within(1, 0.7)
+    assert window.room_within(10, 0.8)
+    assert window.used() == 10  # nothing taken, nothing freed early
