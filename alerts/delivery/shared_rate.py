@@ -90,6 +90,8 @@ class SharedSendWindow:
         self._wake = threading.Event()
         self._renewer: threading.Thread | None = None
         self._pruned = 0.0
+        #: Threads waiting in :meth:`acquire` (the renewal thread stays alive for them).
+        self._acquiring = 0
 
     # -- the SendWindow interface ---------------------------------------------------------------
     def now(self) -> float:
@@ -108,7 +110,16 @@ class SharedSendWindow:
         if recipients > self.capacity:
             raise ValueError(f"a request of {recipients} recipients exceeds one second of the rate "
                              f"({self.capacity})")
-        return self._wait(recipients, stop, take=True)
+        # the renewal thread is started before the place is taken: starting a thread waits for it to run, and
+        # that wait must not fall between the place and the request (it would count as time in flight)
+        with self._lock:
+            self._acquiring += 1
+        try:
+            self._ensure_renewer()
+            return self._wait(recipients, stop, take=True)
+        finally:
+            with self._lock:
+                self._acquiring -= 1
 
     def wait_for_room(self, recipients: int, stop: threading.Event | None = None, *, lead: float = 0.0) -> bool:
         """As :meth:`SendWindow.wait_for_room`: room within ``lead`` seconds; a hint, :meth:`acquire` enforces."""
@@ -134,6 +145,7 @@ class SharedSendWindow:
             self._unwritten[ticket.id] = ticket
         self._write_ends()
         self._wake.set()  # a thread of this process waiting for room learns when this place frees
+        self._prune()
 
     def cancel(self, ticket: SharedTicket) -> None:  # type: ignore[override]
         with self._lock:
@@ -200,20 +212,24 @@ class SharedSendWindow:
                 "INSERT INTO send_reservation (worker, recipients, started_at, counts_until) "
                 "VALUES (:w, :n, clock_timestamp(), clock_timestamp() + make_interval(secs => :hold)) "
                 "RETURNING id"), {"w": self.worker, "n": recipients, "hold": self.hold}).scalar_one()
-        if time.monotonic() - self._pruned >= 1.0:
-            # after the commit, at most once a second: not under the lock every worker's reservation waits for
-            self._pruned = time.monotonic()
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(text("DELETE FROM send_reservation WHERE counts_until < clock_timestamp() "
-                                      "- make_interval(secs => :keep)"), {"keep": KEEP_SECONDS})
-            except Exception:  # noqa: BLE001 - old rows only: the next prune takes them; the place is taken
-                log.warning("could not prune old send places", exc_info=log.isEnabledFor(10))
         ticket = SharedTicket(recipients, int(ticket_id))
         with self._lock:
             self._flying[ticket.id] = ticket
-        self._ensure_renewer()
+        self._ensure_renewer()  # usually running already (started before the place was taken): no wait here
         return ticket, 0.0
+
+    def _prune(self) -> None:
+        """At most once a second, after an answer: not under the lock every worker's reservation waits for, and
+        not between a place taken and its request (which would count the prune's round trip as in flight)."""
+        if time.monotonic() - self._pruned < 1.0:
+            return
+        self._pruned = time.monotonic()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("DELETE FROM send_reservation WHERE counts_until < clock_timestamp() "
+                                  "- make_interval(secs => :keep)"), {"keep": KEEP_SECONDS})
+        except Exception:  # noqa: BLE001 - old rows only: the next prune takes them
+            log.warning("could not prune old send places", exc_info=log.isEnabledFor(10))
 
     def _write_ends(self) -> None:
         with self._lock:
@@ -245,14 +261,17 @@ class SharedSendWindow:
                 self._renewer.start()
 
     def _renew_forever(self) -> None:
-        """Runs while this process has places in flight (or ends not yet written), then ends."""
+        """Runs while this process has places in flight (or ends not yet written) or is waiting to take one,
+        then ends."""
         while True:
             time.sleep(RENEW_EVERY)
             with self._lock:
                 ids = list(self._flying) + list(self._unwritten)
-                if not ids:
+                if not ids and not self._acquiring:
                     self._renewer = None
                     return
+            if not ids:
+                continue
             try:
                 with self.engine.begin() as conn:
                     conn.execute(text("UPDATE send_reservation SET counts_until = greatest(counts_until, "
