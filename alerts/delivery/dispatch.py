@@ -457,6 +457,8 @@ class Dispatcher:
                 answer.set_exception(exc)
             else:
                 answer.set_result(outcomes)
+            finally:
+                taken.set()  # whatever failed before the place was taken, _start must not wait for good
 
         # a daemon thread: a process that stops is never held up by a request in flight (its key keeps it safe)
         threading.Thread(target=request, name=f"send-{key[:8]}", daemon=True).start()
