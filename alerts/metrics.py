@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from alerts.delivery.providers.base import OutgoingMessage, Provider, ProviderError, SendOutcome
+from alerts.delivery.providers.base import OutgoingMessage, PreparedSend, Provider, ProviderError, SendOutcome
 from alerts.models import AlertRecord, Delivery, FeedStateRow
 from alerts.workers import fleet_status
 
@@ -257,9 +257,24 @@ class InstrumentedProvider(Provider):
         return self.inner.max_batch
 
     def send(self, messages: Sequence[OutgoingMessage], *, idempotency_key: str) -> list[SendOutcome]:
+        return self._timed(messages, lambda: self.inner.send(messages, idempotency_key=idempotency_key))
+
+    def prepare(self, messages: Sequence[OutgoingMessage], *, idempotency_key: str) -> PreparedSend:
+        """The inner provider's prepared request, its send counted and timed; its answer's time passed on."""
+        inner = self.inner.prepare(messages, idempotency_key=idempotency_key)
+
+        def run(prepared: PreparedSend) -> list[SendOutcome]:
+            try:
+                return self._timed(messages, inner.send)
+            finally:
+                prepared.answered_at = inner.answered_at
+
+        return PreparedSend(messages, idempotency_key, run)
+
+    def _timed(self, messages: Sequence[OutgoingMessage], send: Callable[[], list[SendOutcome]]) -> list[SendOutcome]:
         started = time.monotonic()
         try:
-            outcomes = self.inner.send(messages, idempotency_key=idempotency_key)
+            outcomes = send()
         except ProviderError as exc:
             PROVIDER_LATENCY.observe(time.monotonic() - started)
             outcome = "unknown" if exc.unknown_outcome else "refused"

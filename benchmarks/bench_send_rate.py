@@ -10,12 +10,15 @@ rate, counted by the server on arrival per rolling second:
    Baseline in the same run: the same recipients posted by a bare loop (the NHN adapter and the same
    ``SendWindow``, pre-built batches, no outbox): what the rate rule alone allows on this machine, so the
    gap between the two lines is the dispatcher's own work per batch (claim, record).
+   ``--server``: where the loopback provider runs. ``process`` (a process of its own, as a real provider runs
+   on other machines: benchmarks/provider_process.py) or ``thread`` (in the sender's process, taking its GIL
+   and growing its heap: a floor); both by default, each printed.
 2. With the dispatch loop of ``alimcast run`` sending a bulk fan-out at ``--urgent-rate``, an Extreme warning
    is polled and matched on another feed ``--trials`` times; printed: the time from the start of the poll that
    sees it to the provider accepting its first recipient (goal: < 1 s), median and worst.
 
 Run: .venv/bin/python benchmarks/bench_send_rate.py [--rates 500,1000,2000] [--seconds 15] [--runs 1]
-     [--urgent-rate 1000] [--trials 5]
+     [--server process,thread] [--urgent-rate 1000] [--trials 5]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from alimcast_testkit import TEMPLATES, cap_xml, config_text  # noqa: E402
+from provider_process import ProviderProcess  # noqa: E402
 
 from alerts.config import load_config  # noqa: E402
 from alerts.delivery.loop import DispatchLoop  # noqa: E402
@@ -47,7 +51,7 @@ from alerts.testing.nhn_server import NhnTestServer  # noqa: E402
 from subscribers.csv_import import import_csv  # noqa: E402
 
 
-def make_pipeline(work: Path, srv: NhnTestServer, rate: float) -> Pipeline:
+def make_pipeline(work: Path, srv: NhnTestServer | ProviderProcess, rate: float) -> Pipeline:
     os.environ.update({"T_APP_KEY": srv.app_key, "T_SECRET_KEY": srv.secret_key, "T_SENDER_KEY": srv.sender_key})
     feeds = [("bulk", "cap", str(work / "bulk.xml")), ("urgent", "cap", str(work / "urgent.xml"))]
     text = config_text(f"sqlite:///{work / 'a.db'}", feeds, provider="nhn", base_url=srv.base_url)
@@ -75,10 +79,15 @@ def queue(pipeline: Pipeline, work: Path, name: str, identifier: str, zone: str,
     pipeline.match()
 
 
-def achieved_rate(rate: float, seconds: float) -> tuple[float, int, int]:
+def provider(server: str, rate: float) -> NhnTestServer | ProviderProcess:
+    """The loopback account limited to ``rate``, in this process (``thread``) or in its own (``process``)."""
+    kind = ProviderProcess if server == "process" else NhnTestServer
+    return kind(templates={c: t for c, t in TEMPLATES.values()}, account_limit_per_second=int(rate))
+
+
+def achieved_rate(rate: float, seconds: float, server: str = "process") -> tuple[float, int, int]:
     people = int(rate * seconds)
-    with tempfile.TemporaryDirectory() as tmp, NhnTestServer(
-            templates={c: t for c, t in TEMPLATES.values()}, account_limit_per_second=int(rate)) as srv:
+    with tempfile.TemporaryDirectory() as tmp, provider(server, rate) as srv:
         work = Path(tmp)
         pipeline = make_pipeline(work, srv, rate)
         add_people(pipeline, work, "0105", people, "S1251100")
@@ -93,11 +102,11 @@ def achieved_rate(rate: float, seconds: float) -> tuple[float, int, int]:
         return measured, srv.max_recipients_per_second(), srv.rate_refusals
 
 
-def bare_rate(rate: float, seconds: float) -> tuple[float, int, int]:
-    """The same fan-out through the adapter and the window only: no database at all."""
+def bare_rate(rate: float, seconds: float, server: str = "process") -> tuple[float, int, int]:
+    """The same fan-out through the adapter and the window only (the request built before its place is taken and
+    counted until its answer begins, as the dispatcher does): no database at all."""
     people = int(rate * seconds)
-    with tempfile.TemporaryDirectory() as tmp, NhnTestServer(
-            templates={c: t for c, t in TEMPLATES.values()}, account_limit_per_second=int(rate)) as srv:
+    with tempfile.TemporaryDirectory() as tmp, provider(server, rate) as srv:
         pipeline = make_pipeline(Path(tmp), srv, rate)  # for its config and provider only
         code, text = TEMPLATES["alert"]
         params = {name: "x" for name in re.findall(r"#\{([^}]+)\}", text)}
@@ -106,13 +115,14 @@ def bare_rate(rate: float, seconds: float) -> tuple[float, int, int]:
         messages = [OutgoingMessage(i, f"0105{i:07d}", code, params, text) for i in range(people)]
         for start in range(0, people, batch):
             chunk = messages[start:start + batch]
-            window.wait_for_room(len(chunk))
+            prepared = pipeline.provider.prepare(chunk, idempotency_key=uuid.uuid4().hex)
             ticket = window.acquire(len(chunk))
             assert ticket is not None
             try:
-                pipeline.provider.send(chunk, idempotency_key=uuid.uuid4().hex)
+                prepared.send()
             finally:
-                window.finish(ticket)
+                answered = prepared.answered_at
+                window.finish(ticket, ago=0.0 if answered is None else time.monotonic() - answered)
         pipeline.close()
         arrivals = sorted(srv.arrivals())
         measured = sum(n for _, n in arrivals) / (arrivals[-1][0] - arrivals[0][0] + 1.0)
@@ -156,22 +166,25 @@ def main() -> None:
     parser.add_argument("--rates", default="500,1000,2000")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--server", default="process,thread",
+                        help="where the loopback provider runs: process, thread, or both (comma-separated)")
     parser.add_argument("--urgent-rate", type=float, default=1000.0)
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
     threading.current_thread().name = "bench"
-    for rate in (float(r) for r in args.rates.split(",")):
-        results = [achieved_rate(rate, args.seconds) for _ in range(args.runs)]
+    for server, rate in ((s, float(r)) for s in args.server.split(",") for r in args.rates.split(",")):
+        results = [achieved_rate(rate, args.seconds, server) for _ in range(args.runs)]
         measured = statistics.median(r[0] for r in results)
         worst = max(r[1] for r in results)
         refusals = sum(r[2] for r in results)
-        bare = [bare_rate(rate, args.seconds) for _ in range(args.runs)]
+        bare = [bare_rate(rate, args.seconds, server) for _ in range(args.runs)]
         bare_measured = statistics.median(r[0] for r in bare)
-        print(f"rate {rate:>7.0f}/s over {args.seconds:.0f} s: dispatcher {measured:8.1f}/s at the provider "
+        print(f"[provider in its own {server}] "
+              f"rate {rate:>7.0f}/s over {args.seconds:.0f} s: dispatcher {measured:8.1f}/s at the provider "
               f"= {measured / rate:.3f}x configured (worst rolling second {worst}, 429s {refusals}); "
               f"bare loop, same window {bare_measured:8.1f}/s = {bare_measured / rate:.3f}x "
               f"(worst {max(r[1] for r in bare)}, 429s {sum(r[2] for r in bare)}); "
-              f"dispatcher/bare {measured / bare_measured:.3f}")
+              f"dispatcher/bare {measured / bare_measured:.3f}; load average {os.getloadavg()[0]:.1f}", flush=True)
     waits = urgent_waits(args.urgent_rate, args.trials)
     print(f"Extreme warning during a fan-out at {args.urgent_rate:.0f}/s: poll -> first accepted median "
           f"{statistics.median(waits):.3f} s, worst {max(waits):.3f} s over {len(waits)} trials")

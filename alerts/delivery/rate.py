@@ -9,7 +9,10 @@ process that starts with a full bucket assumes the previous process was idle. Bo
 The rule. The provider counts a request when it *arrives*, at some unknown instant between the moment we
 start it and the moment its response ends. A request of ``n`` recipients may start at time ``t`` only if::
 
-    n + sum(recipients of every earlier request still in flight, or whose response ended after t - 1 s) <= rate
+    n + sum(recipients of every earlier request still in flight, or answered after t - 1 s) <= rate
+
+where a request is "answered" when its answer *began* to arrive (the status line: the provider answers only
+after the request arrived); the time we then spend reading and parsing the answer's body is not counted.
 
 Proof that no rolling second at the provider holds more than ``rate``: take any window ``[w, w + 1)`` and
 the set ``S`` of requests arriving in it; let ``B`` be the one of them that started last, at ``t_B``. For any
@@ -24,7 +27,12 @@ could never start); the burst is at most one second of the rate; and :meth:`Send
 process count what was sent in the last second by anyone (read from the outbox) instead of assuming idleness.
 
 Its price: each recipient holds its place for its request's latency plus one second, so sequential
-requests reach ``rate / (1 + latency)``; smaller batches keep the latency (and the price) small.
+requests reach ``rate / (1 + latency)``; smaller batches keep the latency (and the price) small. "Latency"
+is only what must be counted: the request is built and encoded before its place is taken, and its place
+stops counting as in flight when the answer begins to arrive, not when we have read and parsed it
+(:class:`~alerts.delivery.providers.base.PreparedSend`). Why not count from the start plus a bound on the
+latency: no bound holds on a loaded machine or network (a sender paused after taking its place, a request
+queued at the provider), and the test suite shows counting from the start exceeding the rate.
 """
 
 from __future__ import annotations
@@ -122,11 +130,21 @@ class SendWindow:
                 pause = 0.2 if next_free is None else min(0.2, max(0.0, next_free - lead - now))
                 self._cond.wait(pause or 0.001)
 
-    def finish(self, ticket: Ticket) -> None:
-        """The request's response ended (or it failed): from now it counts for one more second."""
+    def room_within(self, recipients: int, lead: float) -> bool:
+        """Whether a request of ``recipients`` could start within ``lead`` seconds, as far as known now (what is
+        in flight still counts): a look, without waiting or taking anything."""
+        recipients = min(recipients, self.capacity)
+        with self._cond:
+            return self._used(self._clock(), lead)[0] + recipients <= self.capacity
+
+    def finish(self, ticket: Ticket, *, ago: float = 0.0) -> None:
+        """The request was answered (or it failed): it counts for one more second from its answer, which began
+        to arrive ``ago`` seconds before now (0: now). Only a moment at or after the request's arrival at the
+        provider may be given: the provider's answer (its status line) is one, our parsing of its body after
+        it needs not be counted (:class:`~alerts.delivery.providers.base.PreparedSend`)."""
         with self._cond:
             if ticket.ended is None:
-                ticket.ended = self._clock()
+                ticket.ended = self._clock() - max(0.0, ago)
             self._cond.notify_all()
 
     def cancel(self, ticket: Ticket) -> None:

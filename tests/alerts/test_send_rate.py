@@ -152,3 +152,89 @@ def test_the_window_rule_holds_for_any_arrival_instant() -> None:
         for i, (t, _) in enumerate(arrivals):
             in_second = sum(m for u, m in arrivals[i:] if u < t + 1.0)
             assert in_second <= rate
+
+
+def _worst_second(rng: random.Random, rate: int, counted_from: str) -> int:
+    """Random schedules under the rule, each request ``start <= arrival <= answer <= end`` (the answer begins
+    at ``answer``; we finish reading it at ``end``), the window told ``finish(ago=end - <counted_from>)``:
+    the most recipients that arrived in any rolling second."""
+    clock = [0.0]
+    window = SendWindow(rate, clock=lambda: clock[0])
+    flying: list[tuple[float, float, float, float, int, object]] = []  # (end, start, arrival, answer, n, ticket)
+    arrivals: list[tuple[float, int]] = []
+    for _ in range(200):
+        n = rng.randint(1, rate)
+        while window.used() + n > window.capacity:
+            flying.sort(key=lambda f: f[0])
+            if flying:
+                end, start, arrival, answer, m, ticket = flying.pop(0)
+                clock[0] = max(clock[0], end)
+                told = {"answer": answer, "start": start}[counted_from]
+                window.finish(ticket, ago=clock[0] - told)  # type: ignore[arg-type]
+                arrivals.append((arrival, m))
+            else:
+                clock[0] += 0.05
+        ticket = window.acquire(n)
+        assert ticket is not None
+        wire = rng.choice([0.001, 0.05, 0.4, 1.5])  # start -> answer
+        reading = rng.choice([0.0, 0.01, 0.3])       # answer -> end (our reading of the answer's body)
+        start = clock[0]
+        answer = start + wire
+        flying.append((answer + reading, start, start + rng.random() * wire, answer, n, ticket))
+        clock[0] += rng.random() * 0.1
+    arrivals.extend((arrival, m) for _, _, arrival, _, m, _ in flying)
+    arrivals.sort()
+    return max(sum(m for u, m in arrivals[i:] if u < t + 1.0) for i, (t, _) in enumerate(arrivals))
+
+
+def test_counting_until_the_answer_begins_holds_for_any_arrival_instant() -> None:
+    """The window stops counting a request as in flight when its answer *began* to arrive, not when we had
+    read it (alerts/delivery/providers/base.py, PreparedSend): still no rolling second over the rate, whatever
+    the arrival instant between the start and the answer, and however long the reading after it."""
+    rng = random.Random(11)
+    for _ in range(30):
+        rate = rng.choice([5, 50, 500])
+        assert _worst_second(rng, rate, "answer") <= rate
+
+
+def test_the_checker_catches_a_rule_counted_from_the_start() -> None:
+    """The control of the test above: the same schedules with each request counted from its *start* (the
+    relaxation a sender must not make) put more than the rate in some rolling second."""
+    rng = random.Random(11)
+    worst = [(_worst_second(rng, rate, "start"), rate) for rate in [rng.choice([5, 50, 500]) for _ in range(30)]]
+    assert any(seen > rate for seen, rate in worst)
+
+
+def test_jittery_answers_never_exceed_the_rate(tmp_path: Path, nhn_keys: None) -> None:
+    """Counted at the server: requests held before they arrive (stalls) and answers held after they arrived
+    (delays), at random; the dispatcher counts each request until its answer begins (not until it parsed it):
+    zero 429s, never more than the rate in a rolling second, each recipient accepted once."""
+    rate, people = 400, 1000
+    rng = random.Random(3)
+    with limited_server(rate) as srv:
+        for _ in range(people // 100):
+            srv.stall_next(1, rng.choice([0.0, 0.05, 0.3]))
+            srv.delay_next(1, rng.choice([0.0, 0.05, 0.3]))
+        pipeline = pipeline_for(tmp_path, srv, rate)
+        queue_people(pipeline, tmp_path, people, "JITTER")
+        report = pipeline.dispatch()
+        assert srv.rate_refusals == 0 and report.requeued == 0
+        assert report.accepted == people == accepted(pipeline)
+        assert srv.max_recipients_per_second() <= rate
+        assert len({m.recipient_no for m in srv.messages}) == people
+        pipeline.close()
+
+
+def test_room_within_is_a_look_that_takes_nothing() -> None:
+    """The dispatcher's look before it decides to wait for an answer: what is in flight counts for any lead,
+    an answered request until a second after its answer, and the look takes no place."""
+    clock = [0.0]
+    window = SendWindow(10, clock=lambda: clock[0])
+    ticket = window.acquire(10)
+    assert ticket is not None
+    assert not window.room_within(1, 5.0)  # in flight: no room within any lead
+    clock[0] = 0.4
+    window.finish(ticket, ago=0.2)  # its answer began at 0.2: its place frees at 1.2
+    assert not window.room_within(1, 0.7)
+    assert window.room_within(10, 0.8)
+    assert window.used() == 10  # nothing taken, nothing freed early

@@ -165,3 +165,34 @@ def test_a_claimed_batch_waiting_for_room_keeps_its_lease(pg_url: str, tmp_path,
     finally:
         other_worker.close()
         pipeline.close()
+
+
+def test_a_waiting_worker_takes_the_room_when_it_frees_and_not_before(pg_url: str) -> None:
+    """b waits while a's request is in flight (looking now and then), learns of a's answer (back-dated to when
+    it began to arrive: ``ago``), sleeps until a's place frees and takes it then: never before (on the
+    database's clock), and without a polling interval's delay after (generous bound for a loaded CI)."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    a = SharedSendWindow(engine, 10, attempt_seconds=2, worker="a")
+    b = SharedSendWindow(engine, 10, attempt_seconds=2, worker="b")
+    try:
+        ticket = a.acquire(10)
+        assert ticket is not None
+        taken: list[object] = []
+        waiter = threading.Thread(target=lambda: taken.append(b.acquire(10)))
+        waiter.start()
+        time.sleep(0.3)  # b is waiting (no room), not racing: it may look as often as it likes
+        assert not taken
+        a.finish(ticket, ago=0.25)
+        frees = time.monotonic() + 0.75
+        waiter.join(10)
+        assert taken and taken[0] is not None
+        late = time.monotonic() - frees
+        with engine.begin() as conn:
+            a_until, b_started = conn.execute(text(
+                "SELECT (SELECT counts_until FROM send_reservation WHERE worker = 'a'), "
+                "       (SELECT started_at FROM send_reservation WHERE worker = 'b')")).one()
+        assert b_started >= a_until  # never before a's place freed
+        assert late < 0.5, late  # woken at the moment it freed (a 0.2 s look while in flight, then exact)
+    finally:
+        engine.dispose()

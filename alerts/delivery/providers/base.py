@@ -7,7 +7,7 @@ interface has two calls and the outbox keeps each delivery's state between them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -86,6 +86,35 @@ class ProviderError(Exception):
         self.unknown_outcome = unknown_outcome
 
 
+class PreparedSend:
+    """One batch's request built ahead of its place in the send window (its body encoded), and when its answer
+    began to arrive.
+
+    Why: the rate rule (alerts/delivery/rate.py) counts a request from the moment its place is taken until
+    one second after its answer, so whatever the sender does inside that span costs rate. Building and
+    encoding the body before the place is taken, and ending the span when the answer's first bytes arrive
+    (before its body is read and parsed), leaves in the span only what the wire and the provider take.
+
+    ``answered_at`` (``time.monotonic()``): when the answer of the *last* attempt began to arrive; None while
+    an attempt is under way without an answer yet, or when the provider does not tell (then the caller counts
+    from the moment :meth:`send` returns). The provider counts a request when it arrives, which is before it
+    can answer, so every attempt of this request arrived (if at all) at or before ``answered_at``.
+    """
+
+    __slots__ = ("batch", "idempotency_key", "answered_at", "_run")
+
+    def __init__(self, batch: Sequence[OutgoingMessage], idempotency_key: str,
+                 run: Callable[[PreparedSend], list[SendOutcome]]) -> None:
+        self.batch = batch
+        self.idempotency_key = idempotency_key
+        self.answered_at: float | None = None
+        self._run = run
+
+    def send(self) -> list[SendOutcome]:
+        """Make the request (with the provider's retries): as :meth:`Provider.send`."""
+        return self._run(self)
+
+
 class Provider(ABC):
     #: Name used in config ``[provider] kind``.
     kind: ClassVar[str]
@@ -110,6 +139,12 @@ class Provider(ABC):
         """Send one batch (≤ ``max_batch``). The same ``idempotency_key`` is reused on every retry of this
         batch, so a retry after a timeout can never send twice. Raise :class:`ProviderError` when the
         whole request failed."""
+
+    def prepare(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str) -> PreparedSend:
+        """The request of one batch, built ahead of sending (see :class:`PreparedSend`). This default builds
+        nothing ahead and does not tell when the answer came: its :meth:`PreparedSend.send` is :meth:`send`."""
+        return PreparedSend(batch, idempotency_key,
+                            lambda prepared: self.send(prepared.batch, idempotency_key=prepared.idempotency_key))
 
     def lookup(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str,
                sent_after: datetime) -> list[SendOutcome] | None:

@@ -47,6 +47,7 @@ from alerts.delivery.providers.base import (
     Fallback,
     OutgoingMessage,
     PendingDelivery,
+    PreparedSend,
     Provider,
     ProviderError,
     SendOutcome,
@@ -206,17 +207,28 @@ class NhnProvider(Provider):
         return resend
 
     def send(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str) -> list[SendOutcome]:
+        return self.prepare(batch, idempotency_key=idempotency_key).send()
+
+    def prepare(self, batch: Sequence[OutgoingMessage], *, idempotency_key: str) -> PreparedSend:
+        """The body built and encoded now, once for every attempt; the request made by ``send()`` on the
+        result, which records when each attempt's answer began to arrive (see :class:`PreparedSend`)."""
         body = self.build_body(batch, idempotency_key)
         content = orjson.dumps(body)  # encoded once for every attempt (orjson: several times json's speed)
+        template_code = body["templateCode"]
+        return PreparedSend(batch, idempotency_key,
+                            lambda prepared: self._send_prepared(prepared, template_code, content))
+
+    def _send_prepared(self, prepared: PreparedSend, template_code: str, content: bytes) -> list[SendOutcome]:
+        batch, idempotency_key = prepared.batch, prepared.idempotency_key
         for m in batch:
             if self.fallback_enabled and m.fallback is not None:
                 self._resend_types[m.delivery_id] = m.fallback.kind
         headers = {"X-NC-API-IDEMPOTENCY-KEY": idempotency_key}
 
         def attempt() -> dict[str, Any]:
-            return self._request("POST", self._messages_url, content=content, headers=headers)
+            return self._request("POST", self._messages_url, content=content, headers=headers, answered=prepared)
 
-        payload = self._with_retries(attempt, what=f"send {body['templateCode']} x{len(batch)}")
+        payload = self._with_retries(attempt, what=f"send {template_code} x{len(batch)}")
         header = payload.get("header") or {}
         code = _int(header.get("resultCode"))
         message = payload.get("message") or {}
@@ -422,11 +434,15 @@ class NhnProvider(Provider):
 
     # ---- HTTP + retry plumbing --------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, url: str, *, answered: PreparedSend | None = None, **kwargs: Any) -> dict[str, Any]:
         """One attempt. Raises :class:`_Retryable` for what a retry with the same key may fix,
-        :class:`ProviderError` for what it cannot; returns the parsed JSON otherwise."""
+        :class:`ProviderError` for what it cannot; returns the parsed JSON otherwise. With ``answered``, the
+        moment the answer's status line and headers arrive is recorded on it (its body is read after)."""
         try:
-            response = self._client.request(method, url, **kwargs)
+            if answered is None:
+                response = self._client.request(method, url, **kwargs)
+            else:
+                response = self._answered_request(method, url, answered, **kwargs)
         except httpx.TimeoutException as exc:
             raise _Retryable(f"{type(exc).__name__}: no answer within {self.timeout:g}s", unknown_outcome=True) from exc
         except httpx.TransportError as exc:
@@ -458,6 +474,19 @@ class NhnProvider(Provider):
         if _int((payload.get("header") or {}).get("resultCode")) == -9999:
             raise _Retryable("NHN -9999 system error")
         return payload
+
+    def _answered_request(self, method: str, url: str, answered: PreparedSend, **kwargs: Any) -> httpx.Response:
+        """The request, its answer's arrival timed before its body is read: the provider answered only after the
+        request arrived, so the send window may stop counting it as in flight from then (not after our reading
+        and parsing of the body). An attempt starting clears the previous attempt's time."""
+        answered.answered_at = None
+        response = self._client.send(self._client.build_request(method, url, **kwargs), stream=True)
+        try:
+            answered.answered_at = time.monotonic()
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def _with_retries(self, fn: Any, *, what: str) -> dict[str, Any]:
         retrying = Retrying(
