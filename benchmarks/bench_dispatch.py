@@ -8,6 +8,10 @@ Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by
   (the adapter's own request bodies, a fresh idempotency key each) and GETting their results by requestId
   (the same list calls the adapter makes), with nothing written anywhere;
 - the ratio dispatch / bare loop (goal >= 0.8x, floor 5,000 recipients/s);
+- ``--server``: where the loopback provider runs for these figures, ``process`` (a process of its own, as a
+  real provider runs on other machines: benchmarks/provider_process.py) and/or ``thread`` (in this process,
+  where its parsing and storing of every recipient take the same GIL as the dispatcher's threads); both by
+  default, each ratio against the bare loop on the same kind of server;
 - poll to first request: from the poll of a feed holding one warning for ``--outbox`` people to the loopback
   server receiving the first send request, with the dispatch loop running as in ``alimcast run`` (poll, match
   into the outbox, first claim; goal < 1 s);
@@ -15,6 +19,7 @@ Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by
   the INSERT ... SELECT of every Delivery row a group at a time, in one transaction; goal < 1 s on SQLite).
 
 Run: .venv/bin/python benchmarks/bench_dispatch.py [--recipients 20000] [--outbox 100000] [--runs 3]
+     [--server process,thread]
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from sqlmodel import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from provider_process import ProviderProcess  # noqa: E402
 
 from alerts.config import load_config  # noqa: E402
 from alerts.db import session_scope  # noqa: E402
@@ -160,15 +167,22 @@ def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]
     return t1 - t0, t2 - t1
 
 
-def one_dispatch_run(people: int) -> tuple[float, float, float, float]:
-    """(dispatch s, collect s, bare send s, bare poll s) for ``people`` recipients, in one run."""
+def _server(where: str) -> NhnTestServer | ProviderProcess:
+    """The loopback NHN server in this process (``thread``) or in a process of its own (``process``)."""
+    if where == "process":
+        return ProviderProcess(templates=dict(TEMPLATES.values()))
+    return NhnTestServer(templates=dict(TEMPLATES.values()))
+
+
+def one_dispatch_run(people: int, where: str) -> tuple[float, float, float, float]:
+    """(dispatch s, collect s, bare send s, bare poll s) for ``people`` recipients, in one run, the loopback
+    server running ``where`` (both loops against the same kind)."""
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp, \
-            NhnTestServer(templates=dict(TEMPLATES.values())) as server, \
-            NhnTestServer(templates=dict(TEMPLATES.values())) as bare_server:
+            _server(where) as server, _server(where) as bare_server:
         pipeline = prepared_pipeline(Path(tmp), people, server.base_url)
         assert pipeline.match().queued == people
         batches = same_batches(pipeline, pipeline.dispatcher.batch_size)
-        # the same server code in this process, a second instance so each loop starts on an empty message store
+        # the same server code, a second instance so each loop starts on an empty message store
         # (its list call scans every stored message)
         bare_provider = NhnProvider({**pipeline.provider.settings, "base_url": bare_server.base_url})
         bare_send, bare_poll = bare_loop(bare_provider, batches)
@@ -235,22 +249,18 @@ def one_first_request_run(people: int) -> tuple[float, float]:
     return first - t0, t1 - t0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--recipients", type=int, default=20_000)
-    parser.add_argument("--outbox", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    logging.disable(logging.WARNING)
-    os.environ.update(SECRETS)
+#: How the figures name where the loopback server ran.
+where_text = {"process": "a process of its own", "thread": "this process"}
 
-    runs = [one_dispatch_run(args.recipients) for _ in range(args.runs)]
-    n = args.recipients
+
+def report_dispatch(n: int, runs_wanted: int, where: str) -> None:
+    """Dispatch and collect against the bare loop, the loopback server running ``where``; medians printed."""
+    runs = [one_dispatch_run(n, where) for _ in range(runs_wanted)]
     dispatch, collect, bare_send, bare_poll = (statistics.median(r[i] for r in runs) for i in range(4))
     ratio = statistics.median(r[2] / r[0] for r in runs)
     collect_ratio = statistics.median(r[3] / r[1] for r in runs)
-    print(f"dispatch: {n:,} recipients, batches of 1,000, loopback NHN server, no rate limit "
-          f"(median of {args.runs} runs)")
+    print(f"dispatch: {n:,} recipients, batches of 1,000, loopback NHN server in {where_text[where]}, "
+          f"no rate limit (median of {runs_wanted} runs, load {os.getloadavg()[0]:.1f})")
     print(f"  Dispatcher.dispatch_due          {n / dispatch:9,.0f} recipients/s  ({dispatch:.2f} s)")
     print(f"  bare httpx loop, same batches    {n / bare_send:9,.0f} recipients/s  ({bare_send:.2f} s)")
     print(f"  ratio dispatch / bare loop       {ratio:9.2f}x  (goal >= {GOAL_RATIO}x and >= {FLOOR_PER_S:,}/s: "
@@ -258,6 +268,23 @@ def main() -> None:
     print(f"  Dispatcher.collect_results       {n / collect:9,.0f} results/s     ({collect:.2f} s)")
     print(f"  bare httpx loop, same lists      {n / bare_poll:9,.0f} results/s     ({bare_poll:.2f} s)")
     print(f"  ratio collect / bare loop        {collect_ratio:9.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--outbox", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--server", default="process,thread",
+                        help="where the loopback provider runs for the dispatch and collect figures: process "
+                             "(its own, as a real provider runs elsewhere), thread (in this process, sharing its "
+                             "GIL), or both")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    os.environ.update(SECRETS)
+
+    for where in args.server.split(","):
+        report_dispatch(args.recipients, args.runs, where)
     firsts = [one_first_request_run(args.outbox) for _ in range(args.runs)]
     first, match = (statistics.median(r[i] for r in firsts) for i in range(2))
     print(f"poll to first request: one warning reaching {args.outbox:,} people on SQLite (median of {args.runs} runs)")
