@@ -39,6 +39,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy import false, or_
 from sqlmodel import Session, select
 
 from subscribers.bulk_read import raw_chunks
@@ -69,6 +70,8 @@ DEFAULT_STALE_AFTER = timedelta(hours=6)
 _DIRECT_DISTANCE_WORK = 400_000
 #: Candidates from which a polygon is rasterised (``subscribers.polygon_grid``) rather than testing each point.
 _GRID_MIN_CANDIDATES = 1_000
+#: Ids per ``IN (...)`` list when reading the rows of changed people or vessels.
+_IN_BATCH = 500
 #: Outlines with more segments than this are measured by GEOS (``reaches_km``), shorter ones in numpy.
 _NUMPY_DISTANCE_SEGMENTS = 200
 
@@ -325,23 +328,36 @@ class GeoIndex:
     @classmethod
     def from_session(cls, session: Session, *, buffer_nm: float = DEFAULT_BUFFER_NM,
                      stale_after: timedelta = DEFAULT_STALE_AFTER,
-                     statuses: Sequence[str] = ("active",), vessels_only: Sequence[int] | None = None) -> GeoIndex:
+                     statuses: Sequence[str] = ("active",), vessels_only: Sequence[int] | None = None,
+                     people: Sequence[int] | None = None, every_vessel: bool = False) -> GeoIndex:
         """Zone outlines, point subscriptions, latest fix of subscribed vessels (people in ``statuses``).
 
         ``vessels_only``: just these vessels, nothing else (where did the boats that just moved go?).
+        ``people`` (with ``vessels_only``, possibly empty): the points and vessel rows of these people as well, no
+        zone outlines (what a snapshot rechecks: the people and the vessels changed since it was built);
+        ``every_vessel``: with those, every vessel row (when many boats moved, cheaper than listing them).
         """
         from subscribers.geo_models import Vessel
         from subscribers.models import Subscriber, Subscription
 
-        vessel_filter = [] if vessels_only is None else [Vessel.mmsi.in_(list(vessels_only))]  # type: ignore[attr-defined]
+        vessel_filter: list[Any] = []
+        if (vessels_only is not None or people is not None) and not every_vessel:
+            mine = [Subscription.subscriber_id.in_(list(people[i:i + _IN_BATCH]))  # type: ignore[attr-defined]
+                    for i in range(0, len(people or ()), _IN_BATCH)]
+            theirs = [Vessel.mmsi.in_(list(vessels_only[i:i + _IN_BATCH]))  # type: ignore[attr-defined]
+                      for i in range(0, len(vessels_only or ()), _IN_BATCH)]
+            vessel_filter = [or_(*mine, *theirs)] if mine or theirs else [false()]
         pts = np.empty((4, 0))
-        if vessels_only is None:  # read in chunks of plain tuples: a million points would be a million Rows
+        if (vessels_only is None and people is None) or people:  # read in chunks of plain tuples: a million points would be a million Rows
             query = (
                 select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
                 .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
                 .where(Subscription.kind == "point", Subscriber.status.in_(list(statuses)),  # type: ignore[attr-defined]
                        Subscription.lat.is_not(None), Subscription.lon.is_not(None))  # type: ignore[union-attr]
             )
+            if people is not None:
+                query = query.where(or_(*[Subscription.subscriber_id.in_(list(people[i:i + _IN_BATCH]))  # type: ignore[attr-defined]
+                                          for i in range(0, len(people), _IN_BATCH)]))
             pts = np.concatenate([pts, *raw_chunks(session.connection(), query, _point_columns)], axis=1)
         ves = session.exec(
             select(Vessel.mmsi, Vessel.last_lon, Vessel.last_lat, Vessel.last_fix_at,
@@ -352,7 +368,7 @@ class GeoIndex:
                    *vessel_filter)
         ).all()
         return cls(
-            zones=ZoneTree.from_session(session) if vessels_only is None else None,
+            zones=ZoneTree.from_session(session) if vessels_only is None and people is None else None,
             point_lon=pts[0], point_lat=pts[1], point_radius_km=pts[2], point_owner=pts[3].astype(np.int64),
             vessel_mmsi=np.array([r[0] for r in ves], dtype=np.int64),
             vessel_lon=np.array([r[1] for r in ves], dtype=float),
@@ -363,11 +379,11 @@ class GeoIndex:
         )
 
     def affected(self, polygons: Sequence[Sequence[LatLon]] = (), circles: Sequence[CircleSpec] = (), *,
-                 at: datetime | None = None) -> AffectedSet:
+                 at: datetime | None = None, leave_out: LeaveOut | None = None) -> AffectedSet:
         """Zones, point owners and vessel owners reached by the union of ``polygons`` and ``circles``.
 
         Polygons are lists of (lat, lon) like CAP; circles are (lat, lon, radius_km). ValueError names a
-        bad shape.
+        bad shape. ``leave_out``: rows of these people and vessels are not counted (a snapshot's stale rows).
         """
         shapes = []
         for i, latlon in enumerate(polygons):
@@ -390,9 +406,10 @@ class GeoIndex:
                 zones |= self.zones.intersecting(geodesic_circle(lat, lon, radius))
             point_idx.append(self.points.circle_hits(lat, lon, radius))
             vessel_idx.append(self.vessels.circle_hits(lat, lon, radius))
-        return self._collect(zones, point_idx, vessel_idx, at)
+        return self._collect(zones, point_idx, vessel_idx, at, leave_out)
 
-    def affected_by_zones(self, codes: Iterable[str], *, at: datetime | None = None) -> AffectedSet:
+    def affected_by_zones(self, codes: Iterable[str], *, at: datetime | None = None,
+                          leave_out: LeaveOut | None = None) -> AffectedSet:
         """Points and vessels inside the stored outlines of ``codes`` (a zone-coded warning).
 
         Codes without an outline are ignored here: their subscribers are found by code elsewhere.
@@ -408,21 +425,46 @@ class GeoIndex:
                 shape = _PolygonShape(part)
                 point_idx.append(self.points.polygon_hits(shape))
                 vessel_idx.append(self.vessels.polygon_hits(shape))
-        return self._collect({str(self.zones.codes[i]) for i in sel}, point_idx, vessel_idx, at)
+        return self._collect({str(self.zones.codes[i]) for i in sel}, point_idx, vessel_idx, at, leave_out)
 
     def _collect(self, zones: set[str], point_idx: list[np.ndarray], vessel_idx: list[np.ndarray],
-                 at: datetime | None) -> AffectedSet:
+                 at: datetime | None, leave_out: LeaveOut | None = None) -> AffectedSet:
         owners = [self.points.owner[i] for i in point_idx if len(i)]
+        if leave_out is not None and len(leave_out.people):
+            owners = [o[~_member(o, leave_out.people)] for o in owners]
         mmsis = np.empty(0, dtype=np.int64)
         vi = _unique(np.concatenate(vessel_idx)) if vessel_idx else np.empty(0, dtype=np.intp)
         if len(vi):
             cutoff = _epoch(at or datetime.now(UTC)) - self.stale_after.total_seconds()
             assert self.vessels.fix_at is not None and self.vessels.mmsi is not None
             vi = vi[self.vessels.fix_at[vi] >= cutoff]
+            if leave_out is not None and leave_out.every_vessel:
+                vi = vi[:0]
+            elif leave_out is not None:
+                vi = vi[~_member(self.vessels.owner[vi], leave_out.people)
+                        & ~_member(self.vessels.mmsi[vi], leave_out.vessels)]
             owners.append(self.vessels.owner[vi])
             mmsis = _unique(self.vessels.mmsi[vi])
         ids = _unique(np.concatenate(owners)) if owners else np.empty(0, dtype=np.int64)
         return AffectedSet(subscriber_ids=ids.astype(np.int64, copy=False), zone_codes=zones, mmsis=mmsis)
+
+
+@dataclass(frozen=True)
+class LeaveOut:
+    """People and vessels (sorted, distinct int64 arrays) whose rows in an index are out of date."""
+
+    people: np.ndarray
+    vessels: np.ndarray
+    #: every vessel row is out of date (many boats moved)
+    every_vessel: bool = False
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` by binary search: the few hits of an alert against a short sorted list."""
+    if len(sorted_set) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[pos] == values
 
 
 def _point_columns(rows: list[tuple[Any, ...]]) -> np.ndarray:
