@@ -87,6 +87,9 @@ class LiveGeoIndex:
         self.builds = 0
         self._rebuilding: threading.Thread | None = None
         self._rebuild_lock = threading.Lock()
+        #: Called by every build once its watermarks are taken, before it reads (tests hold a build there to ask
+        #: questions and write changes while it runs).
+        self.after_watermark: Callable[[], None] | None = None
 
     @property
     def snapshot(self) -> GeoIndex | None:
@@ -190,6 +193,8 @@ class LiveGeoIndex:
             people_mark = int(conn.execute(text("SELECT coalesce(max(id), 0) FROM subscription_change")).scalar_one())
             vessel_mark = int(conn.execute(text("SELECT coalesce(max(id), 0) FROM vessel_change")).scalar_one())
         _prune_vessel_log(conn)
+        if self.after_watermark is not None:
+            self.after_watermark()
         index = GeoIndex.from_session(session, buffer_nm=self.buffer_nm, stale_after=self.stale_after)
         self._state = _Snapshot(index, people_mark, vessel_mark, started)  # swapped whole
         self.builds += 1

@@ -51,7 +51,16 @@ _PG_TRIGGERS = (
 )
 
 
+#: An UPDATE logs only rows whose position (or MMSI) changed: PostgreSQL allows no column list with transition tables.
+_PG_MOVED = ("SELECT n.mmsi FROM changed_new n JOIN changed_old o ON o.id = n.id WHERE "
+             "(o.mmsi, o.last_lat, o.last_lon, o.last_fix_at) IS DISTINCT FROM (n.mmsi, n.last_lat, n.last_lon, "
+             "n.last_fix_at) UNION SELECT o.mmsi FROM changed_new n JOIN changed_old o ON o.id = n.id "
+             "WHERE o.mmsi IS DISTINCT FROM n.mmsi")
+
+
 def _pg_body(tables: Sequence[str]) -> str:
+    if len(tables) == 2:
+        return f"INSERT INTO vessel_change (mmsi, txn, changed_at) SELECT mmsi, {_PG_ROW} FROM ({_PG_MOVED}) AS moved"
     vessels = " UNION ".join(f"SELECT DISTINCT mmsi FROM {t}" for t in tables)
     return f"INSERT INTO vessel_change (mmsi, txn, changed_at) SELECT mmsi, {_PG_ROW} FROM ({vessels}) AS changed"
 
