@@ -29,6 +29,8 @@ across the antimeridian work; circles that contain a pole are polar caps. A fix 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -105,6 +107,15 @@ class ZoneTree:
     def from_session(cls, session: Session) -> ZoneTree:
         zones = load_zone_polygons(session)
         return cls([z.code for z in zones], [z.geometry for z in zones])
+
+    def shapes(self, i: int) -> list[_PolygonShape]:
+        """The parts of outline ``i`` as alert shapes (built once: their grids are kept with them)."""
+        cache = self.__dict__.setdefault("_shapes", {})
+        if i not in cache:
+            geom = self.geometries[i]
+            # Zone outlines live inside [-180, 180] already; each part keeps its holes.
+            cache[i] = [_PolygonShape(part) for part in getattr(geom, "geoms", [geom])]
+        return cache[i]
 
     @cached_property
     def _mercator(self) -> np.ndarray:
@@ -215,8 +226,8 @@ class _Points:
         x0, y0, x1, y1 = box
         x0, x1 = min(x0, float(lon.min())), max(x1, float(lon.max()))
         r_max = self.max_radius
-        grid = PolygonGrid(shape.unwrapped, x0, y0, x1, y1, reach_km=r_max, max_abs_lat=max_abs)
-        state, step = grid.classify(lon, lat)
+        grid = shape.grid(x0, y0, x1, y1, r_max, max_abs)
+        state, cell = grid.classify(lon, lat)
         hit = state == INSIDE
         edge = np.flatnonzero(state == EDGE)
         hit[edge] = shapely.intersects_xy(shape.unwrapped, lon[edge], lat[edge])
@@ -224,9 +235,9 @@ class _Points:
             return hit
         rad = self.radius[idx]
         maybe = ~hit & (rad > 0) & (state != INSIDE)
-        surely = maybe & (grid.max_km(step) <= rad)  # outside, but its disc reaches over the outline
+        surely = maybe & (grid.max_km(cell) <= rad)  # outside, but its disc reaches over the outline
         hit[surely] = True
-        rest = np.flatnonzero(maybe & ~surely & ((state == EDGE) | (grid.min_km(step) <= rad)))
+        rest = np.flatnonzero(maybe & ~surely & ((state == EDGE) | (grid.min_km(cell) <= rad)))
         if len(rest) == 0:
             return hit
         if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
@@ -258,9 +269,27 @@ class _PolygonShape:
         self.centre_lon = (minx + maxx) / 2.0
         shapely.prepare(self.unwrapped)
         self._buffers: dict[tuple[float, float], BaseGeometry] = {}
+        self._grids: dict[tuple[float, ...], PolygonGrid] = {}
 
     @classmethod
     def from_latlon(cls, latlon: Sequence[LatLon]) -> _PolygonShape:
+        """The shape of a CAP polygon, kept for the next ``_SHAPES_KEPT`` distinct polygons asked about (its
+        Mercator outline, segments and grids are built once per alert polygon, not once per match)."""
+        key = np.asarray(latlon, dtype=float).tobytes()
+        with _SHAPES_LOCK:
+            shape = _SHAPES.get(key)
+            if shape is not None:
+                _SHAPES.move_to_end(key)
+                return shape
+        shape = cls._build(latlon)
+        with _SHAPES_LOCK:
+            _SHAPES[key] = shape
+            while len(_SHAPES) > _SHAPES_KEPT:
+                _SHAPES.popitem(last=False)
+        return shape
+
+    @classmethod
+    def _build(cls, latlon: Sequence[LatLon]) -> _PolygonShape:
         ring = unwrap_ring(latlon)
         if len(ring) < 3:
             raise ValueError("a polygon needs at least 3 points")
@@ -286,6 +315,20 @@ class _PolygonShape:
     def segments(self) -> np.ndarray:
         return outline_segments(self.mercator)
 
+    def grid(self, x0: float, y0: float, x1: float, y1: float, reach_km: float, max_abs_lat: float) -> PolygonGrid:
+        """The polygon's grid over this box for points reaching ``reach_km``: a function of its arguments only, so
+        kept with the shape (an alert is matched again by the fan-out, the catch-up, the notices)."""
+        key = (x0, y0, x1, y1, reach_km, max_abs_lat)
+        grid = self._grids.get(key)
+        if grid is None:
+            min_abs = 0.0 if y0 <= 0.0 <= y1 else min(abs(y0), abs(y1))
+            grid = PolygonGrid(self.unwrapped, x0, y0, x1, y1, reach_km=reach_km, max_abs_lat=max_abs_lat,
+                               min_abs_lat=min_abs, cells=_grid_cells(max(x1 - x0, y1 - y0), reach_km))
+            if len(self._grids) >= _GRIDS_PER_SHAPE:
+                self._grids.pop(next(iter(self._grids)))
+            self._grids[key] = grid
+        return grid
+
     def mercator_buffer(self, radius_km: float, max_abs_lat: float) -> BaseGeometry:
         key = (radius_km, max_abs_lat)
         if key not in self._buffers:
@@ -293,6 +336,14 @@ class _PolygonShape:
             shapely.prepare(buf)
             self._buffers[key] = buf
         return self._buffers[key]
+
+
+#: Alert polygons whose shapes (and grids) are kept, most recently asked last.
+_SHAPES: OrderedDict[bytes, _PolygonShape] = OrderedDict()
+_SHAPES_LOCK = threading.Lock()
+_SHAPES_KEPT = 8
+#: Grids kept per shape (one per point set: fixed points, vessels; a few more across snapshots).
+_GRIDS_PER_SHAPE = 4
 
 
 def _epoch(at: datetime) -> float:
@@ -348,7 +399,8 @@ class GeoIndex:
                       for i in range(0, len(vessels_only or ()), _IN_BATCH)]
             vessel_filter = [or_(*mine, *theirs)] if mine or theirs else [false()]
         pts = np.empty((4, 0))
-        if (vessels_only is None and people is None) or people:  # read in chunks of plain tuples: a million points would be a million Rows
+        # read in chunks of plain tuples: a million points would be a million Rows
+        if (vessels_only is None and people is None) or people:
             query = (
                 select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
                 .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
@@ -419,10 +471,7 @@ class GeoIndex:
         point_idx: list[np.ndarray] = []
         vessel_idx: list[np.ndarray] = []
         for i in sel:
-            geom = self.zones.geometries[i]
-            # Zone outlines live inside [-180, 180] already; each part keeps its holes.
-            for part in getattr(geom, "geoms", [geom]):
-                shape = _PolygonShape(part)
+            for shape in self.zones.shapes(i):
                 point_idx.append(self.points.polygon_hits(shape))
                 vessel_idx.append(self.vessels.polygon_hits(shape))
         return self._collect({str(self.zones.codes[i]) for i in sel}, point_idx, vessel_idx, at, leave_out)
@@ -447,6 +496,15 @@ class GeoIndex:
             mmsis = _unique(self.vessels.mmsi[vi])
         ids = _unique(np.concatenate(owners)) if owners else np.empty(0, dtype=np.int64)
         return AffectedSet(subscriber_ids=ids.astype(np.int64, copy=False), zone_codes=zones, mmsis=mmsis)
+
+
+def _grid_cells(span_deg: float, reach_km: float) -> int:
+    """Cells across a polygon's grid: about a tenth of the largest radius each (the band of points measured exactly
+    is about three cells wide), within [32, 384]; the distance bounds cost a pass per cell of that radius."""
+    if reach_km <= 0:
+        return 256
+    wanted = span_deg * KM_PER_DEG_LAT / (reach_km / 10.0)
+    return int(min(max(wanted, 32), 384))
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,9 @@ def _check(engine: Engine, live: LiveGeoIndex) -> None:
             assert np.array_equal(got.mmsis, want.mmsis)
             assert got.zone_codes == want.zone_codes
         bare = s.connection().execute(text(
-            "SELECT p.subscriber_id, p.lon, p.lat FROM subscription p JOIN subscriber ON subscriber.id = p.subscriber_id "
-            "WHERE p.kind = 'point' AND subscriber.status = 'active' AND coalesce(p.radius_km, 0) = 0")).all()
+            "SELECT p.subscriber_id, p.lon, p.lat FROM subscription p "
+            "JOIN subscriber ON subscriber.id = p.subscriber_id WHERE p.kind = 'point' "
+            "AND subscriber.status = 'active' AND coalesce(p.radius_km, 0) = 0")).all()
         box = shapely.Polygon([(lon, lat) for lat, lon in AREAS[0]])
         inside = {sid for sid, lon, lat in bare if shapely.intersects_xy(box, lon, lat)}
         got_ids = set(live.affected(s, [AREAS[0]], at=NOW).subscriber_ids.tolist())
