@@ -88,11 +88,11 @@ class Audience:
         return self.geo
 
     def subscriber_ids(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> list[int]:
-        return sorted(self._find(session, alert, value_names, at=at).ids)
+        return self._find(session, alert, value_names, at=at).id_array().tolist()
 
     def _find(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> _Found:
         codes = alert.zone_codes(tuple(value_names))
-        found = _Found(ids=set(self.zones.ids(session, codes).tolist()) if codes else set(),
+        found = _Found(ids=[self.zones.ids(session, codes)] if codes else [],
                        at_sea=any(code.startswith("S") for code in codes) or _navigational(alert))
         ids, aboard = found.ids, found.aboard
         polygons, circles = _shapes(alert)
@@ -101,9 +101,9 @@ class Audience:
             return found
         if polygons or circles:
             affected = index.affected(session, polygons, circles, at=at)
-            ids.update(affected.subscriber_ids.tolist())
+            ids.append(affected.subscriber_ids)
             if affected.zone_codes:
-                ids.update(self.zones.ids(session, sorted(affected.zone_codes)).tolist())
+                ids.append(self.zones.ids(session, sorted(affected.zone_codes)))
                 found.at_sea = found.at_sea or any(code.startswith("S") for code in affected.zone_codes)
             if len(affected.mmsis):
                 aboard.update(subscribers_for_vessels(session, affected.mmsis.tolist()))
@@ -111,14 +111,13 @@ class Audience:
             # fixed points (a sea farm, a port) inside the stored outline of a warned zone, and boats the
             # index places there: a zone-coded warning covers them as a polygon warning would
             inside = index.affected_by_zones(session, alert_leaves(codes), at=at)
-            ids.update(inside.subscriber_ids.tolist())
+            ids.append(inside.subscriber_ids)
             if len(inside.mmsis):
                 aboard.update(subscribers_for_vessels(session, inside.mmsis.tolist()))
         if codes and self._has_positions(session):
             mmsis = vessels_in_zones_now(session, alert_leaves(codes), at=at, stale_after=self.stale_after)
             if mmsis:
                 aboard.update(subscribers_for_vessels(session, mmsis))
-        ids.update(aboard)
         return found
 
     def _has_positions(self, session: Session) -> bool:
@@ -127,7 +126,7 @@ class Audience:
     def recipients(self, session: Session, alert: Alert, value_names: Sequence[str], *,
                    at: datetime) -> list[Recipient]:
         where = self._find(session, alert, value_names, at=at)
-        found = _with_preferences(session, alert, where.ids, at=at, include_skipped=True)
+        found = _with_preferences(session, alert, where.id_array().tolist(), at=at, include_skipped=True)
         return [_never_hold_at_sea(r) if (where.at_sea or r.subscriber_id in where.aboard) else r for r in found]
 
     def recipient_groups(self, session: Session, alert: Alert, value_names: Sequence[str], *,
@@ -137,7 +136,7 @@ class Audience:
         (a catch-up of people added since the warning was matched)."""
         where = self._find(session, alert, value_names, at=at)
         categories = sorted({c for info in alert.infos for c in info.category})
-        ids = np.fromiter(where.ids, dtype=np.int64, count=len(where.ids))
+        ids = where.id_array()
         if only is not None:
             ids = ids[np.isin(ids, only)]
         groups = recipient_groups(session, ids,
@@ -180,7 +179,7 @@ def _shapes(alert: Alert) -> tuple[list[list[tuple[float, float]]], list[tuple[f
     return polygons, circles
 
 
-def _with_preferences(session: Session, alert: Alert, ids: set[int], *, at: datetime,
+def _with_preferences(session: Session, alert: Alert, ids: Collection[int], *, at: datetime,
                       include_skipped: bool = False) -> list[Recipient]:
     """These people with each one's preference decision for this alert, read fresh from the database."""
     categories = sorted({c for info in alert.infos for c in info.category})
@@ -195,9 +194,26 @@ class _Found:
     (a sea zone code, an area touching a sea zone's outline, or a navigational warning): quiet hours never
     hold a warning at sea."""
 
-    ids: set[int]
+    #: sorted id arrays, one per way of being reached: merged once, in numpy (at national scale a warning reaches
+    #: millions: a set of Python ints cost more than the whole match)
+    ids: list[np.ndarray]
     at_sea: bool
     aboard: set[int] = field(default_factory=set)
+
+    def id_array(self) -> np.ndarray:
+        """Everyone found, sorted and distinct (int64), those reached through their vessel included."""
+        parts = [a.astype(np.int64, copy=False) for a in self.ids if len(a)]
+        if self.aboard:
+            parts.append(np.fromiter(self.aboard, dtype=np.int64, count=len(self.aboard)))
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        if len(parts) == 1:
+            return np.unique(parts[0]) if self.aboard else parts[0]
+        merged = np.sort(np.concatenate(parts))
+        keep = np.empty(len(merged), dtype=bool)
+        keep[0] = True
+        np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+        return merged[keep]
 
 
 def _navigational(alert: Alert) -> bool:
