@@ -219,7 +219,7 @@ def test_many_moved_boats_are_read_again_all_at_once(engine: Engine) -> None:
     live = LiveGeoIndex(max_age_s=1800, reread_vessels_after=3, background_rebuild=True)
     _check(engine, live)
     release = threading.Event()
-    live.after_watermark = lambda: release.wait(60) and None
+    live.after_watermark = lambda: None if release.wait(60) else None
     move_boat = _changes(engine, rng)[4]
     for _ in range(12):
         move_boat()
@@ -249,3 +249,42 @@ def test_the_vessel_log_follows_every_writer_and_is_pruned(engine: Engine) -> No
         s.commit()
     with engine.begin() as c:
         assert c.execute(text("SELECT count(*) FROM vessel_change")).scalar_one() == 1  # the newest stays
+
+
+def test_the_audience_never_waits_for_a_geometry_rebuild(engine: Engine) -> None:
+    """The pipeline's ``Audience``: after the first build, a polygon warning is answered while the next snapshot is
+    still being built (held here), and a point added after the snapshot is in the answer."""
+    from alerts.audience import Audience
+    from feeds.model import Alert, Area, Info
+
+    rng = random.Random(15)
+    _seed(engine, rng, 20, 4)
+    audience = Audience(engine, buffer_nm=1.0, stale_after=timedelta(hours=6), ttl_seconds=0.0)
+    with Session(engine) as s:
+        assert audience.geo_index(s) is not None
+    assert audience.geo.builds == 1
+    with Session(engine) as s:
+        late = store.add_subscriber(s, _phone(900), ["S1311100"])
+        s.add(Subscription(subscriber_id=late.id, kind="point", lat=37.3, lon=126.0))
+        s.commit()
+        late_id = late.id
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        release.wait(60)
+
+    audience.geo.after_watermark = hold
+    alert = Alert(sender="coastguard", identifier="CG-9", sent=NOW, infos=[
+        Info(event="Tsunami Warning", areas=[Area("box", polygons=[AREAS[0] + [AREAS[0][0]]])])])
+    try:
+        with Session(engine) as s:
+            first = audience.subscriber_ids(s, alert, ("KMA_ZONE",), at=NOW)  # starts the rebuild
+            assert entered.wait(60)
+            again = audience.subscriber_ids(s, alert, ("KMA_ZONE",), at=NOW)  # answered while it is held
+            want = GeoIndex.from_session(s).affected([AREAS[0]], at=NOW).subscriber_ids.tolist()
+        assert audience.geo.builds == 1
+        assert first == again == want and late_id in want
+    finally:
+        release.set()
+    assert audience.geo.wait_for_rebuild(60) and audience.geo.builds == 2
