@@ -110,12 +110,20 @@ class ZoneTree:
 
     def shapes(self, i: int) -> list[_PolygonShape]:
         """The parts of outline ``i`` as alert shapes (built once: their grids are kept with them)."""
-        cache = self.__dict__.setdefault("_shapes", {})
-        if i not in cache:
-            geom = self.geometries[i]
-            # Zone outlines live inside [-180, 180] already; each part keeps its holes.
-            cache[i] = [_PolygonShape(part) for part in getattr(geom, "geoms", [geom])]
-        return cache[i]
+        with _SHAPES_LOCK:
+            cache: OrderedDict[int, list[_PolygonShape]] = self.__dict__.setdefault("_shapes", OrderedDict())
+            shapes = cache.get(i)
+            if shapes is not None:
+                cache.move_to_end(i)
+                return shapes
+        geom = self.geometries[i]
+        # Zone outlines live inside [-180, 180] already; each part keeps its holes.
+        shapes = [_PolygonShape(part) for part in getattr(geom, "geoms", [geom])]
+        with _SHAPES_LOCK:
+            cache[i] = shapes
+            while len(cache) > _ZONE_SHAPES_KEPT:  # their grids hold up to a few MB each
+                cache.popitem(last=False)
+        return shapes
 
     @cached_property
     def _mercator(self) -> np.ndarray:
@@ -342,6 +350,8 @@ class _PolygonShape:
 _SHAPES: OrderedDict[bytes, _PolygonShape] = OrderedDict()
 _SHAPES_LOCK = threading.Lock()
 _SHAPES_KEPT = 8
+#: Zone outlines whose shapes (and grids) are kept per index, most recently asked last.
+_ZONE_SHAPES_KEPT = 32
 #: Grids kept per shape (one per point set: fixed points, vessels; a few more across snapshots).
 _GRIDS_PER_SHAPE = 4
 
