@@ -234,7 +234,7 @@ class _Points:
         x0, y0, x1, y1 = box
         x0, x1 = min(x0, float(lon.min())), max(x1, float(lon.max()))
         r_max = self.max_radius
-        grid = shape.grid(x0, y0, x1, y1, r_max, max_abs)
+        grid = shape.grid(x0, y0, x1, y1, r_max, max_abs, len(lon))
         state, cell = grid.classify(lon, lat)
         hit = state == INSIDE
         edge = np.flatnonzero(state == EDGE)
@@ -323,15 +323,17 @@ class _PolygonShape:
     def segments(self) -> np.ndarray:
         return outline_segments(self.mercator)
 
-    def grid(self, x0: float, y0: float, x1: float, y1: float, reach_km: float, max_abs_lat: float) -> PolygonGrid:
+    def grid(self, x0: float, y0: float, x1: float, y1: float, reach_km: float, max_abs_lat: float,
+             candidates: int) -> PolygonGrid:
         """The polygon's grid over this box for points reaching ``reach_km``: a function of its arguments only, so
         kept with the shape (an alert is matched again by the fan-out, the catch-up, the notices)."""
-        key = (x0, y0, x1, y1, reach_km, max_abs_lat)
+        cells = _grid_cells(max(x1 - x0, y1 - y0), reach_km, candidates)
+        key = (x0, y0, x1, y1, reach_km, max_abs_lat, cells)
         grid = self._grids.get(key)
         if grid is None:
             min_abs = 0.0 if y0 <= 0.0 <= y1 else min(abs(y0), abs(y1))
             grid = PolygonGrid(self.unwrapped, x0, y0, x1, y1, reach_km=reach_km, max_abs_lat=max_abs_lat,
-                               min_abs_lat=min_abs, cells=_grid_cells(max(x1 - x0, y1 - y0), reach_km))
+                               min_abs_lat=min_abs, cells=cells)
             if len(self._grids) >= _GRIDS_PER_SHAPE:
                 self._grids.pop(next(iter(self._grids)))
             self._grids[key] = grid
@@ -350,6 +352,10 @@ class _PolygonShape:
 _SHAPES: OrderedDict[bytes, _PolygonShape] = OrderedDict()
 _SHAPES_LOCK = threading.Lock()
 _SHAPES_KEPT = 8
+#: Grid cells across per square root of the candidates, at most (``_grid_cells``).
+_GRID_CELLS_PER_SQRT_CANDIDATE = 4.0
+#: Cells x passes a grid's distance bounds may cost (a few ms).
+_GRID_BUILD_BUDGET = 2.5e6
 #: Zone outlines whose shapes (and grids) are kept per index, most recently asked last.
 _ZONE_SHAPES_KEPT = 32
 #: Grids kept per shape (one per point set: fixed points, vessels; a few more across snapshots).
@@ -508,13 +514,19 @@ class GeoIndex:
         return AffectedSet(subscriber_ids=ids.astype(np.int64, copy=False), zone_codes=zones, mmsis=mmsis)
 
 
-def _grid_cells(span_deg: float, reach_km: float) -> int:
-    """Cells across a polygon's grid: about a tenth of the largest radius each (the band of points measured exactly
-    is about three cells wide), within [32, 384]; the distance bounds cost a pass per cell of that radius."""
+def _grid_cells(span_deg: float, reach_km: float, candidates: int) -> int:
+    """Cells across a polygon's grid. Finer grids leave fewer points to measure exactly (the band left is about
+    three cells wide), but cost more to build (a pass over the grid per cell of the largest radius): no cell
+    smaller than a tenth of that radius, at most four per square root of the candidates, within [32, 384], and
+    the build within ``_GRID_BUILD_BUDGET`` cell passes."""
+    cells = min(384.0, max(32.0, math.sqrt(candidates) * _GRID_CELLS_PER_SQRT_CANDIDATE))
     if reach_km <= 0:
-        return 256
-    wanted = span_deg * KM_PER_DEG_LAT / (reach_km / 10.0)
-    return int(min(max(wanted, 32), 384))
+        return int(min(cells, 256))
+    span_km = max(span_deg * KM_PER_DEG_LAT, 1e-6)
+    cells = max(min(cells, span_km / (reach_km / 10.0)), 32.0)
+    while cells > 32 and cells * cells * (2 * reach_km / (span_km / cells) + 5) > _GRID_BUILD_BUDGET:
+        cells *= 0.9
+    return int(cells)
 
 
 @dataclass(frozen=True)

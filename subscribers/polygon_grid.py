@@ -16,7 +16,7 @@ index):
   latitude): every outline point lies in an EDGE cell, so the gap between a cell and the nearest EDGE cell is a
   lower bound of any point's distance to the outline; and every EDGE cell has an outline point within ``u`` of its
   centre (a vertex inside it, or, for a cell marked beside a diagonal step, a vertex within a quarter cell of its
-  corner), so the farthest corner of the nearest EDGE cell plus ``u`` is an upper bound. Both are a distance
+  corner), so the gap plus a cell and a half and ``u`` is an upper bound. Both are a distance
   transform computed in two separable passes (along columns, then across a few columns); they turn into km with
   the extremes of the latitude's cosine over the box. Points whose radius is below the lower bound are out,
   those whose radius is above the upper bound are in, and only the rest (a band about three cells wide) are
@@ -100,11 +100,12 @@ class PolygonGrid:
     def _bounds_km(self, edge: np.ndarray, reach_km: float) -> tuple[np.ndarray, np.ndarray]:
         """Per cell (flat): lower and upper bounds in km of the distance from any point of it to the outline.
 
-        In cells of the metric ``sqrt((w·dx)² + dy²)``: for an EDGE cell at (dx, dy) cells away, the gap between
-        the two cells is ``sqrt((w·max(|dx|-1, 0))² + max(|dy|-1, 0)²)`` and the farthest point of this cell from
-        the EDGE cell's centre is at ``sqrt((w·(|dx|+½))² + (|dy|+½)²)``; the outline is within ``u`` of that
-        centre. Both are separable and monotone in |dx|, |dy|: first the nearest EDGE cell along each column
-        (exact, two running maxima), then the minimum over the columns within reach.
+        In cells of the metric ``sqrt((w·dx)² + dy²)``, for an EDGE cell (dx, dy) cells away: the gap between the
+        two cells is ``L = sqrt((w·max(|dx|-1, 0))² + max(|dy|-1, 0)²)``; a point of this cell is within
+        ``sqrt((w·(|dx|+½))² + (|dy|+½)²) <= L + 1.5·sqrt(w² + 1)`` of that cell's centre (triangle inequality), and
+        the outline within ``u`` of it. The smallest ``L`` is separable and monotone in |dx|, |dy|: first the
+        nearest EDGE cell along each column (exact, two running maxima), then the minimum over the columns within
+        reach (columns farther than every radius are bounded by their distance alone).
         """
         w, ny, nx = self.w, self.ny, self.nx
         rows = np.arange(ny, dtype=np.float32)[:, None]
@@ -114,28 +115,28 @@ class PolygonGrid:
         np.maximum.accumulate(below, axis=0, out=below)
         column = np.minimum(rows - above, -below[::-1] - rows)  # rows to the nearest EDGE cell in the column
         low_y = np.square(np.maximum(column - 1.0, 0.0))
-        high_y = np.square(column + 0.5)
-        u = 0.5 * math.hypot(w, 1.0) + 0.25
         if reach_km > 0:
-            # columns beyond this are farther than any radius: their lower bound alone rules them out
             per_col_km = self.km_per_deg * self.size * self.a * w
             cap = min(int(math.ceil((reach_km + self.slack_km) / per_col_km)) + 2, nx)
         else:
             cap = 1
         # float32: a relative rounding of 1e-7, far inside the 0.1 % margins of the conversion to km below
-        low = np.full((ny, nx), (w * max(cap - 1, 0)) ** 2, dtype=np.float32)
-        high = np.full((ny, nx), np.inf, dtype=np.float32)
+        far = np.float32((w * max(cap - 1, 0)) ** 2)
+        low = np.full((ny, nx), far, dtype=np.float32)
+        shifted = np.empty_like(low)
         for dx in range(-cap + 1, cap):
             src = slice(max(dx, 0), nx + min(dx, 0))  # columns x + dx ...
             dst = slice(max(-dx, 0), nx - max(dx, 0))  # ... seen from column x
-            fx_low = np.float32((w * max(abs(dx) - 1, 0)) ** 2)
-            fx_high = np.float32((w * (abs(dx) + 0.5)) ** 2)
-            np.minimum(low[:, dst], low_y[:, src] + fx_low, out=low[:, dst])
-            np.minimum(high[:, dst], high_y[:, src] + fx_high, out=high[:, dst])
+            np.add(low_y[:, src], np.float32((w * max(abs(dx) - 1, 0)) ** 2), out=shifted[:, dst])
+            np.minimum(low[:, dst], shifted[:, dst], out=low[:, dst])
+        gap = np.sqrt(low)
         scale = self.km_per_deg * self.size
-        lo_km = np.sqrt(low) * (scale * self.a * 0.999) - self.slack_km
-        hi_km = (np.sqrt(high) + u) * (scale / self.a * 1.001) + self.slack_km
-        lo_km[edge] = 0.0 - self.slack_km
+        u = 0.5 * math.hypot(w, 1.0) + 0.25
+        lo_km = gap * np.float32(scale * self.a * 0.999) - np.float32(self.slack_km)
+        hi_km = (gap + np.float32(1.5 * math.hypot(w, 1.0) + u)) * np.float32(scale / self.a * 1.001) \
+            + np.float32(self.slack_km)
+        hi_km[low >= far] = np.inf  # no EDGE cell within reach: the bound above came from no cell at all
+        lo_km[edge] = -self.slack_km
         hi_km[edge] = (0.5 * math.hypot(w, 1.0) + u) * (scale / self.a * 1.001) + self.slack_km
         return lo_km.ravel(), hi_km.ravel()
 
