@@ -41,7 +41,6 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import false, or_
 from sqlmodel import Session, select
 
 from subscribers.bulk_read import raw_chunks
@@ -407,34 +406,41 @@ class GeoIndex:
         from subscribers.geo_models import Vessel
         from subscribers.models import Subscriber, Subscription
 
-        vessel_filter: list[Any] = []
-        if (vessels_only is not None or people is not None) and not every_vessel:
-            mine = [Subscription.subscriber_id.in_(list(people[i:i + _IN_BATCH]))  # type: ignore[attr-defined]
-                    for i in range(0, len(people or ()), _IN_BATCH)]
-            theirs = [Vessel.mmsi.in_(list(vessels_only[i:i + _IN_BATCH]))  # type: ignore[attr-defined]
-                      for i in range(0, len(vessels_only or ()), _IN_BATCH)]
-            vessel_filter = [or_(*mine, *theirs)] if mine or theirs else [false()]
+        restricted = vessels_only is not None or people is not None
+        by_person = [list(people[i:i + _IN_BATCH]) for i in range(0, len(people or ()), _IN_BATCH)]
+        by_mmsi = [list(vessels_only[i:i + _IN_BATCH]) for i in range(0, len(vessels_only or ()), _IN_BATCH)]
+        # one query per batch, each through its own index (an OR across the two tables would scan every vessel)
+        point_filters: list[Any] = [Subscription.subscriber_id.in_(b) for b in by_person] if restricted else [None]  # type: ignore[attr-defined]
+        vessel_filters: list[Any] = (
+            [None] if not restricted or every_vessel
+            else [Subscription.subscriber_id.in_(b) for b in by_person] + [Vessel.mmsi.in_(b) for b in by_mmsi]  # type: ignore[attr-defined]
+        )
         pts = np.empty((4, 0))
-        # read in chunks of plain tuples: a million points would be a million Rows
-        if (vessels_only is None and people is None) or people:
+        for extra in point_filters:
             query = (
                 select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
                 .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
                 .where(Subscription.kind == "point", Subscriber.status.in_(list(statuses)),  # type: ignore[attr-defined]
                        Subscription.lat.is_not(None), Subscription.lon.is_not(None))  # type: ignore[union-attr]
             )
-            if people is not None:
-                query = query.where(or_(*[Subscription.subscriber_id.in_(list(people[i:i + _IN_BATCH]))  # type: ignore[attr-defined]
-                                          for i in range(0, len(people), _IN_BATCH)]))
-            pts = np.concatenate([pts, *raw_chunks(session.connection(), query, _point_columns)], axis=1)
-        ves = session.exec(
-            select(Vessel.mmsi, Vessel.last_lon, Vessel.last_lat, Vessel.last_fix_at,
-                   Subscription.subscriber_id)
-            .join(Subscription, (Subscription.mmsi == Vessel.mmsi) & (Subscription.kind == "vessel"))  # type: ignore[arg-type]
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
-            .where(Subscriber.status.in_(list(statuses)), Vessel.last_fix_at.is_not(None),  # type: ignore[attr-defined,union-attr]
-                   *vessel_filter)
-        ).all()
+            if extra is not None:
+                query = query.where(extra)
+            # plain tuples in chunks (a million points would be a million Rows); small chunks, so that a build on a
+            # thread of its own never holds the GIL long from a warning answered meanwhile
+            pts = np.concatenate([pts, *raw_chunks(session.connection(), query, _point_columns, size=50_000)],
+                                 axis=1)
+        rows: dict[tuple[Any, ...], None] = {}
+        for extra in vessel_filters:
+            query = (
+                select(Vessel.mmsi, Vessel.last_lon, Vessel.last_lat, Vessel.last_fix_at, Subscription.subscriber_id)
+                .join(Subscription, (Subscription.mmsi == Vessel.mmsi) & (Subscription.kind == "vessel"))  # type: ignore[arg-type]
+                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
+                .where(Subscriber.status.in_(list(statuses)), Vessel.last_fix_at.is_not(None))  # type: ignore[attr-defined,union-attr]
+            )
+            if extra is not None:
+                query = query.where(extra)
+            rows.update(dict.fromkeys(tuple(r) for r in session.exec(query)))
+        ves = list(rows)
         return cls(
             zones=ZoneTree.from_session(session) if vessels_only is None and people is None else None,
             point_lon=pts[0], point_lat=pts[1], point_radius_km=pts[2], point_owner=pts[3].astype(np.int64),
