@@ -156,8 +156,8 @@ class LiveGeoIndex:
                                       every_vessel=every_vessel)
         fresh.zones = state.index.zones  # outlines are the snapshot's; only their rows are new
         new = ask(fresh, None)
-        return AffectedSet(subscriber_ids=np.union1d(old.subscriber_ids, new.subscriber_ids),
-                           zone_codes=old.zone_codes | new.zone_codes, mmsis=np.union1d(old.mmsis, new.mmsis))
+        return AffectedSet(subscriber_ids=_merged(old.subscriber_ids, new.subscriber_ids),
+                           zone_codes=old.zone_codes | new.zone_codes, mmsis=_merged(old.mmsis, new.mmsis))
 
     def _rebuild(self, session: Session, seen: _Snapshot) -> None:
         """A new snapshot in place of ``seen``: here, or (``background_rebuild``) on a thread of its own, one at a
@@ -200,6 +200,17 @@ class LiveGeoIndex:
         self.builds += 1
         log.debug("geometry index built: %d points, %d vessel rows in %.2f s", len(index.points),
                   len(index.vessels), time.monotonic() - started)
+
+
+def _merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted distinct union of two sorted id arrays (sort-based: numpy 2's hashed ``union1d`` is slower here)."""
+    if len(b) == 0:
+        return a
+    merged = np.sort(np.concatenate([a, b]), kind="stable")
+    keep = np.empty(len(merged), dtype=bool)
+    keep[0] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    return merged[keep]
 
 
 def _changed_since(conn: Connection, table: str, column: str, mark: int) -> np.ndarray:
