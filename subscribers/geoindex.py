@@ -333,9 +333,10 @@ class _PolygonShape:
             min_abs = 0.0 if y0 <= 0.0 <= y1 else min(abs(y0), abs(y1))
             grid = PolygonGrid(self.unwrapped, x0, y0, x1, y1, reach_km=reach_km, max_abs_lat=max_abs_lat,
                                min_abs_lat=min_abs, cells=cells)
-            if len(self._grids) >= _GRIDS_PER_SHAPE:
-                self._grids.pop(next(iter(self._grids)))
-            self._grids[key] = grid
+            with _SHAPES_LOCK:
+                if len(self._grids) >= _GRIDS_PER_SHAPE:
+                    self._grids.pop(next(iter(self._grids)))
+                self._grids[key] = grid
         return grid
 
     def mercator_buffer(self, radius_km: float, max_abs_lat: float) -> BaseGeometry:
