@@ -11,9 +11,10 @@ Quiet hours hold a message until morning only on land: a warning for a sea zone,
 person through their vessel, goes out at once.
 
 All of it is merged into one set of subscriber ids before preferences are applied, so a person found
-three ways still gets one message. The geometry index is built from the database and reused for
-``ttl`` seconds: building it for a million points takes a second, answering takes milliseconds. Zone
-subscribers come from a live zone index, exact at every call (``subscribers.live_zone_index``).
+three ways still gets one message. Points and vessels come from a live geometry index
+(``subscribers.live_geoindex``: a snapshot rebuilt in the background every ``ttl`` seconds, corrected by the change
+logs), zone subscribers from a live zone index (``subscribers.live_zone_index``): both exact at every call, and
+neither makes a warning wait for a rebuild after the first build.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from alerts.render import split_event
 from feeds.model import Alert
 from subscribers.geo_models import VesselPosition, ZonePolygon
 from subscribers.geoindex import GeoIndex
+from subscribers.live_geoindex import LiveGeoIndex
 from subscribers.live_zone_index import LiveZoneIndex
 from subscribers.matching import Recipient, alert_leaves, recipients_for_ids
 from subscribers.models import Subscription
@@ -47,15 +49,22 @@ class Audience:
         self.buffer_nm = buffer_nm
         self.stale_after = stale_after
         self.ttl_seconds = ttl_seconds
-        self._index: GeoIndex | None = None
         self._built_at = 0.0
         self._has_geometry: bool | None = None
         # a rebuild (25-45 s at 10,000,000 people) never holds up a warning: the old snapshot answers meanwhile
         self.zones = LiveZoneIndex(background_rebuild=True)
+        # likewise the geometry index (10-18 s for a million points), rebuilt every ttl_seconds in the background
+        self.geo = LiveGeoIndex(buffer_nm=buffer_nm, stale_after=stale_after, max_age_s=ttl_seconds,
+                                background_rebuild=True)
+
+    @property
+    def _index(self) -> GeoIndex | None:
+        """The geometry snapshot answering now (None before the first build or without any geometry)."""
+        return self.geo.snapshot
 
     def invalidate(self) -> None:
-        """Call after zone outlines, points or vessel positions changed in bulk."""
-        self._index = None
+        """Call after zone outlines changed in bulk (points and vessels are followed through the change logs)."""
+        self.geo.invalidate()
         self._has_geometry = None
 
     def _geometry_exists(self, session: Session) -> bool:
@@ -65,25 +74,25 @@ class Audience:
                               .where(col(Subscription.kind).in_(("point", "vessel")))).one()
         return bool(zones or points)
 
-    def geo_index(self, session: Session) -> GeoIndex | None:
-        fresh = time.monotonic() - self._built_at < self.ttl_seconds
-        if self._index is not None and fresh:
-            return self._index
-        if self._has_geometry is None or not fresh:
+    def geo_index(self, session: Session) -> LiveGeoIndex | None:
+        """The live geometry index, its first snapshot built now if needed; None while there is no geometry at all
+        (looked at again every ``ttl_seconds``; once there is a snapshot, the change logs follow every change)."""
+        if self.geo.snapshot is not None:
+            return self.geo
+        if self._has_geometry is None or time.monotonic() - self._built_at >= self.ttl_seconds:
             self._has_geometry = self._geometry_exists(session)
             self._built_at = time.monotonic()
         if not self._has_geometry:
             return None
-        self._index = GeoIndex.from_session(session, buffer_nm=self.buffer_nm, stale_after=self.stale_after)
-        self._built_at = time.monotonic()
-        return self._index
+        self.geo.ensure_built(session)
+        return self.geo
 
     def subscriber_ids(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> list[int]:
-        return sorted(self._find(session, alert, value_names, at=at).ids)
+        return self._find(session, alert, value_names, at=at).id_array().tolist()
 
     def _find(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> _Found:
         codes = alert.zone_codes(tuple(value_names))
-        found = _Found(ids=set(self.zones.ids(session, codes).tolist()) if codes else set(),
+        found = _Found(ids=[self.zones.ids(session, codes)] if codes else [],
                        at_sea=any(code.startswith("S") for code in codes) or _navigational(alert))
         ids, aboard = found.ids, found.aboard
         polygons, circles = _shapes(alert)
@@ -91,25 +100,24 @@ class Audience:
         if index is None:
             return found
         if polygons or circles:
-            affected = index.affected(polygons, circles, at=at)
-            ids.update(affected.subscriber_ids.tolist())
+            affected = index.affected(session, polygons, circles, at=at)
+            ids.append(affected.subscriber_ids)
             if affected.zone_codes:
-                ids.update(self.zones.ids(session, sorted(affected.zone_codes)).tolist())
+                ids.append(self.zones.ids(session, sorted(affected.zone_codes)))
                 found.at_sea = found.at_sea or any(code.startswith("S") for code in affected.zone_codes)
             if len(affected.mmsis):
                 aboard.update(subscribers_for_vessels(session, affected.mmsis.tolist()))
         if codes:
             # fixed points (a sea farm, a port) inside the stored outline of a warned zone, and boats the
             # index places there: a zone-coded warning covers them as a polygon warning would
-            inside = index.affected_by_zones(alert_leaves(codes), at=at)
-            ids.update(inside.subscriber_ids.tolist())
+            inside = index.affected_by_zones(session, alert_leaves(codes), at=at)
+            ids.append(inside.subscriber_ids)
             if len(inside.mmsis):
                 aboard.update(subscribers_for_vessels(session, inside.mmsis.tolist()))
         if codes and self._has_positions(session):
             mmsis = vessels_in_zones_now(session, alert_leaves(codes), at=at, stale_after=self.stale_after)
             if mmsis:
                 aboard.update(subscribers_for_vessels(session, mmsis))
-        ids.update(aboard)
         return found
 
     def _has_positions(self, session: Session) -> bool:
@@ -118,7 +126,7 @@ class Audience:
     def recipients(self, session: Session, alert: Alert, value_names: Sequence[str], *,
                    at: datetime) -> list[Recipient]:
         where = self._find(session, alert, value_names, at=at)
-        found = _with_preferences(session, alert, where.ids, at=at, include_skipped=True)
+        found = _with_preferences(session, alert, where.id_array().tolist(), at=at, include_skipped=True)
         return [_never_hold_at_sea(r) if (where.at_sea or r.subscriber_id in where.aboard) else r for r in found]
 
     def recipient_groups(self, session: Session, alert: Alert, value_names: Sequence[str], *,
@@ -128,7 +136,7 @@ class Audience:
         (a catch-up of people added since the warning was matched)."""
         where = self._find(session, alert, value_names, at=at)
         categories = sorted({c for info in alert.infos for c in info.category})
-        ids = np.fromiter(where.ids, dtype=np.int64, count=len(where.ids))
+        ids = where.id_array()
         if only is not None:
             ids = ids[np.isin(ids, only)]
         groups = recipient_groups(session, ids,
@@ -171,7 +179,7 @@ def _shapes(alert: Alert) -> tuple[list[list[tuple[float, float]]], list[tuple[f
     return polygons, circles
 
 
-def _with_preferences(session: Session, alert: Alert, ids: set[int], *, at: datetime,
+def _with_preferences(session: Session, alert: Alert, ids: Collection[int], *, at: datetime,
                       include_skipped: bool = False) -> list[Recipient]:
     """These people with each one's preference decision for this alert, read fresh from the database."""
     categories = sorted({c for info in alert.infos for c in info.category})
@@ -186,9 +194,26 @@ class _Found:
     (a sea zone code, an area touching a sea zone's outline, or a navigational warning): quiet hours never
     hold a warning at sea."""
 
-    ids: set[int]
+    #: sorted id arrays, one per way of being reached: merged once, in numpy (at national scale a warning reaches
+    #: millions: a set of Python ints cost more than the whole match)
+    ids: list[np.ndarray]
     at_sea: bool
     aboard: set[int] = field(default_factory=set)
+
+    def id_array(self) -> np.ndarray:
+        """Everyone found, sorted and distinct (int64), those reached through their vessel included."""
+        parts = [a.astype(np.int64, copy=False) for a in self.ids if len(a)]
+        if self.aboard:
+            parts.append(np.fromiter(self.aboard, dtype=np.int64, count=len(self.aboard)))
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        if len(parts) == 1:
+            return np.unique(parts[0]) if self.aboard else parts[0]
+        merged = np.sort(np.concatenate(parts))
+        keep = np.empty(len(merged), dtype=bool)
+        keep[0] = True
+        np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+        return merged[keep]
 
 
 def _navigational(alert: Alert) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from subscribers.sqltypes import UTCDateTime, utcnow
@@ -77,3 +77,25 @@ class VesselZoneVisit(SQLModel, table=True):
     zone_code: str = Field(max_length=32)
     entered_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     left_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class VesselChange(SQLModel, table=True):
+    """A vessel whose latest fix (or existence) changed: written by database triggers, never by our code.
+
+    The geometry index (``subscribers.live_geoindex``) answers from a snapshot rebuilt in the background and
+    rechecks exactly the vessels logged here since it, as the zone index does with ``subscription_change``
+    (same ordering rules: ``id`` on SQLite, the writer's ``txn`` on PostgreSQL). Pruned by that index.
+    """
+
+    __tablename__ = "vessel_change"
+    __table_args__ = (
+        Index("ix_vessel_change_txn", "txn", sqlite_where=text("txn IS NOT NULL"),
+              postgresql_where=text("txn IS NOT NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    mmsi: int = Field(sa_type=BigInteger)
+    #: PostgreSQL: ``pg_current_xact_id()`` of the writer; NULL on SQLite.
+    txn: int | None = Field(default=None, sa_type=BigInteger)
+    #: Seconds since the epoch (database clock), for pruning old rows.
+    changed_at: float

@@ -29,6 +29,8 @@ across the antimeridian work; circles that contain a pole are polar caps. A fix 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,6 +71,8 @@ DEFAULT_STALE_AFTER = timedelta(hours=6)
 _DIRECT_DISTANCE_WORK = 400_000
 #: Candidates from which a polygon is rasterised (``subscribers.polygon_grid``) rather than testing each point.
 _GRID_MIN_CANDIDATES = 1_000
+#: Ids per ``IN (...)`` list when reading the rows of changed people or vessels.
+_IN_BATCH = 500
 #: Outlines with more segments than this are measured by GEOS (``reaches_km``), shorter ones in numpy.
 _NUMPY_DISTANCE_SEGMENTS = 200
 
@@ -102,6 +106,23 @@ class ZoneTree:
     def from_session(cls, session: Session) -> ZoneTree:
         zones = load_zone_polygons(session)
         return cls([z.code for z in zones], [z.geometry for z in zones])
+
+    def shapes(self, i: int) -> list[_PolygonShape]:
+        """The parts of outline ``i`` as alert shapes (built once: their grids are kept with them)."""
+        with _SHAPES_LOCK:
+            cache: OrderedDict[int, list[_PolygonShape]] = self.__dict__.setdefault("_shapes", OrderedDict())
+            shapes = cache.get(i)
+            if shapes is not None:
+                cache.move_to_end(i)
+                return shapes
+        geom = self.geometries[i]
+        # Zone outlines live inside [-180, 180] already; each part keeps its holes.
+        shapes = [_PolygonShape(part) for part in getattr(geom, "geoms", [geom])]
+        with _SHAPES_LOCK:
+            cache[i] = shapes
+            while len(cache) > _ZONE_SHAPES_KEPT:  # their grids hold up to a few MB each
+                cache.popitem(last=False)
+        return shapes
 
     @cached_property
     def _mercator(self) -> np.ndarray:
@@ -212,8 +233,8 @@ class _Points:
         x0, y0, x1, y1 = box
         x0, x1 = min(x0, float(lon.min())), max(x1, float(lon.max()))
         r_max = self.max_radius
-        grid = PolygonGrid(shape.unwrapped, x0, y0, x1, y1, reach_km=r_max, max_abs_lat=max_abs)
-        state, step = grid.classify(lon, lat)
+        grid = shape.grid(x0, y0, x1, y1, r_max, max_abs, len(lon))
+        state, cell = grid.classify(lon, lat)
         hit = state == INSIDE
         edge = np.flatnonzero(state == EDGE)
         hit[edge] = shapely.intersects_xy(shape.unwrapped, lon[edge], lat[edge])
@@ -221,9 +242,9 @@ class _Points:
             return hit
         rad = self.radius[idx]
         maybe = ~hit & (rad > 0) & (state != INSIDE)
-        surely = maybe & (grid.max_km(step) <= rad)  # outside, but its disc reaches over the outline
+        surely = maybe & (grid.max_km(cell) <= rad)  # outside, but its disc reaches over the outline
         hit[surely] = True
-        rest = np.flatnonzero(maybe & ~surely & ((state == EDGE) | (grid.min_km(step) <= rad)))
+        rest = np.flatnonzero(maybe & ~surely & ((state == EDGE) | (grid.min_km(cell) <= rad)))
         if len(rest) == 0:
             return hit
         if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
@@ -255,9 +276,27 @@ class _PolygonShape:
         self.centre_lon = (minx + maxx) / 2.0
         shapely.prepare(self.unwrapped)
         self._buffers: dict[tuple[float, float], BaseGeometry] = {}
+        self._grids: dict[tuple[float, ...], PolygonGrid] = {}
 
     @classmethod
     def from_latlon(cls, latlon: Sequence[LatLon]) -> _PolygonShape:
+        """The shape of a CAP polygon, kept for the next ``_SHAPES_KEPT`` distinct polygons asked about (its
+        Mercator outline, segments and grids are built once per alert polygon, not once per match)."""
+        key = np.asarray(latlon, dtype=float).tobytes()
+        with _SHAPES_LOCK:
+            shape = _SHAPES.get(key)
+            if shape is not None:
+                _SHAPES.move_to_end(key)
+                return shape
+        shape = cls._build(latlon)
+        with _SHAPES_LOCK:
+            _SHAPES[key] = shape
+            while len(_SHAPES) > _SHAPES_KEPT:
+                _SHAPES.popitem(last=False)
+        return shape
+
+    @classmethod
+    def _build(cls, latlon: Sequence[LatLon]) -> _PolygonShape:
         ring = unwrap_ring(latlon)
         if len(ring) < 3:
             raise ValueError("a polygon needs at least 3 points")
@@ -283,6 +322,23 @@ class _PolygonShape:
     def segments(self) -> np.ndarray:
         return outline_segments(self.mercator)
 
+    def grid(self, x0: float, y0: float, x1: float, y1: float, reach_km: float, max_abs_lat: float,
+             candidates: int) -> PolygonGrid:
+        """The polygon's grid over this box for points reaching ``reach_km``: a function of its arguments only, so
+        kept with the shape (an alert is matched again by the fan-out, the catch-up, the notices)."""
+        cells = _grid_cells(max(x1 - x0, y1 - y0), reach_km, candidates)
+        key = (x0, y0, x1, y1, reach_km, max_abs_lat, cells)
+        grid = self._grids.get(key)
+        if grid is None:
+            min_abs = 0.0 if y0 <= 0.0 <= y1 else min(abs(y0), abs(y1))
+            grid = PolygonGrid(self.unwrapped, x0, y0, x1, y1, reach_km=reach_km, max_abs_lat=max_abs_lat,
+                               min_abs_lat=min_abs, cells=cells)
+            with _SHAPES_LOCK:
+                if len(self._grids) >= _GRIDS_PER_SHAPE:
+                    self._grids.pop(next(iter(self._grids)))
+                self._grids[key] = grid
+        return grid
+
     def mercator_buffer(self, radius_km: float, max_abs_lat: float) -> BaseGeometry:
         key = (radius_km, max_abs_lat)
         if key not in self._buffers:
@@ -290,6 +346,20 @@ class _PolygonShape:
             shapely.prepare(buf)
             self._buffers[key] = buf
         return self._buffers[key]
+
+
+#: Alert polygons whose shapes (and grids) are kept, most recently asked last.
+_SHAPES: OrderedDict[bytes, _PolygonShape] = OrderedDict()
+_SHAPES_LOCK = threading.Lock()
+_SHAPES_KEPT = 8
+#: Grid cells across per square root of the candidates, at most (``_grid_cells``).
+_GRID_CELLS_PER_SQRT_CANDIDATE = 4.0
+#: Cells x passes a grid's distance bounds may cost (a few ms).
+_GRID_BUILD_BUDGET = 2.5e6
+#: Zone outlines whose shapes (and grids) are kept per index, most recently asked last.
+_ZONE_SHAPES_KEPT = 32
+#: Grids kept per shape (one per point set: fixed points, vessels; a few more across snapshots).
+_GRIDS_PER_SHAPE = 4
 
 
 def _epoch(at: datetime) -> float:
@@ -325,34 +395,55 @@ class GeoIndex:
     @classmethod
     def from_session(cls, session: Session, *, buffer_nm: float = DEFAULT_BUFFER_NM,
                      stale_after: timedelta = DEFAULT_STALE_AFTER,
-                     statuses: Sequence[str] = ("active",), vessels_only: Sequence[int] | None = None) -> GeoIndex:
+                     statuses: Sequence[str] = ("active",), vessels_only: Sequence[int] | None = None,
+                     people: Sequence[int] | None = None, every_vessel: bool = False) -> GeoIndex:
         """Zone outlines, point subscriptions, latest fix of subscribed vessels (people in ``statuses``).
 
         ``vessels_only``: just these vessels, nothing else (where did the boats that just moved go?).
+        ``people`` (with ``vessels_only``, possibly empty): the points and vessel rows of these people as well, no
+        zone outlines (what a snapshot rechecks: the people and the vessels changed since it was built);
+        ``every_vessel``: with those, every vessel row (when many boats moved, cheaper than listing them).
         """
         from subscribers.geo_models import Vessel
         from subscribers.models import Subscriber, Subscription
 
-        vessel_filter = [] if vessels_only is None else [Vessel.mmsi.in_(list(vessels_only))]  # type: ignore[attr-defined]
+        restricted = vessels_only is not None or people is not None
+        by_person = [list(people[i:i + _IN_BATCH]) for i in range(0, len(people or ()), _IN_BATCH)]
+        by_mmsi = [list(vessels_only[i:i + _IN_BATCH]) for i in range(0, len(vessels_only or ()), _IN_BATCH)]
+        # one query per batch, each through its own index (an OR across the two tables would scan every vessel)
+        point_filters: list[Any] = [Subscription.subscriber_id.in_(b) for b in by_person] if restricted else [None]  # type: ignore[attr-defined]
+        vessel_filters: list[Any] = (
+            [None] if not restricted or every_vessel
+            else [Subscription.subscriber_id.in_(b) for b in by_person] + [Vessel.mmsi.in_(b) for b in by_mmsi]  # type: ignore[attr-defined]
+        )
         pts = np.empty((4, 0))
-        if vessels_only is None:  # read in chunks of plain tuples: a million points would be a million Rows
+        for extra in point_filters:
             query = (
                 select(Subscription.lon, Subscription.lat, Subscription.radius_km, Subscription.subscriber_id)
                 .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
                 .where(Subscription.kind == "point", Subscriber.status.in_(list(statuses)),  # type: ignore[attr-defined]
                        Subscription.lat.is_not(None), Subscription.lon.is_not(None))  # type: ignore[union-attr]
             )
-            pts = np.concatenate([pts, *raw_chunks(session.connection(), query, _point_columns)], axis=1)
-        ves = session.exec(
-            select(Vessel.mmsi, Vessel.last_lon, Vessel.last_lat, Vessel.last_fix_at,
-                   Subscription.subscriber_id)
-            .join(Subscription, (Subscription.mmsi == Vessel.mmsi) & (Subscription.kind == "vessel"))  # type: ignore[arg-type]
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
-            .where(Subscriber.status.in_(list(statuses)), Vessel.last_fix_at.is_not(None),  # type: ignore[attr-defined,union-attr]
-                   *vessel_filter)
-        ).all()
+            if extra is not None:
+                query = query.where(extra)
+            # plain tuples in chunks (a million points would be a million Rows); small chunks, so that a build on a
+            # thread of its own never holds the GIL long from a warning answered meanwhile
+            pts = np.concatenate([pts, *raw_chunks(session.connection(), query, _point_columns, size=50_000)],
+                                 axis=1)
+        rows: dict[tuple[Any, ...], None] = {}
+        for extra in vessel_filters:
+            query = (
+                select(Vessel.mmsi, Vessel.last_lon, Vessel.last_lat, Vessel.last_fix_at, Subscription.subscriber_id)
+                .join(Subscription, (Subscription.mmsi == Vessel.mmsi) & (Subscription.kind == "vessel"))  # type: ignore[arg-type]
+                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
+                .where(Subscriber.status.in_(list(statuses)), Vessel.last_fix_at.is_not(None))  # type: ignore[attr-defined,union-attr]
+            )
+            if extra is not None:
+                query = query.where(extra)
+            rows.update(dict.fromkeys(tuple(r) for r in session.exec(query)))
+        ves = list(rows)
         return cls(
-            zones=ZoneTree.from_session(session) if vessels_only is None else None,
+            zones=ZoneTree.from_session(session) if vessels_only is None and people is None else None,
             point_lon=pts[0], point_lat=pts[1], point_radius_km=pts[2], point_owner=pts[3].astype(np.int64),
             vessel_mmsi=np.array([r[0] for r in ves], dtype=np.int64),
             vessel_lon=np.array([r[1] for r in ves], dtype=float),
@@ -363,11 +454,11 @@ class GeoIndex:
         )
 
     def affected(self, polygons: Sequence[Sequence[LatLon]] = (), circles: Sequence[CircleSpec] = (), *,
-                 at: datetime | None = None) -> AffectedSet:
+                 at: datetime | None = None, leave_out: LeaveOut | None = None) -> AffectedSet:
         """Zones, point owners and vessel owners reached by the union of ``polygons`` and ``circles``.
 
         Polygons are lists of (lat, lon) like CAP; circles are (lat, lon, radius_km). ValueError names a
-        bad shape.
+        bad shape. ``leave_out``: rows of these people and vessels are not counted (a snapshot's stale rows).
         """
         shapes = []
         for i, latlon in enumerate(polygons):
@@ -390,9 +481,10 @@ class GeoIndex:
                 zones |= self.zones.intersecting(geodesic_circle(lat, lon, radius))
             point_idx.append(self.points.circle_hits(lat, lon, radius))
             vessel_idx.append(self.vessels.circle_hits(lat, lon, radius))
-        return self._collect(zones, point_idx, vessel_idx, at)
+        return self._collect(zones, point_idx, vessel_idx, at, leave_out)
 
-    def affected_by_zones(self, codes: Iterable[str], *, at: datetime | None = None) -> AffectedSet:
+    def affected_by_zones(self, codes: Iterable[str], *, at: datetime | None = None,
+                          leave_out: LeaveOut | None = None) -> AffectedSet:
         """Points and vessels inside the stored outlines of ``codes`` (a zone-coded warning).
 
         Codes without an outline are ignored here: their subscribers are found by code elsewhere.
@@ -402,27 +494,64 @@ class GeoIndex:
         point_idx: list[np.ndarray] = []
         vessel_idx: list[np.ndarray] = []
         for i in sel:
-            geom = self.zones.geometries[i]
-            # Zone outlines live inside [-180, 180] already; each part keeps its holes.
-            for part in getattr(geom, "geoms", [geom]):
-                shape = _PolygonShape(part)
+            for shape in self.zones.shapes(i):
                 point_idx.append(self.points.polygon_hits(shape))
                 vessel_idx.append(self.vessels.polygon_hits(shape))
-        return self._collect({str(self.zones.codes[i]) for i in sel}, point_idx, vessel_idx, at)
+        return self._collect({str(self.zones.codes[i]) for i in sel}, point_idx, vessel_idx, at, leave_out)
 
     def _collect(self, zones: set[str], point_idx: list[np.ndarray], vessel_idx: list[np.ndarray],
-                 at: datetime | None) -> AffectedSet:
+                 at: datetime | None, leave_out: LeaveOut | None = None) -> AffectedSet:
         owners = [self.points.owner[i] for i in point_idx if len(i)]
+        if leave_out is not None and len(leave_out.people):
+            owners = [o[~_member(o, leave_out.people)] for o in owners]
         mmsis = np.empty(0, dtype=np.int64)
         vi = _unique(np.concatenate(vessel_idx)) if vessel_idx else np.empty(0, dtype=np.intp)
         if len(vi):
             cutoff = _epoch(at or datetime.now(UTC)) - self.stale_after.total_seconds()
             assert self.vessels.fix_at is not None and self.vessels.mmsi is not None
             vi = vi[self.vessels.fix_at[vi] >= cutoff]
+            if leave_out is not None and leave_out.every_vessel:
+                vi = vi[:0]
+            elif leave_out is not None:
+                vi = vi[~_member(self.vessels.owner[vi], leave_out.people)
+                        & ~_member(self.vessels.mmsi[vi], leave_out.vessels)]
             owners.append(self.vessels.owner[vi])
             mmsis = _unique(self.vessels.mmsi[vi])
         ids = _unique(np.concatenate(owners)) if owners else np.empty(0, dtype=np.int64)
         return AffectedSet(subscriber_ids=ids.astype(np.int64, copy=False), zone_codes=zones, mmsis=mmsis)
+
+
+def _grid_cells(span_deg: float, reach_km: float, candidates: int) -> int:
+    """Cells across a polygon's grid. Finer grids leave fewer points to measure exactly (the band left is about
+    three cells wide), but cost more to build (a pass over the grid per cell of the largest radius): no cell
+    smaller than a tenth of that radius, at most four per square root of the candidates, within [32, 384], and
+    the build within ``_GRID_BUILD_BUDGET`` cell passes."""
+    cells = min(384.0, max(32.0, math.sqrt(candidates) * _GRID_CELLS_PER_SQRT_CANDIDATE))
+    if reach_km <= 0:
+        return int(min(cells, 256))
+    span_km = max(span_deg * KM_PER_DEG_LAT, 1e-6)
+    cells = max(min(cells, span_km / (reach_km / 10.0)), 32.0)
+    while cells > 32 and cells * cells * (2 * reach_km / (span_km / cells) + 5) > _GRID_BUILD_BUDGET:
+        cells *= 0.9
+    return int(cells)
+
+
+@dataclass(frozen=True)
+class LeaveOut:
+    """People and vessels (sorted, distinct int64 arrays) whose rows in an index are out of date."""
+
+    people: np.ndarray
+    vessels: np.ndarray
+    #: every vessel row is out of date (many boats moved)
+    every_vessel: bool = False
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` by binary search: the few hits of an alert against a short sorted list."""
+    if len(sorted_set) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[pos] == values
 
 
 def _point_columns(rows: list[tuple[Any, ...]]) -> np.ndarray:

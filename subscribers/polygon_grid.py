@@ -1,20 +1,26 @@
-"""A coarse raster of one alert polygon, so that most points are decided by the cell they fall in.
+"""A raster of one alert polygon, so that most points are decided by the cell they fall in.
 
 Why: a province-wide coastal warning over a million subscribed points has tens of thousands of candidates in
 its bounding box. Testing each against a detailed outline (thousands of vertices) with shapely, and measuring
 each point with a radius against that outline, cost tens of milliseconds; but only the points in cells the
-outline passes through need a test at all. The grid (about 128 cells across the box) is built per alert in
-well under a millisecond:
+outline passes through need a test at all, and of the points with a radius only those whose radius is about their
+distance to the outline. The grid (``CELLS`` cells across the box) is built once per alert polygon (cached by the
+index):
 
 * EDGE cells are every cell the outline touches: the rings are densified to a quarter of a cell, each vertex
   marks its cell, and two consecutive vertices in diagonal cells also mark the two cells beside them (a
   segment shorter than a cell can only cut through those). Points there are tested exactly.
 * Any other cell lies wholly inside or wholly outside; a run of such cells along a row is on one side, so one
   centre per run decides them all (one shapely test per run, not per cell).
-* ``steps``: how many cells (Chebyshev) an outside cell is from the nearest EDGE cell, up to a cap. A point
-  in a cell ``s`` steps away is at least ``(s - 1)`` cells of longitude away from the outline on the ground,
-  which rules out every point whose radius is shorter than that without measuring it; and the outline is
-  within ``steps + 2`` cells of it, which lets in every point whose radius is longer than that.
+* Distance bounds per cell, in the metric ``sqrt((w·dlon)² + dlat²)`` (degrees, ``w`` the cosine of the highest
+  latitude): every outline point lies in an EDGE cell, so the gap between a cell and the nearest EDGE cell is a
+  lower bound of any point's distance to the outline; and every EDGE cell has an outline point within ``u`` of its
+  centre (a vertex inside it, or, for a cell marked beside a diagonal step, a vertex within a quarter cell of its
+  corner), so the gap plus a cell and a half and ``u`` is an upper bound. Both are a distance
+  transform computed in two separable passes (along columns, then across a few columns); they turn into km with
+  the extremes of the latitude's cosine over the box. Points whose radius is below the lower bound are out,
+  those whose radius is above the upper bound are in, and only the rest (a band about three cells wide) are
+  measured exactly.
 
 Nothing is approximated: every point not decided by these bounds is tested exactly as before.
 """
@@ -38,26 +44,30 @@ class PolygonGrid:
     """Cell states of ``geom`` (lon/lat, the alert's unwrapped frame) over the box [x0, x1] x [y0, y1]."""
 
     def __init__(self, geom: BaseGeometry, x0: float, y0: float, x1: float, y1: float, *,
-                 reach_km: float = 0.0, max_abs_lat: float = 0.0, cells: int = CELLS) -> None:
-        """``reach_km``: the largest radius of the points to be classified, ``max_abs_lat`` the highest |latitude|
-        among them (it fixes the smallest ground width of a cell)."""
+                 reach_km: float = 0.0, max_abs_lat: float = 0.0, min_abs_lat: float = 0.0,
+                 cells: int = CELLS) -> None:
+        """``reach_km``: the largest radius of the points to be classified; ``max_abs_lat`` and ``min_abs_lat`` the
+        highest and lowest |latitude| in the box (0 when it straddles the equator): they bound the ground size of
+        a cell."""
         self.x0, self.y0 = x0, y0
         self.size = max(x1 - x0, y1 - y0, 1e-9) / cells
         self.nx = int(math.floor((x1 - x0) / self.size)) + 1
         self.ny = int(math.floor((y1 - y0) / self.size)) + 1
-        lat = math.radians(min(max_abs_lat, 89.9))
-        self.cell_km = math.radians(self.size) * EARTH_RADIUS_KM * math.cos(lat)
+        hi = math.radians(min(max_abs_lat, 89.9))
+        lo = math.radians(min(max(min_abs_lat, 0.0), max_abs_lat, 89.9))
         # The exact test measures to the outline drawn straight in Mercator (vertices every 0.25°), the grid
         # to it drawn straight in lon/lat: they part by at most ~15 m x tan(latitude); 50 m x (1 + tan) is kept.
-        self.slack_km = 0.05 * (1.0 + math.tan(lat))
-        # Scaled by the cosine of the point's latitude, a north-south distance can grow by this factor at most.
-        self.stretch = math.cos(max(lat - reach_km / EARTH_RADIUS_KM, 0.0)) / math.cos(lat)
+        self.slack_km = 0.05 * (1.0 + math.tan(hi))
+        #: cos(highest)/cos(lowest latitude): the metric's km per degree lies within [a, 1/a] x the kilometres
+        #: of a degree of latitude (the index's Mercator measure, scaled at the point, see ``subscribers.geodesy``)
+        self.a = math.cos(hi) / math.cos(lo)
+        self.w = max(math.cos(hi), 1e-6)
+        self.km_per_deg = math.radians(1.0) * EARTH_RADIUS_KM
         edge = self._edges(geom)
         state = np.where(edge, EDGE, OUTSIDE).astype(np.int8)
         self._fill_inside(geom, edge, state)
         self.state = state
-        max_steps = min(int(math.ceil(reach_km / self.cell_km)) + 1, max(self.nx, self.ny)) if reach_km > 0 else 0
-        self.steps = _steps_from(edge, max_steps)
+        self._lo_km, self._hi_km = self._bounds_km(edge, reach_km)
 
     def cells_of(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ix, iy, in_grid) of each point; points off the grid must be tested exactly."""
@@ -69,25 +79,66 @@ class PolygonGrid:
         return ix, iy, in_grid
 
     def classify(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(state, steps) of each point: INSIDE, OUTSIDE or EDGE (off-grid points are EDGE, steps 0)."""
+        """(state, cell) of each point: INSIDE, OUTSIDE or EDGE, and the flat cell number (off-grid points are EDGE,
+        cell -1) for :meth:`min_km` and :meth:`max_km`."""
         ix, iy, in_grid = self.cells_of(lon, lat)
-        state = np.where(in_grid, self.state[iy, ix], EDGE)
-        steps = np.where(in_grid, self.steps[iy, ix], 0)
-        return state, steps
+        cell = iy * self.nx + ix
+        state = self.state.ravel()[cell]
+        if not in_grid.all():
+            state = np.where(in_grid, state, EDGE)
+            cell = np.where(in_grid, cell, -1)
+        return state, cell
 
-    def min_km(self, steps: np.ndarray) -> np.ndarray:
-        """A lower bound of the distance (the index's Mercator measure, km) from a point ``steps`` cells from the
-        nearest EDGE cell to the outline: ``steps - 1`` whole cells lie between them, and a cell is at least
-        ``size`` degrees of longitude at the highest latitude of the points (``cell_km``)."""
-        return np.maximum(steps - 1, 0) * (self.cell_km * 0.999) - self.slack_km
+    def min_km(self, cell: np.ndarray) -> np.ndarray:
+        """A lower bound of the distance (the index's Mercator measure, km) from a point in ``cell`` to the outline."""
+        return np.where(cell >= 0, self._lo_km[cell], 0.0)
 
-    def max_km(self, steps: np.ndarray) -> np.ndarray:
-        """An upper bound of the distance (km) from a point ``steps`` cells from the nearest EDGE cell to the
-        outline: an EDGE cell may only be marked beside one the outline touches, so the outline is within
-        ``steps + 2`` cells along each axis; a cell is at most ``size`` degrees (``stretch``: the Mercator
-        measure's growth north-south)."""
-        cell_max_km = math.radians(self.size) * EARTH_RADIUS_KM * self.stretch * 1.001
-        return (steps + 2) * (math.sqrt(2.0) * cell_max_km) + self.slack_km
+    def max_km(self, cell: np.ndarray) -> np.ndarray:
+        """An upper bound of the distance (km) from a point in ``cell`` to the outline."""
+        return np.where(cell >= 0, self._hi_km[cell], np.inf)
+
+    def _bounds_km(self, edge: np.ndarray, reach_km: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell (flat): lower and upper bounds in km of the distance from any point of it to the outline.
+
+        In cells of the metric ``sqrt((w·dx)² + dy²)``, for an EDGE cell (dx, dy) cells away: the gap between the
+        two cells is ``L = sqrt((w·max(|dx|-1, 0))² + max(|dy|-1, 0)²)``; a point of this cell is within
+        ``sqrt((w·(|dx|+½))² + (|dy|+½)²) <= L + 1.5·sqrt(w² + 1)`` of that cell's centre (triangle inequality), and
+        the outline within ``u`` of it. The smallest ``L`` is separable and monotone in |dx|, |dy|: first the
+        nearest EDGE cell along each column (exact, two running maxima), then the minimum over the columns within
+        reach (columns farther than every radius are bounded by their distance alone).
+        """
+        w, ny, nx = self.w, self.ny, self.nx
+        rows = np.arange(ny, dtype=np.float32)[:, None]
+        above = np.where(edge, rows, np.float32(-np.inf))
+        np.maximum.accumulate(above, axis=0, out=above)
+        below = np.where(edge, -rows, np.float32(-np.inf))[::-1]
+        np.maximum.accumulate(below, axis=0, out=below)
+        column = np.minimum(rows - above, -below[::-1] - rows)  # rows to the nearest EDGE cell in the column
+        low_y = np.square(np.maximum(column - 1.0, 0.0))
+        if reach_km > 0:
+            per_col_km = self.km_per_deg * self.size * self.a * w
+            cap = min(int(math.ceil((reach_km + self.slack_km) / per_col_km)) + 2, nx)
+        else:
+            cap = 1
+        # float32: a relative rounding of 1e-7, far inside the 0.1 % margins of the conversion to km below
+        far = np.float32((w * max(cap - 1, 0)) ** 2)
+        low = np.full((ny, nx), far, dtype=np.float32)
+        shifted = np.empty_like(low)
+        for dx in range(-cap + 1, cap):
+            src = slice(max(dx, 0), nx + min(dx, 0))  # columns x + dx ...
+            dst = slice(max(-dx, 0), nx - max(dx, 0))  # ... seen from column x
+            np.add(low_y[:, src], np.float32((w * max(abs(dx) - 1, 0)) ** 2), out=shifted[:, dst])
+            np.minimum(low[:, dst], shifted[:, dst], out=low[:, dst])
+        gap = np.sqrt(low)
+        scale = self.km_per_deg * self.size
+        u = 0.5 * math.hypot(w, 1.0) + 0.25
+        lo_km = gap * np.float32(scale * self.a * 0.999) - np.float32(self.slack_km)
+        hi_km = (gap + np.float32(1.5 * math.hypot(w, 1.0) + u)) * np.float32(scale / self.a * 1.001) \
+            + np.float32(self.slack_km)
+        hi_km[low >= far] = np.inf  # no EDGE cell within reach: the bound above came from no cell at all
+        lo_km[edge] = -self.slack_km
+        hi_km[edge] = (0.5 * math.hypot(w, 1.0) + u) * (scale / self.a * 1.001) + self.slack_km
+        return lo_km.ravel(), hi_km.ravel()
 
     def _edges(self, geom: BaseGeometry) -> np.ndarray:
         edge = np.zeros((self.ny, self.nx), dtype=bool)
@@ -115,23 +166,3 @@ class PolygonGrid:
         flat = state.ravel()
         free_flat = free.ravel()
         flat[free_flat & inside[np.maximum(run, 0)]] = INSIDE
-
-
-def _steps_from(edge: np.ndarray, max_steps: int) -> np.ndarray:
-    """Chebyshev distance in cells to the nearest EDGE cell, capped at ``max_steps + 1``."""
-    cap = max_steps + 1
-    steps = np.full(edge.shape, cap, dtype=np.int32)
-    steps[edge] = 0
-    reached = edge.copy()
-    for s in range(1, cap):
-        grown = reached.copy()
-        grown[1:, :] |= reached[:-1, :]
-        grown[:-1, :] |= reached[1:, :]
-        wide = grown.copy()
-        wide[:, 1:] |= grown[:, :-1]
-        wide[:, :-1] |= grown[:, 1:]
-        steps[wide & ~reached] = s
-        if wide.all():
-            break
-        reached = wide
-    return steps

@@ -139,3 +139,28 @@ def test_geos_distance_agrees_with_numpy(seed: int, vertices: int, lat: float) -
     # the index asks only about points outside the polygon (inside, the outline may be far but the area is not)
     clear = (np.abs(d - radius) > 1e-9) & ~shapely.intersects_xy(poly, lon, plat)
     assert np.array_equal(reaches_km(merc, lon, plat, radius)[clear], (d <= radius)[clear])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), vertices=st.integers(3, 300), lat=st.sampled_from([-60.0, 0.2, 37.0, 71.0]),
+       cells=st.integers(16, 300), reach=st.sampled_from([0.5, 4.0, 12.0]))
+def test_distance_bounds_hold_for_every_point(seed: int, vertices: int, lat: float, cells: int, reach: float) -> None:
+    """A cell's lower and upper bounds enclose the exact distance (the index's Mercator measure) from every point
+    in it to the outline, and they are tight enough to decide most points."""
+    from subscribers.geodesy import distance_km_to, mercator
+
+    rng = np.random.default_rng(seed)
+    poly = shapely.make_valid(Polygon([(x, y) for y, x in star(rng, lat, 20.0, vertices, 0.6)]))
+    x0, y0, x1, y1 = poly.bounds
+    pad = 0.3
+    box = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    max_abs = max(abs(box[1]), abs(box[3]))
+    min_abs = 0.0 if box[1] <= 0 <= box[3] else min(abs(box[1]), abs(box[3]))
+    grid = PolygonGrid(poly, *box, reach_km=reach, max_abs_lat=max_abs, min_abs_lat=min_abs, cells=cells)
+    lon, plat = rng.uniform(box[0], box[2], 4000), rng.uniform(box[1], box[3], 4000)
+    _, cell = grid.classify(lon, plat)
+    d = distance_km_to(mercator(poly), lon, plat)
+    assert (grid.min_km(cell) <= d + 1e-9).all()
+    assert (d <= grid.max_km(cell) + 1e-9).all()
+    decided = (grid.min_km(cell) > reach) | (grid.max_km(cell) < reach)
+    assert decided.any()
