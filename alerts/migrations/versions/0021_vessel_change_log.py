@@ -5,7 +5,7 @@ Database triggers note every vessel whose latest fix (or existence) changed, so 
 it rechecks just the vessels logged since its snapshot, as the zone index does with ``subscription_change``.
 
 Revision ID: 0021
-Revises: 0016
+Revises: 0017
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
