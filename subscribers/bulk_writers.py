@@ -28,16 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, func, literal_column, select
+from psycopg.types.json import set_json_dumps
 from sqlalchemy.engine import Connection
 
-from subscribers.models import Subscriber, Subscription
+from subscribers.models import Subscriber
 
 _SUBSCRIBER = Subscriber.__table__  # type: ignore[attr-defined]
-_SUBSCRIPTION = Subscription.__table__  # type: ignore[attr-defined]
 
 #: Columns of a new person taken from the file, in the order of the tuples given to ``insert_people``.
 PERSON_COLUMNS = (
@@ -58,6 +57,47 @@ def json_list(values: Sequence[str]) -> str:
     return orjson.dumps(list(values)).decode()
 
 
+class StoredPerson(NamedTuple):
+    """A person already stored, as an import compares them with a line of the file (their zones included)."""
+
+    id: int
+    phone: str
+    name: str
+    min_severity: str
+    language: str
+    categories: list[str]
+    quiet_start_min: int | None
+    quiet_end_min: int | None
+    status: str
+    #: The UTC day they unsubscribed ("2026-11-30"), for the line's error; None if they never did.
+    unsubscribed_on: str | None
+    hazards: list[str]
+    #: Their leaf zone codes (kind zone).
+    zones: frozenset[str]
+
+
+def _existing_sql(dialect: str) -> str:
+    """Who is stored among a chunk's phones, with their zones, in one statement of plain SQL.
+
+    Why plain SQL on the driver: a re-import of an unchanged million-row file is nothing but this read, and
+    SQLAlchemy's typed rows (datetimes and JSON decoded per row, then a second query for the zones) cost
+    more than everything else the re-import does. JSON comes back as text (decoded once per distinct text),
+    the unsubscribe time as its UTC day, the zones aggregated per person through ``uq_subscription_zone``.
+    """
+    if dialect == "postgresql":
+        day = "to_char(p.unsubscribed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        zones = "ARRAY(SELECT z.zone_code FROM subscription z WHERE z.subscriber_id = p.id AND z.kind = 'zone')"
+        among = "p.phone = ANY(%(phones)s)"
+    else:
+        day = "substr(p.unsubscribed_at, 1, 10)"
+        zones = ("(SELECT group_concat(z.zone_code, ' ') FROM subscription z "
+                 "WHERE z.subscriber_id = p.id AND z.kind = 'zone')")
+        among = "p.phone IN (SELECT value FROM json_each(?))"
+    return (f"SELECT p.id, p.phone, p.name, p.min_severity, p.language, CAST(p.categories AS text), "
+            f"p.quiet_start_min, p.quiet_end_min, p.status, {day}, CAST(p.hazards AS text), {zones} "
+            f"FROM subscriber p WHERE {among}")
+
+
 class BulkWriter:
     """What ``csv_import`` needs from an engine; every method works inside :meth:`chunk`."""
 
@@ -65,14 +105,9 @@ class BulkWriter:
         self.conn = conn
         #: True when the import opened the connection (an Engine): each chunk is then its own transaction.
         self.owns_transactions = owns_transactions
-        dialect = conn.dialect.name
-        s, sub = _SUBSCRIBER.c, _SUBSCRIPTION.c
-        # One bound parameter for the whole list: an expanding IN of 10,000 values cost SQLAlchemy more to
-        # render than the database took to answer.
-        self._existing = select(*(s[c] for c in EXISTING_COLUMNS)).where(_one_param(s.phone, dialect, String))
-        self._zones = select(sub.subscriber_id, sub.zone_code).where(
-            _one_param(sub.subscriber_id, dialect, Integer), sub.kind == "zone")
-        self._dialect = dialect
+        self._dialect = conn.dialect.name
+        self._existing_sql = _existing_sql(self._dialect)
+        self._json: dict[str | None, list[str]] = {None: []}
 
     @contextmanager
     def chunk(self) -> Iterator[None]:
@@ -82,21 +117,25 @@ class BulkWriter:
         else:
             yield
 
-    def _list(self, values: Sequence[Any]) -> Any:
-        return list(values) if self._dialect == "postgresql" else orjson.dumps(list(values)).decode()
-
-    def existing(self, phones: Sequence[str]) -> dict[str, Any]:
-        """Stored people among these phones, by phone (typed rows: datetimes, decoded JSON)."""
+    def existing(self, phones: Sequence[str]) -> dict[str, StoredPerson]:
+        """Stored people among these phones, by phone, with their zones."""
         if not phones:
             return {}
-        return {row.phone: row for row in self.conn.execute(self._existing, {"values": self._list(phones)})}
-
-    def zones_of(self, subscriber_ids: Sequence[int]) -> dict[int, set[str]]:
-        have: dict[int, set[str]] = {}
-        if subscriber_ids:
-            for sid, code in self.conn.execute(self._zones, {"values": self._list(subscriber_ids)}):
-                have.setdefault(sid, set()).add(code)
-        return have
+        if self._dialect == "postgresql":
+            rows = self.conn.exec_driver_sql(self._existing_sql, {"phones": list(phones)})
+        else:
+            rows = self.conn.exec_driver_sql(self._existing_sql, (orjson.dumps(list(phones)).decode(),))
+        found: dict[str, StoredPerson] = {}
+        json = self._json
+        for sid, phone, name, severity, language, categories, q_start, q_end, status, day, hazards, zones in rows:
+            if categories not in json:
+                json[categories] = orjson.loads(categories)
+            if hazards not in json:
+                json[hazards] = orjson.loads(hazards)
+            codes = frozenset(zones.split() if isinstance(zones, str) else zones or ())
+            found[phone] = StoredPerson(sid, phone, name, severity, language, json[categories], q_start, q_end,
+                                        status, day, json[hazards], codes)
+        return found
 
     def insert_people(self, rows: Sequence[tuple[Any, ...]],
                       constants: dict[str, Any]) -> tuple[dict[str, int], set[str]]:
@@ -108,12 +147,6 @@ class BulkWriter:
         """(subscriber id, leaf zone code) rows of kind zone, logged in the change log per person.
         ``new_people``: every id is a person this chunk inserted (no other writer can hold their rows)."""
         raise NotImplementedError
-
-
-def _one_param(column: Any, dialect: str, item_type: Any) -> Any:
-    if dialect == "postgresql":
-        return column == any_(bindparam("values", type_=ARRAY(item_type)))
-    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam("values", type_=String))))
 
 
 class SqliteBulkWriter(BulkWriter):
@@ -183,11 +216,13 @@ def _sqlite_value(column: Any, value: Any, conn: Connection) -> Any:
 _STAGING_ZONES = "alimcast_import_zones"
 
 
-#: The change-log row the PostgreSQL triggers write (migrations 0002/0013), for the people a chunk gave zones.
-_PG_LOG_PEOPLE = (
-    "WITH logged AS (INSERT INTO subscription_change (subscriber_id, txn, changed_at) "
-    "SELECT p.id, pg_current_xact_id()::text::bigint, extract(epoch from clock_timestamp())::double precision "
-    "FROM subscriber p WHERE p.id = ANY(%(ids)s) ORDER BY p.id RETURNING 1) SELECT count(*) FROM logged")
+#: The columns of the change-log row the PostgreSQL triggers write (migrations 0002/0013).
+_PG_TXN_NOW = "SELECT pg_current_xact_id()::text::bigint, extract(epoch from clock_timestamp())::double precision"
+
+
+def _json_bytes(value: Any) -> bytes:
+    """JSON for a binary COPY: a ``str`` is already the stored JSON text (``json_list``); else serialised."""
+    return value.encode() if isinstance(value, str) else orjson.dumps(value)
 
 #: Why the fast path for new people's zone rows may set the per-row triggers of ``subscription`` aside: its
 #: only triggers on INSERT are the change log (written here instead) and the foreign key to ``subscriber``
@@ -209,6 +244,7 @@ class PostgresBulkWriter(BulkWriter):
         self._set_triggers_aside = bool(conn.exec_driver_sql(_PG_FAST_PATH_CHECK, {"log": CHANGE_TRIGGER}).scalar())
         #: The ids ``insert_people`` handed out in this chunk (first, last): new people's zone rows point there.
         self._new_ids: tuple[int, int] | None = None
+        self._types: dict[str, dict[str, int]] = {}
 
     @contextmanager
     def chunk(self) -> Iterator[None]:
@@ -224,14 +260,28 @@ class PostgresBulkWriter(BulkWriter):
                 "ON COMMIT DROP")
             yield
 
-    def _copy_into(self, table: str, columns: Iterable[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    def _copy_into(self, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+        """COPY in the binary format: the server parses no text (three timestamps a person cost as much as
+        the rest of the row in text). Column types come from the catalogue; a ``str`` for a JSON column is
+        the stored JSON text itself (``json_list``), sent as it is."""
+        types = self._column_types(table)
         cursor = self.conn.connection.cursor()
         try:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            set_json_dumps(_json_bytes, context=cursor)  # type: ignore[arg-type]
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[attr-defined]
+                copy.set_types([types[c] for c in columns])
                 for row in rows:
                     copy.write_row(row)
         finally:
             cursor.close()
+
+    def _column_types(self, table: str) -> dict[str, int]:
+        types = self._types.get(table)
+        if types is None:  # a temporary table is found through pg_temp in the search path, like the COPY
+            types = self._types[table] = dict(self.conn.exec_driver_sql(
+                "SELECT attname::text, atttypid::int FROM pg_attribute WHERE attrelid = %(t)s::regclass "
+                "AND attnum > 0 AND NOT attisdropped", {"t": table}).all())
+        return types
 
     def insert_people(self, rows: Sequence[tuple[Any, ...]],
                       constants: dict[str, Any]) -> tuple[dict[str, int], set[str]]:
@@ -296,9 +346,14 @@ class PostgresBulkWriter(BulkWriter):
         self._copy_into("subscription", ("subscriber_id", "kind", "zone_code"),
                         ((sid, "zone", code) for sid, code in pairs))
         self.conn.exec_driver_sql("SET LOCAL session_replication_role = origin")
-        found = self.conn.exec_driver_sql(_PG_LOG_PEOPLE, {"ids": people}).scalar_one()
-        if found != len(people):  # cannot happen under the table lock; the transaction is rolled back
-            raise RuntimeError(f"bulk import: {len(people) - found} new people missing from subscriber")
+        found = self.conn.exec_driver_sql("SELECT count(*) FROM subscriber WHERE id BETWEEN %(first)s AND %(last)s",
+                                          {"first": first, "last": last}).scalar_one()
+        if found != last - first + 1:  # cannot happen under the table lock; the transaction is rolled back
+            raise RuntimeError(f"bulk import: {last - first + 1 - found} new people missing from subscriber")
+        # the trigger's columns: this transaction's id and the database clock (read once for the chunk)
+        txn, now = self.conn.exec_driver_sql(_PG_TXN_NOW).one()
+        self._copy_into("subscription_change", ("subscriber_id", "txn", "changed_at"),
+                        ((sid, txn, now) for sid in people))
 
 
 def writer_for(conn: Connection, owns_transactions: bool) -> BulkWriter:
@@ -310,5 +365,5 @@ def writer_for(conn: Connection, owns_transactions: bool) -> BulkWriter:
     raise ValueError(f"database {name}: bulk import supports SQLite and PostgreSQL")
 
 
-__all__ = ["EXISTING_COLUMNS", "PERSON_COLUMNS", "BulkWriter", "PostgresBulkWriter", "SqliteBulkWriter",
+__all__ = ["EXISTING_COLUMNS", "PERSON_COLUMNS", "BulkWriter", "PostgresBulkWriter", "SqliteBulkWriter", "StoredPerson",
            "json_list", "writer_for"]
