@@ -82,11 +82,13 @@ def _existing_sql(dialect: str) -> str:
     Why plain SQL on the driver: a re-import of an unchanged million-row file is nothing but this read, and
     SQLAlchemy's typed rows (datetimes and JSON decoded per row, then a second query for the zones) cost
     more than everything else the re-import does. JSON comes back as text (decoded once per distinct text),
-    the unsubscribe time as its UTC day, the zones aggregated per person through ``uq_subscription_zone``.
+    the unsubscribe time as its UTC day, the zones as one text per person (read through ``uq_subscription_zone``;
+    zone codes hold no spaces).
     """
     if dialect == "postgresql":
         day = "to_char(p.unsubscribed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-        zones = "ARRAY(SELECT z.zone_code FROM subscription z WHERE z.subscriber_id = p.id AND z.kind = 'zone')"
+        zones = ("(SELECT string_agg(z.zone_code, ' ') FROM subscription z "
+                 "WHERE z.subscriber_id = p.id AND z.kind = 'zone')")
         among = "p.phone = ANY(%(phones)s)"
     else:
         day = "substr(p.unsubscribed_at, 1, 10)"
@@ -121,10 +123,14 @@ class BulkWriter:
         """Stored people among these phones, by phone, with their zones."""
         if not phones:
             return {}
-        if self._dialect == "postgresql":
-            rows = self.conn.exec_driver_sql(self._existing_sql, {"phones": list(phones)})
-        else:
-            rows = self.conn.exec_driver_sql(self._existing_sql, (orjson.dumps(list(phones)).decode(),))
+        params: Any = ({"phones": list(phones)} if self._dialect == "postgresql"
+                       else (orjson.dumps(list(phones)).decode(),))
+        cursor = self.conn.connection.cursor()  # the driver's plain tuples, fetched at once
+        try:
+            cursor.execute(self._existing_sql, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
         found: dict[str, StoredPerson] = {}
         json = self._json
         for sid, phone, name, severity, language, categories, q_start, q_end, status, day, hazards, zones in rows:
@@ -132,7 +138,7 @@ class BulkWriter:
                 json[categories] = orjson.loads(categories)
             if hazards not in json:
                 json[hazards] = orjson.loads(hazards)
-            codes = frozenset(zones.split() if isinstance(zones, str) else zones or ())
+            codes = frozenset(zones.split()) if zones else frozenset()
             found[phone] = StoredPerson(sid, phone, name, severity, language, json[categories], q_start, q_end,
                                         status, day, json[hazards], codes)
         return found
