@@ -168,7 +168,7 @@ def measure(label: str, fresh: Callable[[int], Engine], csv_path: Path, rows: in
     print(f"{label}:   re-import of the same file (all unchanged): {reimport_s:.1f} s")
     # the machine may be shared: what this process itself spent (SQLite's work included; PostgreSQL's server not)
     print(f"{label}:   CPU seconds of this process, median: import {statistics.median(import_cpu):.1f}, "
-          f"floor {statistics.median(floor_cpu):.1f}")
+          f"floor {statistics.median(floor_cpu):.1f}; load average now {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
