@@ -236,6 +236,7 @@ def _json_bytes(value: Any) -> bytes:
     """JSON for a binary COPY: a ``str`` is already the stored JSON text (``json_list``); else serialised."""
     return value.encode() if isinstance(value, str) else orjson.dumps(value)
 
+
 #: Why the fast path for new people's zone rows may set the per-row triggers of ``subscription`` aside: its
 #: only triggers on INSERT are the change log (written here instead) and the foreign key to ``subscriber``
 #: (checked here per chunk, set-based), and the role may set ``session_replication_role``.
@@ -330,7 +331,6 @@ class PostgresBulkWriter(BulkWriter):
             f"INSERT INTO subscription (subscriber_id, kind, zone_code) SELECT subscriber_id, 'zone', zone_code "
             f"FROM {_STAGING_ZONES} ORDER BY subscriber_id, zone_code ON CONFLICT DO NOTHING")
 
-
     def _copy_new_people_zones(self, pairs: Sequence[tuple[int, str]]) -> None:
         """COPY new people's zone rows with the row triggers of ``subscription`` set aside, then do their work
         once for the chunk, set-based.
@@ -377,5 +377,5 @@ def writer_for(conn: Connection, owns_transactions: bool) -> BulkWriter:
     raise ValueError(f"database {name}: bulk import supports SQLite and PostgreSQL")
 
 
-__all__ = ["EXISTING_COLUMNS", "PERSON_COLUMNS", "BulkWriter", "PostgresBulkWriter", "SqliteBulkWriter", "StoredPerson",
-           "json_list", "writer_for"]
+__all__ = ["EXISTING_COLUMNS", "PERSON_COLUMNS", "BulkWriter", "PostgresBulkWriter", "SqliteBulkWriter",
+           "StoredPerson", "json_list", "writer_for"]
