@@ -239,10 +239,10 @@ def _json_bytes(value: Any) -> bytes:
 
 #: Why the fast path for new people's zone rows may set the per-row triggers of ``subscription`` aside: its
 #: only triggers on INSERT are the change log (written here instead) and the foreign key to ``subscriber``
-#: (checked here per chunk, set-based), and the role may set ``session_replication_role``.
+#: (checked here per chunk, set-based), and the role may set ``session_replication_role`` ({may_set}).
 _PG_FAST_PATH_CHECK = """
-SELECT has_parameter_privilege('session_replication_role', 'SET')
-   AND (SELECT coalesce(array_agg(tgname::text ORDER BY tgname::text), '{}') FROM pg_trigger
+SELECT {may_set}
+   AND (SELECT coalesce(array_agg(tgname::text ORDER BY tgname::text), '{{}}') FROM pg_trigger
         WHERE tgrelid = 'subscription'::regclass AND NOT tgisinternal AND tgenabled <> 'D'
           AND (tgtype & 4) <> 0) = ARRAY[%(log)s]::text[]
    AND (SELECT array_agg(confrelid::regclass::text) FROM pg_constraint
@@ -254,7 +254,12 @@ class PostgresBulkWriter(BulkWriter):
     def __init__(self, conn: Connection, owns_transactions: bool) -> None:
         super().__init__(conn, owns_transactions)
         #: New people's zone rows may be COPied with the row triggers set aside (see ``insert_zones``).
-        self._set_triggers_aside = bool(conn.exec_driver_sql(_PG_FAST_PATH_CHECK, {"log": CHANGE_TRIGGER}).scalar())
+        # PostgreSQL 15 can GRANT SET on a parameter; before it, only a superuser may set this one
+        may_set = ("has_parameter_privilege('session_replication_role', 'SET')"
+                   if (conn.dialect.server_version_info or (0,)) >= (15,)
+                   else "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")
+        self._set_triggers_aside = bool(conn.exec_driver_sql(_PG_FAST_PATH_CHECK.format(may_set=may_set),
+                                                             {"log": CHANGE_TRIGGER}).scalar())
         #: The ids ``insert_people`` handed out in this chunk (first, last): new people's zone rows point there.
         self._new_ids: tuple[int, int] | None = None
         self._types: dict[str, dict[str, int]] = {}
