@@ -419,7 +419,7 @@ def _flush(writer: BulkWriter, chunk: dict[str, _Row], consent: dict[str, Any], 
         for phone, current in existing.items():
             r = chunk[phone]
             if current.status == "unsubscribed":
-                when = current.unsubscribed_at.strftime("%Y-%m-%d") if current.unsubscribed_at else "earlier"
+                when = current.unsubscribed_on or "earlier"
                 report.add_error(
                     f"line {r.line}: phone {mask(phone)!r}: unsubscribed ({when}); an import does not "
                     "re-subscribe, add them again with `subscribers add` to record new consent"
@@ -431,10 +431,10 @@ def _flush(writer: BulkWriter, chunk: dict[str, _Row], consent: dict[str, Any], 
                 updates.append({"b_id": current.id, **values, "updated_at": now})
 
         zones_added: set[int] = set()
+        by_id = {row.id: row for row in existing.values()}
         if touched:
-            have = writer.zones_of(list(touched))
             for sid, r in touched.items():
-                missing = set(r.zones) - have.get(sid, set())
+                missing = set(r.zones) - by_id[sid].zones
                 if missing:
                     zones_added.add(sid)
                     zone_pairs.extend((sid, code) for code in sorted(missing))
@@ -443,7 +443,6 @@ def _flush(writer: BulkWriter, chunk: dict[str, _Row], consent: dict[str, Any], 
         if updates:
             update_columns = sorted({k for u in updates for k in u} - {"b_id"})
             # executemany needs the same keys in every parameter set: fill from the stored row.
-            by_id = {row.id: row for row in existing.values()}
             for u in updates:
                 for column in update_columns:
                     if column not in u:

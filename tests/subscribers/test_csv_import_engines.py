@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from alerts.db import make_engine, upgrade
 from subscribers import store
-from subscribers.bulk_writers import CHANGE_TRIGGER
+from subscribers.bulk_writers import CHANGE_TRIGGER, PostgresBulkWriter
 from subscribers.csv_import import ImportReport, import_csv
 from subscribers.models import Subscriber
 
@@ -195,3 +195,145 @@ def test_the_change_log_has_one_row_per_person_not_per_zone_row(db_url: str, tmp
     finally:
         engine.dispose()
     assert (rows, people, zone_rows) == (9, 9, 36)
+
+
+# -- PostgreSQL: new people's zone rows with the row triggers set aside (and the path without it) -----------
+
+
+def _fast_path(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return PostgresBulkWriter(conn, False)._set_triggers_aside
+
+
+def test_postgres_without_the_privilege_takes_the_trigger_path_and_gives_the_same_rows(
+        tmp_path: Path, pg_server: Any) -> None:
+    """A role that may not set session_replication_role (not a superuser, no GRANT SET) imports through the
+    foreign key and the change-log trigger, as before; both paths give the same rows and the same log."""
+    owner_url = pg_server.create_database("fast_owner")
+    limited_url = pg_server.create_database("fast_limited")
+    owner = make_engine(owner_url)
+    setup = make_engine(limited_url)
+    upgrade(setup)
+    with setup.begin() as conn:
+        conn.execute(text("DROP ROLE IF EXISTS importer_without_replica"))
+        conn.execute(text("CREATE ROLE importer_without_replica LOGIN"))
+        conn.execute(text("GRANT ALL ON ALL TABLES IN SCHEMA public TO importer_without_replica"))
+        conn.execute(text("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO importer_without_replica"))
+    setup.dispose()
+    limited = make_engine(limited_url.replace("//postgres@", "//importer_without_replica@"))
+    try:
+        upgrade(owner)
+        assert _fast_path(owner) and not _fast_path(limited)
+        with_fast_path, without = _run(owner, tmp_path), _run(limited, tmp_path)
+    finally:
+        owner.dispose()
+        limited.dispose()
+    assert with_fast_path == without
+    reports, (_people, zones, logged) = with_fast_path
+    assert logged == {phone for phone, _ in zones}
+    assert reports[1][6][0].startswith("line 6: phone '010-****-0011': unsubscribed (20")  # its UTC day
+
+
+def test_postgres_fast_path_logs_once_per_person_and_restores_the_triggers_in_the_same_transaction(
+        pg_url: str, tmp_path: Path) -> None:
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    path = tmp_path / "people.csv"
+    path.write_text("phone,name,zones,min_severity\n" + "".join(f"0106{i:07d},,S1251000,\n" for i in range(9)),
+                    encoding="utf-8")
+    try:
+        assert _fast_path(engine)
+        with Session(engine) as s:  # a caller's transaction: the import, then another writer in it
+            import_csv(s, path, chunk_rows=4)
+            txn = s.execute(text("SELECT pg_current_xact_id()::text::bigint")).scalar_one()
+            store.add_subscriber(s, "01069999999", ["S1251100"])
+            s.commit()
+        with engine.connect() as conn:
+            log = conn.execute(text("SELECT p.phone, c.txn FROM subscription_change c "
+                                    "JOIN subscriber p ON p.id = c.subscriber_id")).all()
+            zone_rows = conn.execute(text("SELECT count(*) FROM subscription")).scalar_one()
+            replication_role = conn.execute(text("SHOW session_replication_role")).scalar_one()
+    finally:
+        engine.dispose()
+    assert sorted(phone for phone, _ in log) == sorted([f"0106{i:07d}" for i in range(9)] + ["01069999999"])
+    assert {t for _, t in log} == {txn}  # the trigger's own columns; the later add logged by the trigger
+    assert zone_rows == 9 * 4 + 1
+    assert replication_role == "origin"
+
+
+def test_postgres_fast_path_is_not_taken_when_subscription_has_another_insert_trigger(
+        pg_url: str, tmp_path: Path) -> None:
+    """An operator's own trigger on subscription must fire for imported rows: the import then keeps every
+    trigger (and the foreign key) instead of setting them aside."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE audit_zone (subscriber_id integer)"))
+        conn.execute(text("CREATE FUNCTION audit_zone_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                          "INSERT INTO audit_zone VALUES (NEW.subscriber_id); RETURN NULL; END $$"))
+        conn.execute(text("CREATE TRIGGER audit_zone AFTER INSERT ON subscription FOR EACH ROW "
+                          "EXECUTE FUNCTION audit_zone_row()"))
+    path = tmp_path / "people.csv"
+    path.write_text("phone,name,zones,min_severity\n01060000001,,S1251100 S1252010,\n01060000002,,S1251100,\n",
+                    encoding="utf-8")
+    try:
+        assert not _fast_path(engine)
+        import_csv(engine, path)
+        with engine.connect() as conn:
+            audited = conn.execute(text("SELECT count(*) FROM audit_zone")).scalar_one()
+            logged = conn.execute(text("SELECT count(DISTINCT subscriber_id) FROM subscription_change")).scalar_one()
+    finally:
+        engine.dispose()
+    assert (audited, logged) == (3, 2)
+
+
+def test_postgres_fast_path_refuses_zone_rows_of_people_it_did_not_insert(pg_url: str) -> None:
+    """The foreign key is not checked per row on this path: zone rows must point at this chunk's new people."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    try:
+        with engine.connect() as conn:
+            writer = PostgresBulkWriter(conn, True)
+            conn.commit()
+            with pytest.raises(RuntimeError, match="outside this chunk's new people"), writer.chunk():
+                ids, _ = writer.insert_people(
+                    [("01060000001", "", "ko", "Unknown", "[]", "[]", None, None)],
+                    {"consent_at": CONSENT_AT, "consent_source": "t", "consent_text": "t", "status": "active",
+                     "created_at": CONSENT_AT, "updated_at": CONSENT_AT})
+                writer.insert_zones([(ids["01060000001"], "S1251100"), (ids["01060000001"] + 1, "S1251100")],
+                                    new_people=True)
+        with engine.connect() as conn:  # the chunk was rolled back as a whole
+            assert conn.execute(text("SELECT count(*) FROM subscriber")).scalar_one() == 0
+            assert conn.execute(text("SELECT count(*) FROM subscription")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_reimport_of_an_unchanged_file_writes_nothing(db_url: str, tmp_path: Path) -> None:
+    """Compared with what is stored (people and their zones, read once per chunk), nothing is written: no
+    update, no zone row, nothing in the change log; a person whose zones were changed since gets them back."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    path = tmp_path / "people.csv"
+    path.write_text("phone,name,zones,min_severity,categories,hazards,quiet_hours\n" + "".join(
+        f"0106{i:07d},P{i},S1251000,Severe,\"Met, Geo\",풍랑,22:00-06:00\n" for i in range(9)), encoding="utf-8")
+
+    def written() -> tuple[Any, ...]:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT (SELECT max(updated_at) FROM subscriber), "
+                                     "(SELECT count(*) FROM subscription), "
+                                     "(SELECT count(*) FROM subscription_change)")).one()
+
+    try:
+        import_csv(engine, path, chunk_rows=4)
+        before = written()
+        again = import_csv(engine, path, chunk_rows=4)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 9)
+        assert written() == before
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM subscription WHERE zone_code = 'S1251100'"))
+        third = import_csv(engine, path, chunk_rows=4)
+        assert (third.updated, third.unchanged) == (9, 0)
+        assert written()[1] == before[1]
+    finally:
+        engine.dispose()
