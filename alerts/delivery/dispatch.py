@@ -97,6 +97,10 @@ RESULTS_PAGE = 1000
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
 KEY_MEMORY = timedelta(minutes=9)
 CONFIG_ERROR_BACKOFF = timedelta(minutes=5)
+#: When nothing was stale, how long (on the dispatcher's clock) the claims of one round skip looking for rows
+#: whose lease ran out (the first claim of every round looks): a batch whose sender died is still taken over
+#: within ``LEASE`` plus this, and a busy round does not pay that query (and its wait for the GIL) per batch.
+STALE_CHECK_EVERY = timedelta(seconds=1)
 #: Namespace of the transaction-scoped advisory locks (with the key's hash) of a batch being taken over: "alrc".
 RECOVER_LOCK_NS = 0x616C7263
 
@@ -163,6 +167,8 @@ class Dispatcher:
         #: Claims made so far (a fan-out that committed a warning's first batch early waits for the next one).
         self.claims = 0
         self._claimed = threading.Condition()
+        #: When the next claim looks for stale ``sending`` rows (None: at once; see STALE_CHECK_EVERY).
+        self._stale_check_at: datetime | None = None
 
     # -- sending -------------------------------------------------------------------------------
     def dispatch_due(self, *, max_batches: int | None = None) -> DispatchReport:
@@ -174,6 +180,7 @@ class Dispatcher:
         report = DispatchReport()
         batches = 0
         self._seed_window()
+        self._stale_check_at = None  # every round's first claim looks for batches whose sender died
         flight: _InFlight | None = None
         try:
             while max_batches is None or batches < max_batches:
@@ -270,7 +277,11 @@ class Dispatcher:
     def _claim(self) -> Dispatcher._Claim:
         now = self.clock()
         with session_scope(self.engine) as session:
-            stale = self._stale_sending(session, now)
+            stale: list[Delivery] = []
+            if self._stale_check_at is None or now >= self._stale_check_at:
+                stale = self._stale_sending(session, now)
+                # found some: the next claim looks again (there may be more groups); else not for a while
+                self._stale_check_at = None if stale else now + STALE_CHECK_EVERY
             if stale:
                 since = min(r.key_used_at or (r.lease_until or now) - LEASE for r in stale)
                 # a 해제 may have come meanwhile: not sent again, but it may have gone out already
@@ -323,8 +334,15 @@ class Dispatcher:
         common = {"status": "sending", "idempotency_key": key, "provider": self.provider.kind,
                   "lease_until": lease_until}
         connection = session.connection()
-        _update_ids(connection, first_send, {**common, "attempts": _DELIVERY.c.attempts + 1, "key_used_at": now})
-        _update_ids(connection, again, common)
+        if connection.dialect.name == "sqlite" and not again:
+            # a fresh claim: one statement the driver already holds prepared, the ids packed once
+            connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+                _LEASE_SQLITE, (key, self.provider.kind, sqlite_datetime(lease_until), sqlite_datetime(now),
+                                id_list(first_send, "sqlite")))
+        else:
+            _update_ids(connection, first_send, {**common, "attempts": _DELIVERY.c.attempts + 1,
+                                                 "key_used_at": now})
+            _update_ids(connection, again, common)
         for row in rows:
             if isinstance(row, OutboxRow):  # a fresh claim: the key is the claim's, the times are not read again
                 row.attempts += 1
@@ -351,8 +369,14 @@ class Dispatcher:
         live: list[Any] = []
         dead: list[Any] = []
         suppressed: list[dict[str, Any]] = []
+        #: decided once per warning (a batch is usually one warning's): the verdict depends only on these
+        verdicts: dict[tuple[int, int, bool], str | None] = {}
         for row in rows:
-            why = _suppression(row, alerts.get(row.alert_id), threads.get(row.thread_id), now)
+            shared = (row.alert_id, row.thread_id, row.kind == "cancel")
+            if shared in verdicts:
+                why = verdicts[shared]
+            else:
+                why = verdicts[shared] = _suppression(row, alerts.get(row.alert_id), threads.get(row.thread_id), now)
             if why is None:
                 live.append(row)
                 continue
@@ -422,7 +446,7 @@ class Dispatcher:
         # a fresh claim read the numbers with its rows; a batch taken over from a dead sender looks them up
         unknown = [r.subscriber_id for r in rows if getattr(r, "phone", None) is None]
         phones = self._phones(unknown) if unknown else {}
-        messages = [self._message(r, getattr(r, "phone", None) or phones.get(r.subscriber_id, "")) for r in rows]
+        messages = self._messages(rows, [getattr(r, "phone", None) or phones.get(r.subscriber_id, "") for r in rows])
         report.requests += 1
         answer: Future[list[SendOutcome]] = Future()
         try:
@@ -506,15 +530,34 @@ class Dispatcher:
         return int(result.rowcount or 0)
 
     def _message(self, row: Any, phone: str) -> OutgoingMessage:
-        fallback: Fallback | None = None
-        if self.config.provider.settings.get("fallback", True):
-            # the template's short SMS form when it fits, for a row rendered with that template (a translation
-            # or a grouped message has its own code: its full text is the fallback)
-            template = self.config.templates.get(row.kind)
-            sms = template.sms if template is not None and template.code == row.template_code else None
-            fallback = _fallback_for(sms, tuple(sorted(row.params.items())) if sms else (), row.text)
         return OutgoingMessage(delivery_id=row.id or 0, recipient_no=phone, template_code=row.template_code,
-                               parameters=dict(row.params), text=row.text, fallback=fallback)
+                               parameters=dict(row.params), text=row.text, fallback=self._fallback(row))
+
+    def _fallback(self, row: Any) -> Fallback | None:
+        if not self.config.provider.settings.get("fallback", True):
+            return None
+        # the template's short SMS form when it fits, for a row rendered with that template (a translation
+        # or a grouped message has its own code: its full text is the fallback)
+        template = self.config.templates.get(row.kind)
+        sms = template.sms if template is not None and template.code == row.template_code else None
+        return _fallback_for(sms, tuple(sorted(row.params.items())) if sms else (), row.text)
+
+    def _messages(self, rows: Sequence[Any], phones: Sequence[str]) -> list[OutgoingMessage]:
+        """:meth:`_message` of each row, the fallback decided once per distinct body: the rows of a batch
+        usually share one (the same parameters object and text; see outbox_rows._parameters)."""
+        fallbacks: dict[tuple[str, str, int, str], Fallback | None] = {}
+        messages: list[OutgoingMessage] = []
+        for row, phone in zip(rows, phones, strict=True):
+            # the rows are all alive for this loop, so the id of their parameters names one object
+            body = (row.kind, row.template_code, id(row.params), row.text)
+            if body in fallbacks:
+                fallback = fallbacks[body]
+            else:
+                fallback = fallbacks[body] = self._fallback(row)
+            messages.append(OutgoingMessage(delivery_id=row.id or 0, recipient_no=phone,
+                                            template_code=row.template_code, parameters=dict(row.params),
+                                            text=row.text, fallback=fallback))
+        return messages
 
     def _phones(self, ids: Sequence[int]) -> dict[int, str]:
         with session_scope(self.engine) as session:
@@ -776,6 +819,11 @@ _MESSAGE: Table = DeliveryMessage.__table__  # type: ignore[attr-defined]
 _SUBSCRIBER: Table = Subscriber.__table__  # type: ignore[attr-defined]
 #: One UPDATE ... WHERE id = ? run for many rows of the same shape (executemany), per shape.
 _UPDATE_BY_ID = update(_DELIVERY).where(_DELIVERY.c.id == bindparam("b_id"))
+
+
+#: :meth:`Dispatcher._lease` of a fresh claim on SQLite (the ids as one JSON array).
+_LEASE_SQLITE = ("UPDATE delivery SET status = 'sending', idempotency_key = ?, provider = ?, lease_until = ?, "
+                 "attempts = attempts + 1, key_used_at = ? WHERE id IN (SELECT value FROM json_each(?))")
 
 
 _MARK_ACCEPTED_PG = text(
