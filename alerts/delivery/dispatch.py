@@ -97,9 +97,11 @@ RESULTS_PAGE = 1000
 #: How long the provider refuses a repeated idempotency key (NHN: 10 minutes), with a margin.
 KEY_MEMORY = timedelta(minutes=9)
 CONFIG_ERROR_BACKOFF = timedelta(minutes=5)
-#: When nothing was stale, how long (on the dispatcher's clock) the claims of one round skip looking for rows
-#: whose lease ran out (the first claim of every round looks): a batch whose sender died is still taken over
-#: within ``LEASE`` plus this, and a busy round does not pay that query (and its wait for the GIL) per batch.
+#: SQLite (one dispatching process): when nothing was stale, how long (on the dispatcher's clock) the claims of
+#: one round skip looking for rows whose lease ran out (the first claim of every round looks): a batch whose
+#: sender died is still taken over within ``LEASE`` plus this, and a busy round does not pay that query (and its
+#: wait for the GIL) per batch. PostgreSQL looks at every claim: several workers take over each other's batches
+#: (a probe that skips locked rows, and a group another worker is taking over is looked at again at once).
 STALE_CHECK_EVERY = timedelta(seconds=1)
 #: Namespace of the transaction-scoped advisory locks (with the key's hash) of a batch being taken over: "alrc".
 RECOVER_LOCK_NS = 0x616C7263
@@ -278,7 +280,7 @@ class Dispatcher:
         now = self.clock()
         with session_scope(self.engine) as session:
             stale: list[Delivery] = []
-            if self._stale_check_at is None or now >= self._stale_check_at:
+            if self.postgres or self._stale_check_at is None or now >= self._stale_check_at:
                 stale = self._stale_sending(session, now)
                 # found some: the next claim looks again (there may be more groups); else not for a while
                 self._stale_check_at = None if stale else now + STALE_CHECK_EVERY

@@ -72,16 +72,16 @@ _FROM = _DELIVERY.outerjoin(_SUBSCRIBER, _SUBSCRIBER.c.id == _DELIVERY.c.subscri
 def due_rows(connection: Connection, now: datetime, limit: int, *, lock: bool) -> list[OutboxRow]:
     """The first ``limit`` queued rows due at ``now``, highest priority first (then oldest). ``lock``:
     ``FOR UPDATE OF delivery SKIP LOCKED`` (PostgreSQL), so two workers never claim the same row."""
-    stmt = (select(*_COLUMNS, _DELIVERY.c.priority).select_from(_FROM)
-            .where(_DELIVERY.c.status == "queued",
-                   or_(_DELIVERY.c.next_attempt_at.is_(None), _DELIVERY.c.next_attempt_at <= now))
-            .order_by(_DELIVERY.c.priority.desc(), _DELIVERY.c.id).limit(limit))
     if connection.dialect.name == "sqlite" and not lock:
         # the same statement as text, run by the driver: building and compiling the select (and its JSON
         # wrapper, alerts.sqlutil.fetch_all) cost more Python per claim than SQLite's own work
         rows = orjson.loads(driver_rows(connection, _DUE_SQLITE, (sqlite_datetime(now), limit))[0][0])
         rows.sort(key=_priority_order)
         return _with_bodies(connection, [row[:-1] for row in rows])
+    stmt = (select(*_COLUMNS, _DELIVERY.c.priority).select_from(_FROM)
+            .where(_DELIVERY.c.status == "queued",
+                   or_(_DELIVERY.c.next_attempt_at.is_(None), _DELIVERY.c.next_attempt_at <= now))
+            .order_by(_DELIVERY.c.priority.desc(), _DELIVERY.c.id).limit(limit))
     if lock:
         stmt = stmt.with_for_update(skip_locked=True, of=_DELIVERY)
         rows = list(connection.execute(stmt).all())
