@@ -33,6 +33,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -50,6 +51,7 @@ from alerts.config import Config
 from alerts.cost_write import insert_ledger
 from alerts.costs import record_costs
 from alerts.db import session_scope, sqlite_datetime
+from alerts.delivery.inflight import LeaseRenewals, SendThreads
 from alerts.delivery.outbox_rows import OutboxRow, due_rows, rows_by_id, warning_states
 from alerts.delivery.providers.base import (
     DeliveryResult,
@@ -171,6 +173,9 @@ class Dispatcher:
         self._claimed = threading.Condition()
         #: When the next claim looks for stale ``sending`` rows (None: at once; see STALE_CHECK_EVERY).
         self._stale_check_at: datetime | None = None
+        #: Threads kept between batches (alerts/delivery/inflight.py): requests, and their leases' renewal.
+        self._senders = SendThreads("dispatch-send")
+        self._renewals = LeaseRenewals(self.renew_lease, lambda: RENEW_EVERY)
 
     # -- sending -------------------------------------------------------------------------------
     def dispatch_due(self, *, max_batches: int | None = None) -> DispatchReport:
@@ -491,7 +496,7 @@ class Dispatcher:
                 taken.set()  # whatever failed before the place was taken, _start must not wait for good
 
         # a daemon thread: a process that stops is never held up by a request in flight (its key keeps it safe)
-        threading.Thread(target=request, name=f"send-{key[:8]}", daemon=True).start()
+        self._senders.run(request)
         taken.wait()
         if refused:
             raise refused[0]
@@ -518,8 +523,8 @@ class Dispatcher:
             self._record(flight.rows, outcomes, report)
         return False
 
-    def _renewing(self, key: str) -> _LeaseRenewal:
-        return _LeaseRenewal(self, key)
+    def _renewing(self, key: str) -> AbstractContextManager[None]:
+        return self._renewals.holding(key)
 
     def renew_lease(self, key: str) -> int:
         """Extend the lease of a batch in flight (one statement; no Python lock: SQLite's busy timeout
@@ -759,32 +764,6 @@ def batch_size_for(configured: int, provider_max: int, capacity: int) -> int:
     """Recipients per request: the configured size, never more than the provider takes, and never more than
     ``BATCH_SECONDS`` of the rate (so never more than one second of it: such a request could never start)."""
     return max(1, min(configured, provider_max, math.floor(capacity * BATCH_SECONDS) or 1))
-
-
-class _LeaseRenewal:
-    """While a request is in flight, its batch's lease is renewed every ``RENEW_EVERY`` seconds, so a short
-    lease never runs out under a live sender (a slow provider, retries) but does soon after its death."""
-
-    def __init__(self, dispatcher: Dispatcher, key: str) -> None:
-        self.dispatcher = dispatcher
-        self.key = key
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"lease-{key[:8]}", daemon=True)
-
-    def __enter__(self) -> _LeaseRenewal:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self.done.wait(RENEW_EVERY):
-            try:
-                self.dispatcher.renew_lease(self.key)
-            except Exception:  # noqa: BLE001 - the next renewal may work; the key keeps it safe meanwhile
-                log.warning("could not renew the lease of batch %s", self.key, exc_info=True)
 
 
 @dataclass(slots=True)

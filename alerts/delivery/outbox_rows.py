@@ -77,7 +77,7 @@ def due_rows(connection: Connection, now: datetime, limit: int, *, lock: bool) -
         # wrapper, alerts.sqlutil.fetch_all) cost more Python per claim than SQLite's own work
         rows = orjson.loads(driver_rows(connection, _DUE_SQLITE, (sqlite_datetime(now), limit))[0][0])
         rows.sort(key=_priority_order)
-        return _with_bodies(connection, [row[:-1] for row in rows])
+        return _with_bodies(connection, rows)  # the priority at the end is left out there
     stmt = (select(*_COLUMNS, _DELIVERY.c.priority).select_from(_FROM)
             .where(_DELIVERY.c.status == "queued",
                    or_(_DELIVERY.c.next_attempt_at.is_(None), _DELIVERY.c.next_attempt_at <= now))
@@ -125,7 +125,8 @@ _BODIES_KEPT = 4096
 
 
 def _with_bodies(connection: Connection, rows: list[Any]) -> list[OutboxRow]:
-    """Rows of :data:`_COLUMNS` -> :class:`OutboxRow`, each with its body (read once; see :data:`_BODIES`)."""
+    """Rows of :data:`_COLUMNS` (and anything after them, left out) -> :class:`OutboxRow`, each with its body
+    (read once; see :data:`_BODIES`)."""
     if not rows:
         return []
     known = _BODIES.setdefault(connection.engine, {})
@@ -136,7 +137,7 @@ def _with_bodies(connection: Connection, rows: list[Any]) -> list[OutboxRow]:
         known.update({body[0]: tuple(body[1:]) for body in fetch_all(
             connection, select(*_BODY_COLUMNS).where(id_in(_MESSAGE.c.id, connection.dialect.name)),
             {"ids": id_list(wanted, connection.dialect.name)})})
-    return [OutboxRow(*row[:7], *known[row[7]], *row[8:]) for row in rows]
+    return [OutboxRow(*row[:7], *known[row[7]], *row[8:11]) for row in rows]
 
 
 class AlertState(NamedTuple):
