@@ -612,15 +612,15 @@ class Dispatcher:
         by_id = {o.delivery_id: o for o in outcomes}
         missing: list[int] = []
         changes: list[dict[str, Any]] = []
+        # the attempts are read only when an outcome needs them (a retry's backoff); an accepted batch
+        # is written without reading its rows first, in a plain transaction (no ORM session: nothing to track)
+        if all((o := by_id.get(r.id)) is not None and o.accepted for r in rows):
+            with self.engine.begin() as connection:
+                _mark_accepted(connection, [by_id[r.id] for r in rows], now)
+            report.accepted += len(rows)
+            return
         with session_scope(self.engine) as session:
             connection = session.connection()
-            # the attempts are read only when an outcome needs them (a retry's backoff); an accepted batch
-            # is written without reading its rows first
-            everyone_accepted = all((o := by_id.get(r.id)) is not None and o.accepted for r in rows)
-            if everyone_accepted:
-                _mark_accepted(connection, [by_id[r.id] for r in rows], now)
-                report.accepted += len(rows)
-                return
             for row_id, attempts in _attempts_of(connection, [r.id for r in rows]):
                 outcome = by_id.get(row_id)
                 if outcome is None:
