@@ -52,7 +52,10 @@ class SendThreads:
                     if not woken and not self._jobs:
                         return
                 job = self._jobs.popleft()
-            job()  # the job handles its own errors (a request hands them to the dispatcher's _finish)
+            try:
+                job()  # a request hands its errors to the dispatcher's _finish
+            except Exception:  # noqa: BLE001 - a job's own bug: logged, and the thread serves the next one
+                log.exception("a dispatch thread's job failed")
 
 
 class LeaseRenewals:
