@@ -52,7 +52,14 @@ from alerts.cost_write import insert_ledger
 from alerts.costs import record_costs
 from alerts.db import session_scope, sqlite_datetime
 from alerts.delivery.inflight import LeaseRenewals, SendThreads
-from alerts.delivery.outbox_rows import OutboxRow, due_rows, rows_by_id, warning_states
+from alerts.delivery.outbox_rows import (
+    OutboxRow,
+    States,
+    due_rows,
+    due_rows_and_states,
+    rows_by_id,
+    warning_states,
+)
 from alerts.delivery.providers.base import (
     DeliveryResult,
     Fallback,
@@ -299,8 +306,12 @@ class Dispatcher:
                 claim.stale_since = since
                 return claim
             # one batch, not more: the claim reads only what it sends (suppressed rows just make it smaller)
-            candidates = due_rows(session.connection(), now, self.batch_size, lock=self.postgres)
-            live, suppressed = self._still_live(session, candidates, now)
+            states: States | None = None
+            if self.engine.dialect.name == "sqlite":
+                candidates, states = due_rows_and_states(session.connection(), now, self.batch_size)
+            else:
+                candidates = due_rows(session.connection(), now, self.batch_size, lock=self.postgres)
+            live, suppressed = self._still_live(session, candidates, now, states=states)
             if not live:
                 return Dispatcher._Claim([], "", suppressed)
             template = live[0].template_code
@@ -363,16 +374,18 @@ class Dispatcher:
         return Dispatcher._Claim(list(rows), key, suppressed)
 
     def _still_live(self, session: Session, rows: Sequence[Any], now: datetime, *,
-                    may_have_gone: bool = False) -> tuple[list[Any], int]:
+                    may_have_gone: bool = False, states: States | None = None) -> tuple[list[Any], int]:
         """Suppress what must no longer go out: expired, cancelled, superseded, or from a closed thread.
 
         ``rows``: plain :class:`OutboxRow` of a fresh claim (suppressed with one executemany), or, with
         ``may_have_gone``, the ORM rows of a batch whose send's outcome is unknown. They are not sent again
-        either, but they are recorded as ``uncertain`` (and costed as sent), not as never sent."""
+        either, but they are recorded as ``uncertain`` (and costed as sent), not as never sent. ``states``: their
+        warnings' states when already read with the rows (:func:`due_rows_and_states`)."""
         if not rows:
             return [], 0
         connection = session.connection()
-        alerts, threads = warning_states(connection, {r.alert_id for r in rows}, {r.thread_id for r in rows})
+        alerts, threads = states if states is not None else warning_states(
+            connection, {r.alert_id for r in rows}, {r.thread_id for r in rows})
         live: list[Any] = []
         dead: list[Any] = []
         suppressed: list[dict[str, Any]] = []

@@ -73,11 +73,7 @@ def due_rows(connection: Connection, now: datetime, limit: int, *, lock: bool) -
     """The first ``limit`` queued rows due at ``now``, highest priority first (then oldest). ``lock``:
     ``FOR UPDATE OF delivery SKIP LOCKED`` (PostgreSQL), so two workers never claim the same row."""
     if connection.dialect.name == "sqlite" and not lock:
-        # the same statement as text, run by the driver: building and compiling the select (and its JSON
-        # wrapper, alerts.sqlutil.fetch_all) cost more Python per claim than SQLite's own work
-        rows = orjson.loads(driver_rows(connection, _DUE_SQLITE, (sqlite_datetime(now), limit))[0][0])
-        rows.sort(key=_priority_order)
-        return _with_bodies(connection, rows)  # the priority at the end is left out there
+        return due_rows_and_states(connection, now, limit)[0]
     stmt = (select(*_COLUMNS, _DELIVERY.c.priority).select_from(_FROM)
             .where(_DELIVERY.c.status == "queued",
                    or_(_DELIVERY.c.next_attempt_at.is_(None), _DELIVERY.c.next_attempt_at <= now))
@@ -91,16 +87,39 @@ def due_rows(connection: Connection, now: datetime, limit: int, *, lock: bool) -
     return _with_bodies(connection, [row[:-1] for row in rows])
 
 
-#: :func:`due_rows` on SQLite: :data:`_COLUMNS` and the priority, every row in ONE JSON value (one step of the
-#: driver, so one wait for the GIL; see alerts.sqlutil.fetch_all), ordered again in Python.
+#: :func:`due_rows_and_states`: :data:`_COLUMNS` and the priority of every due row in ONE JSON value (one step of
+#: the driver, so one wait for the GIL; see alerts.sqlutil.fetch_all), ordered again in Python, and beside it
+#: the states of their warnings (what :func:`warning_states` reads), in the same row of the same statement.
 _DUE_SQLITE = (
-    "SELECT json_group_array(json_array(id, subscriber_id, alert_id, thread_id, kind, status, attempts, message_id, "
-    "grouped_until, carried_by, phone, priority)) FROM (SELECT d.id AS id, d.subscriber_id AS subscriber_id, "
-    "d.alert_id AS alert_id, d.thread_id AS thread_id, d.kind AS kind, d.status AS status, d.attempts AS attempts, "
+    "WITH due AS MATERIALIZED (SELECT d.id AS id, d.subscriber_id AS subscriber_id, d.alert_id AS alert_id, "
+    "d.thread_id AS thread_id, d.kind AS kind, d.status AS status, d.attempts AS attempts, "
     "d.message_id AS message_id, d.grouped_until AS grouped_until, d.carried_by AS carried_by, s.phone AS phone, "
     "d.priority AS priority FROM delivery AS d LEFT OUTER JOIN subscriber AS s ON s.id = d.subscriber_id "
     "WHERE d.status = 'queued' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?) "
-    "ORDER BY d.priority DESC, d.id LIMIT ?)")
+    "ORDER BY d.priority DESC, d.id LIMIT ?) "
+    "SELECT (SELECT json_group_array(json_array(id, subscriber_id, alert_id, thread_id, kind, status, attempts, "
+    "message_id, grouped_until, carried_by, phone, priority)) FROM due), "
+    "(SELECT json_group_array(json_array(id, end_time)) FROM alert WHERE id IN (SELECT alert_id FROM due)), "
+    "(SELECT json_group_array(json_array(id, state, current_alert_id)) FROM alert_thread "
+    "WHERE id IN (SELECT thread_id FROM due))")
+
+#: (alert id -> :class:`AlertState`, thread id -> :class:`ThreadState`), as :func:`warning_states` returns them.
+States = tuple[dict[int, Any], dict[int, Any]]
+
+
+def due_rows_and_states(connection: Connection, now: datetime, limit: int) -> tuple[list[OutboxRow], States]:
+    """SQLite: :func:`due_rows` (not locked) and the :func:`warning_states` of their warnings, in one statement
+    run by the driver as text: building and compiling selects cost more Python per claim than SQLite's own work,
+    and each statement waits for the GIL behind the request thread."""
+    packed, alerts, threads = driver_rows(connection, _DUE_SQLITE, (sqlite_datetime(now), limit))[0]
+    rows = orjson.loads(packed)
+    rows.sort(key=_priority_order)
+    return _with_bodies(connection, rows), _states(alerts, threads)  # the priority at the end is left out there
+
+
+def _states(alerts: str, threads: str) -> States:
+    return ({i: AlertState(i, _utc(end)) for i, end in orjson.loads(alerts)},
+            {i: ThreadState(i, state, current) for i, state, current in orjson.loads(threads)})
 
 
 def _priority_order(row: Any) -> tuple[int, int]:
@@ -152,9 +171,10 @@ class ThreadState(NamedTuple):
 
 
 _STATES_SQLITE = (
-    "SELECT json_array(json((SELECT json_group_array(json_array(id, end_time)) FROM alert "
-    "WHERE id IN (SELECT value FROM json_each(?)))), json((SELECT json_group_array(json_array(id, state, "
-    "current_alert_id)) FROM alert_thread WHERE id IN (SELECT value FROM json_each(?)))))")
+    "SELECT (SELECT json_group_array(json_array(id, end_time)) FROM alert "
+    "WHERE id IN (SELECT value FROM json_each(?))), "
+    "(SELECT json_group_array(json_array(id, state, current_alert_id)) FROM alert_thread "
+    "WHERE id IN (SELECT value FROM json_each(?)))")
 
 
 def _utc(stored: str | None) -> datetime | None:
@@ -179,10 +199,8 @@ def warning_states(connection: Connection, alert_ids: set[int], thread_ids: set[
     if connection.dialect.name == "sqlite":
         # both reads in one statement and one value, by the driver (a claim's statements each wait for the GIL
         # behind the request thread)
-        found = orjson.loads(driver_rows(connection, _STATES_SQLITE, (
-            orjson.dumps(sorted(alert_ids)).decode(), orjson.dumps(sorted(thread_ids)).decode()))[0][0])
-        return ({i: AlertState(i, _utc(end)) for i, end in found[0]},
-                {i: ThreadState(i, state, current) for i, state, current in found[1]})
+        return _states(*driver_rows(connection, _STATES_SQLITE, (
+            orjson.dumps(sorted(alert_ids)).decode(), orjson.dumps(sorted(thread_ids)).decode()))[0])
     alerts = {row.id: row for row in connection.execute(
         select(_ALERT.c.id, _ALERT.c.end_time).where(_ALERT.c.id.in_(sorted(alert_ids))))}
     threads = {row.id: row for row in connection.execute(
