@@ -187,8 +187,8 @@ def _utc(stored: str | None) -> datetime | None:
 
 @lru_cache(maxsize=64)
 def _parameters(stored: str) -> dict[str, str]:
-    """A row's template parameters from their JSON text; one dict shared by the rows with the same text, so
-    it is never changed in place (the dispatcher copies it into each message)."""
+    """A row's template parameters from their JSON text; one dict shared by the rows with the same text (and by
+    their outgoing messages: alerts/delivery/dispatch.py ``_messages``), so it is never changed in place."""
     return orjson.loads(stored)
 
 
