@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ log = logging.getLogger("alimcast.dispatch")
 
 #: A thread with nothing to do for this long (seconds) ends; the next request starts a new one.
 IDLE_EXIT = 5.0
+#: How long the end of a request waits for a renewal of its lease under way.
+EXIT_WAIT = 5.0
 
 
 class SendThreads:
@@ -62,16 +65,20 @@ class LeaseRenewals:
     """The leases of the batches in flight, renewed by one thread every ``interval()`` seconds, so a short
     lease never runs out under a live sender (a slow provider, retries) but does soon after its death.
 
-    A renewal holds the lock: when :meth:`holding` ends, no renewal of that key is still running or to come
-    (a batch whose outcome was unknown gets a longer lease of its own next, which a late renewal would cut)."""
+    When :meth:`holding` ends, a renewal of that key still running is waited for (at most ``EXIT_WAIT``, as the
+    thread per batch was joined before) and none comes after it: a batch whose outcome was unknown gets a
+    longer lease of its own next, which a late renewal would cut short. Starting to hold never waits for the
+    database (the request waits for it)."""
 
     def __init__(self, renew: Callable[[str], object], interval: Callable[[], float]) -> None:
         self.renew = renew
         self.interval = interval
+        #: Guards the keys and the thread (held only for a moment).
         self._lock = threading.Lock()
+        #: Held by the thread while it renews.
+        self._renewing = threading.Lock()
         self._keys: Counter[str] = Counter()
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
 
     @contextmanager
     def holding(self, key: str) -> Iterator[None]:
@@ -87,19 +94,27 @@ class LeaseRenewals:
                 self._keys[key] -= 1
                 if self._keys[key] <= 0:
                     del self._keys[key]
+            if self._renewing.acquire(timeout=EXIT_WAIT):  # a renewal under way ends first
+                self._renewing.release()
 
     def _run(self) -> None:
-        idle = 0
-        while not self._stop.wait(self.interval()):
+        idle = 0.0
+        while True:
+            time.sleep(self.interval())
             with self._lock:
-                if not self._keys:
-                    idle += 1
-                    if idle * self.interval() >= IDLE_EXIT:
+                keys = list(self._keys)
+                if not keys:
+                    idle += self.interval()
+                    if idle >= IDLE_EXIT:
                         self._thread = None  # the next batch starts another
                         return
                     continue
-                idle = 0
-                for key in list(self._keys):
+                idle = 0.0
+            with self._renewing:
+                for key in keys:
+                    with self._lock:
+                        if key not in self._keys:
+                            continue  # its request ended meanwhile
                     try:
                         self.renew(key)
                     except Exception:  # noqa: BLE001 - the next renewal may work; the key keeps it safe meanwhile
