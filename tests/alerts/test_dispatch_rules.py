@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from alerts.config import load_config
 from alerts.db import session_scope
-from alerts.delivery.dispatch import Dispatcher, backoff
+from alerts.delivery.dispatch import STALE_CHECK_EVERY, Dispatcher, backoff
 from alerts.delivery.providers.registry import create_provider
 from alerts.models import AlertRecord, CostEntry, Delivery
 from alerts.pipeline import Pipeline, feed_spec
@@ -451,3 +451,35 @@ def test_a_retryable_refusal_of_one_recipient_is_retried_past_max_attempts(
         assert [srv.sends_to(f"0103{i:07d}") for i in range(3)] == [1, 1, 1]
         assert {d.status for d in deliveries(pipeline)} == {"accepted"}
         pipeline.close()
+
+
+def test_a_dead_senders_batch_is_taken_over_within_the_check_interval(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose sender died is taken over within a second of its lease running out, also in the middle
+    of a round: on SQLite the claims look for such batches at a round's first claim and then every
+    ``STALE_CHECK_EVERY`` (not at every claim); on PostgreSQL, where workers take over each other's batches,
+    at every claim."""
+    with NhnTestServer() as server:
+        pipeline = make_pipeline(db_url, tmp_path, server, monkeypatch)
+        try:
+            subscribe(pipeline, 3)
+            queue(pipeline, tmp_path, cap_xml("W1", sent=NOW, zones=["S1251100"]))
+            dispatcher = pipeline.dispatcher
+            now = [NOW + timedelta(minutes=1)]
+            dispatcher.clock = lambda: now[0]
+            dispatcher.batch_size = 1
+            dispatcher._stale_check_at = None  # as at the start of a round (dispatch_due)
+            orphan = dispatcher._claim()  # committed "sending"; its sender then dies
+            assert len(orphan.rows) == 1 and orphan.stale_since is None
+            expire_leases(pipeline, now[0] - timedelta(seconds=1))
+
+            following = dispatcher._claim()  # the same instant of the same round
+            if pipeline.engine.dialect.name == "sqlite":
+                # not looked for yet: a fresh row goes first
+                assert following.stale_since is None and following.rows[0].id != orphan.rows[0].id
+                now[0] += STALE_CHECK_EVERY
+                following = dispatcher._claim()
+            assert following.stale_since is not None  # taken over, under the key it was first sent with
+            assert following.key == orphan.key and [r.id for r in following.rows] == [r.id for r in orphan.rows]
+        finally:
+            pipeline.close()
