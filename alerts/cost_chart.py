@@ -28,7 +28,7 @@ def render_chart(series: list[dict[str, Any]], output: Path, *, title_note: str 
     matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text: searchable, selectable, small
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     months = [s["month"] for s in series]
     cost = [float(s["cost_krw"]) for s in series]
@@ -52,6 +52,8 @@ def render_chart(series: list[dict[str, Any]], output: Path, *, title_note: str 
         elif s["source"] is None:
             ax.text(i, top * 0.02, "no data", ha="center", fontsize=8, color="#999999", rotation=90)
     ax.set_xticks(x, [_month_label(m) for m in months])
+    # whole won only: an empty chart (top 1 KRW) otherwise got ticks 0.2, 0.4 … all printed as "0" or "1"
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylabel("KRW per month (VAT excluded)")
     ax.set_ylim(0, top * 1.15)
