@@ -27,7 +27,6 @@ Zone outlines are part of the snapshot, not of the logs: an outline import is pi
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
+from subscribers.background_rebuild import BackgroundRebuild
 from subscribers.geoindex import (
     DEFAULT_BUFFER_NM,
     DEFAULT_STALE_AFTER,
@@ -85,8 +85,7 @@ class LiveGeoIndex:
         self._state: _Snapshot | None = None
         self._asked_at = 0.0  # when a rebuild was last started (not asked again for max_age_s)
         self.builds = 0
-        self._rebuilding: threading.Thread | None = None
-        self._rebuild_lock = threading.Lock()
+        self._rebuilding = BackgroundRebuild("geo-index-rebuild")
         #: Called by every build once its watermarks are taken, before it reads (tests hold a build there to ask
         #: questions and write changes while it runs).
         self.after_watermark: Callable[[], None] | None = None
@@ -102,11 +101,7 @@ class LiveGeoIndex:
 
     def wait_for_rebuild(self, timeout: float) -> bool:
         """Wait for a background rebuild in progress (if any) to end; False if it is still running."""
-        thread = self._rebuilding
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        return self._rebuilding.wait(timeout)
 
     def ensure_built(self, session: Session) -> GeoIndex:
         """The snapshot, built now if there is none (start-up) or it is past ``hard_max_age_s``."""
@@ -166,14 +161,9 @@ class LiveGeoIndex:
         if not self.background_rebuild:
             self._build(session)
             return
-        with self._rebuild_lock:
-            if self._state is not seen or (self._rebuilding is not None and self._rebuilding.is_alive()):
-                return
-            engine = session.get_bind()
-            assert isinstance(engine, Engine)
-            self._rebuilding = threading.Thread(target=self._build_in_background, args=(engine,),
-                                                name="geo-index-rebuild", daemon=True)
-            self._rebuilding.start()
+        engine = session.get_bind()
+        assert isinstance(engine, Engine)
+        self._rebuilding.start(lambda: self._build_in_background(engine), replaced=lambda: self._state is not seen)
 
     def _build_in_background(self, engine: Engine) -> None:
         try:

@@ -33,6 +33,7 @@ import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 
+from subscribers.background_rebuild import BackgroundRebuild
 from subscribers.matching import IN_BATCH, ZoneIndex, alert_leaves, borrow_connection
 from subscribers.models import Subscriber, Subscription
 
@@ -60,8 +61,7 @@ class LiveZoneIndex:
         self._state: tuple[ZoneIndex, int] | None = None
         self._built_at = 0.0
         self.builds = 0
-        self._rebuilding: threading.Thread | None = None
-        self._rebuild_lock = threading.Lock()
+        self._rebuilding = BackgroundRebuild("zone-index-rebuild")
         #: answers of the current snapshot by leaf set (``_lookup``), and the snapshot they belong to
         self._lookups: dict[Any, Any] = {}
         self._lookups_lock = threading.Lock()
@@ -76,11 +76,7 @@ class LiveZoneIndex:
 
     def wait_for_rebuild(self, timeout: float) -> bool:
         """Wait for a background rebuild in progress (if any) to end; False if it is still running."""
-        thread = self._rebuilding
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        return self._rebuilding.wait(timeout)
 
     def ensure_built(self, target: Any) -> None:
         """Build the snapshot now if there is none or it is too old (start-up: before the first warning)."""
@@ -153,14 +149,13 @@ class LiveZoneIndex:
         if not self.background_rebuild:
             self._build(conn)
             return
-        with self._rebuild_lock:
-            if self._state is not seen or (self._rebuilding is not None and self._rebuilding.is_alive()):
-                return
+        engine = conn.engine
+
+        def asked() -> None:
             self._built_at = time.monotonic()  # not asked again for min_rebuild_interval_s / max_age_s
-            engine = conn.engine
-            self._rebuilding = threading.Thread(target=self._build_in_background, args=(engine,),
-                                                name="zone-index-rebuild", daemon=True)
-            self._rebuilding.start()
+
+        self._rebuilding.start(lambda: self._build_in_background(engine), replaced=lambda: self._state is not seen,
+                               on_start=asked)
 
     def _build_in_background(self, engine: Engine) -> None:
         try:
