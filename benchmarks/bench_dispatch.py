@@ -147,20 +147,21 @@ def same_batches(pipeline: Pipeline, batch_size: int) -> list[list[OutgoingMessa
     return [messages[i:i + batch_size] for i in range(0, len(messages), batch_size)]
 
 
-def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]]) -> tuple[float, float]:
-    """POST every batch, then GET every request's results: plain httpx, nothing stored. Returns (send s, poll s)."""
+def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]]) -> tuple[float, float, float, float]:
+    """POST every batch, then GET every request's results: plain httpx, nothing stored. Returns (send s, poll s,
+    send CPU s, poll CPU s): the CPU time of this whole process (with ``--server thread``, the server's too)."""
     url = provider._messages_url  # noqa: SLF001 - the same endpoint the adapter uses
     bodies = [provider.build_body(b, uuid.uuid4().hex) for b in batches]
     headers = {"X-Secret-Key": SECRETS["BENCH_SECRET_KEY"], "Content-Type": "application/json;charset=UTF-8"}
     with httpx.Client(timeout=30, headers=headers) as client:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         request_ids = []
         for body in bodies:
             key = body["senderGroupingKey"]
             answer = client.post(url, json=body, headers={"X-NC-API-IDEMPOTENCY-KEY": key}).json()
             assert answer["header"]["isSuccessful"], answer["header"]
             request_ids.append(answer["message"]["requestId"])
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         for request_id in request_ids:
             page = 1
             while True:
@@ -169,8 +170,8 @@ def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]
                 if page * 1000 >= answer["messageSearchResultResponse"]["totalCount"]:
                     break
                 page += 1
-        t2 = time.perf_counter()
-    return t1 - t0, t2 - t1
+        t2, c2 = time.perf_counter(), time.process_time()
+    return t1 - t0, t2 - t1, c1 - c0, c2 - c1
 
 
 #: ``--gc``: what settles the heap before each timed loop (``runtime``: alimcast run's own settings).
@@ -195,9 +196,9 @@ def _server(where: str) -> NhnTestServer | ProviderProcess:
     return NhnTestServer(templates=dict(TEMPLATES.values()))
 
 
-def one_dispatch_run(people: int, where: str) -> tuple[float, float, float, float]:
-    """(dispatch s, collect s, bare send s, bare poll s) for ``people`` recipients, in one run, the loopback
-    server running ``where`` (both loops against the same kind)."""
+def one_dispatch_run(people: int, where: str) -> tuple[float, ...]:
+    """(dispatch s, collect s, bare send s, bare poll s, then the same four as this process's CPU seconds) for
+    ``people`` recipients, in one run, the loopback server running ``where`` (both loops against the same kind)."""
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp, \
             _server(where) as server, _server(where) as bare_server:
         pipeline = prepared_pipeline(Path(tmp), people, server.base_url)
@@ -207,13 +208,13 @@ def one_dispatch_run(people: int, where: str) -> tuple[float, float, float, floa
         # (its list call scans every stored message)
         bare_provider = NhnProvider({**pipeline.provider.settings, "base_url": bare_server.base_url})
         settle()
-        bare_send, bare_poll = bare_loop(bare_provider, batches)
+        bare_send, bare_poll, bare_send_cpu, bare_poll_cpu = bare_loop(bare_provider, batches)
         bare_provider.close()
         settle()
         dispatcher = pipeline.dispatcher
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         report = dispatcher.dispatch_due()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         assert report.accepted == people and not report.errors, (report.accepted, report.errors[:3])
         collected = 0
         while collected < people:
@@ -221,11 +222,11 @@ def one_dispatch_run(people: int, where: str) -> tuple[float, float, float, floa
             if not step.updated:
                 raise AssertionError(f"results stopped at {collected} of {people}")
             collected += step.updated
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         final = statuses(pipeline)
         assert final == {"delivered": people}, final
         pipeline.close()
-    return t1 - t0, t2 - t1, bare_send, bare_poll
+    return t1 - t0, t2 - t1, bare_send, bare_poll, c1 - c0, c2 - c1, bare_send_cpu, bare_poll_cpu
 
 
 def one_outbox_run(people: int) -> float:
@@ -278,7 +279,7 @@ where_text = {"process": "a process of its own", "thread": "this process"}
 def report_dispatch(n: int, runs_wanted: int, where: str) -> None:
     """Dispatch and collect against the bare loop, the loopback server running ``where``; medians printed."""
     runs = [one_dispatch_run(n, where) for _ in range(runs_wanted)]
-    dispatch, collect, bare_send, bare_poll = (statistics.median(r[i] for r in runs) for i in range(4))
+    dispatch, collect, bare_send, bare_poll, *cpu = (statistics.median(r[i] for r in runs) for i in range(8))
     ratio = statistics.median(r[2] / r[0] for r in runs)
     collect_ratio = statistics.median(r[3] / r[1] for r in runs)
     spread = min(r[2] / r[0] for r in runs), max(r[2] / r[0] for r in runs)
@@ -293,6 +294,8 @@ def report_dispatch(n: int, runs_wanted: int, where: str) -> None:
           f"runs {spread[0]:.2f}-{spread[1]:.2f}x)")
     print(f"  Dispatcher.collect_results       {n / collect:9,.0f} results/s     ({collect:.2f} s)")
     print(f"  bare httpx loop, same lists      {n / bare_poll:9,.0f} results/s     ({bare_poll:.2f} s)")
+    print(f"  CPU s of this process            dispatch {cpu[0]:.2f} vs bare {cpu[2]:.2f}; collect {cpu[1]:.2f} vs "
+          f"bare {cpu[3]:.2f}  (a steadier figure than wall time on a loaded machine)")
     print(f"  ratio collect / bare loop        {collect_ratio:9.2f}x  (goal >= {GOAL_RATIO}x: "
           f"{'met' if collect_ratio >= GOAL_RATIO else 'NOT met'}; "
           f"runs {collect_spread[0]:.2f}-{collect_spread[1]:.2f}x)")
