@@ -103,9 +103,13 @@ class HeapKeeper:
         self.clock = clock
         self.settled_at: float | None = None
         self.settles = 0
+        #: The thresholds before the first settle (put back by :meth:`restore`).
+        self._before: tuple[int, int, int] | None = None
 
     def settle(self) -> str:
         started = self.clock()
+        if self._before is None:
+            self._before = gc.get_threshold()
         line = settle_heap(self.settings)
         self.settled_at = self.clock()
         self.settles += 1
@@ -120,3 +124,14 @@ class HeapKeeper:
             return False
         self.settle()
         return True
+
+    def restore(self) -> None:
+        """The collector as it was before the first settle (nothing frozen, the thresholds put back): the run
+        is over, and a process that goes on (a test calling the CLI in-process, an embedding program) is left as
+        it was found."""
+        if self._before is None:
+            return
+        if self.settings.freeze:
+            gc.unfreeze()
+        gc.set_threshold(*self._before)
+        self._before = None

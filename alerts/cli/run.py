@@ -80,6 +80,7 @@ def run(
         _run_forever(pipeline, heap)
     finally:
         pipeline.close()
+        heap.restore()
 
 
 def _run_forever(pipeline: Pipeline, heap: HeapKeeper | None = None) -> None:

@@ -6,6 +6,7 @@ settings (real SQLite, the loopback NHN server)."""
 from __future__ import annotations
 
 import gc
+import logging
 import time
 import weakref
 from collections.abc import Iterator
@@ -16,7 +17,9 @@ import pytest
 from alimcast_testkit import TEMPLATES, cap_xml, config_text
 from sqlalchemy import func
 from sqlmodel import select
+from typer.testing import CliRunner
 
+from alerts.cli.app import app
 from alerts.config import ConfigError, load_config
 from alerts.db import session_scope
 from alerts.delivery.outbox_rows import OutboxRow
@@ -99,8 +102,10 @@ def test_a_frozen_cycle_that_dies_is_reclaimed_at_the_next_settle(restore_gc: No
     assert alive() is None
 
 
-def test_heap_keeper_refreezes_once_the_period_has_passed(restore_gc: None) -> None:
+def test_heap_keeper_refreezes_once_the_period_has_passed_and_restores(restore_gc: None) -> None:
     now = [0.0]
+    gc.unfreeze()
+    before = gc.get_threshold()
     keeper = HeapKeeper(GcSettings(refreeze_minutes=1), clock=lambda: now[0])
     keeper.settle()
     assert keeper.settles == 1
@@ -108,6 +113,8 @@ def test_heap_keeper_refreezes_once_the_period_has_passed(restore_gc: None) -> N
     assert not keeper.refreeze_if_due()
     now[0] = 61.0
     assert keeper.refreeze_if_due() and keeper.settles == 2
+    keeper.restore()
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
     assert not HeapKeeper(GcSettings(refreeze_minutes=0), clock=lambda: now[0]).refreeze_if_due()
     assert not HeapKeeper(GcSettings(freeze=False), clock=lambda: now[0]).refreeze_if_due()
 
@@ -168,3 +175,31 @@ def test_dispatch_rounds_leave_no_per_recipient_object_behind(tmp_path: Path, mo
     # the server keeps every message it was sent (a few objects each); beyond that, nothing accumulates
     growth = [later - earlier for earlier, later in zip(tracked[1:], tracked[2:], strict=False)]
     assert max(growth) < 40 * people, (tracked, growth)
+
+
+def test_run_once_settles_the_heap_and_leaves_the_process_as_it_found_it(
+        tmp_path: Path, restore_gc: None, caplog: pytest.LogCaptureFixture) -> None:
+    """``alimcast run --once`` (here in this process, as embedding code would call it) freezes its start-up heap
+    with the configured threshold, says so in its log, and puts the collector back when it ends."""
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    sent = datetime.now(UTC).replace(microsecond=0)
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(cap_xml("GC-ONCE", sent=sent, zones=["S1251100"], expires=sent + timedelta(hours=6)))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config_text(f"sqlite:///{tmp_path / 'a.db'}", [("kma", "cap", str(feed))])
+                   + "\n[runtime]\ngc_young_threshold = 23456\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="alimcast.runtime"):
+        result = CliRunner().invoke(app, ["run", "--once", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert "gc: enabled=True thresholds=(23456, 10, 10) frozen=" in caplog.text
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == (700, 10, 10)
+
+
+def test_run_refuses_a_bad_runtime_value_in_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config_text(f"sqlite:///{tmp_path / 'a.db'}", []) + "\n[runtime]\ngc_freeze = 1\n",
+                   encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", "--once", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "[runtime] gc_freeze: must be true or false, not 1" in result.output
