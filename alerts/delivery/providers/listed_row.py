@@ -2,10 +2,10 @@
 
 Why: a result poll lists a thousand messages a page, and every result carried a copy of its message (a dict of
 about fifteen entries, its phone number masked, its text dropped) made eagerly, though the dispatcher never
-reads ``raw`` (only logs, tests and operators' tools do). The copies were a thousand young dicts per page
-beside the send in flight (profiled: the largest allocation of a result poll after the answer's own JSON), and
-the masking ran for every row. This view holds the provider's row as it was parsed and masks on reading; what
-it shows is what the copy held: the row without its hidden keys, its number masked, and the classification.
+reads ``raw`` (only logs, tests and operators' tools do). The copies were a thousand more young dicts per page
+(beside the thousand the answer's JSON already holds), and the masking ran for every row. This view holds the
+provider's row as it was parsed and masks on reading; what it shows is what the copy held: the row without its
+hidden keys, its number masked, and the classification.
 """
 
 from __future__ import annotations
