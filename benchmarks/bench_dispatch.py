@@ -18,8 +18,13 @@ Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by
 - the outbox write: ``fan_out_pending`` for one warning reaching ``--outbox`` people (matching, rendering and
   the INSERT ... SELECT of every Delivery row a group at a time, in one transaction; goal < 1 s on SQLite).
 
+- ``--gc``: the garbage collector's settings, ``runtime`` (what ``alimcast run`` sets after start-up:
+  alerts/runtime_gc.py, the start-up heap frozen and a higher young threshold) or ``default`` (CPython's own,
+  nothing frozen). The same function settles the heap right before the bare loop AND right before the
+  dispatcher, in the same process, so the ratio compares like with like; the settings are printed.
+
 Run: .venv/bin/python benchmarks/bench_dispatch.py [--recipients 20000] [--outbox 100000] [--runs 3]
-     [--server process,thread]
+     [--server process,thread] [--gc runtime|default]
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from alerts.delivery.sms import build_fallback  # noqa: E402
 from alerts.fanout import fan_out_pending  # noqa: E402
 from alerts.models import Delivery  # noqa: E402
 from alerts.pipeline import Pipeline, feed_spec, zone_name  # noqa: E402
+from alerts.runtime_gc import GcSettings, describe, settle_heap  # noqa: E402
 from alerts.testing.nhn_server import NhnTestServer  # noqa: E402
 from subscribers.csv_import import import_csv  # noqa: E402
 
@@ -141,20 +147,21 @@ def same_batches(pipeline: Pipeline, batch_size: int) -> list[list[OutgoingMessa
     return [messages[i:i + batch_size] for i in range(0, len(messages), batch_size)]
 
 
-def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]]) -> tuple[float, float]:
-    """POST every batch, then GET every request's results: plain httpx, nothing stored. Returns (send s, poll s)."""
+def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]]) -> tuple[float, float, float, float]:
+    """POST every batch, then GET every request's results: plain httpx, nothing stored. Returns (send s, poll s,
+    send CPU s, poll CPU s): the CPU time of this whole process (with ``--server thread``, the server's too)."""
     url = provider._messages_url  # noqa: SLF001 - the same endpoint the adapter uses
     bodies = [provider.build_body(b, uuid.uuid4().hex) for b in batches]
     headers = {"X-Secret-Key": SECRETS["BENCH_SECRET_KEY"], "Content-Type": "application/json;charset=UTF-8"}
     with httpx.Client(timeout=30, headers=headers) as client:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         request_ids = []
         for body in bodies:
             key = body["senderGroupingKey"]
             answer = client.post(url, json=body, headers={"X-NC-API-IDEMPOTENCY-KEY": key}).json()
             assert answer["header"]["isSuccessful"], answer["header"]
             request_ids.append(answer["message"]["requestId"])
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         for request_id in request_ids:
             page = 1
             while True:
@@ -163,8 +170,23 @@ def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]
                 if page * 1000 >= answer["messageSearchResultResponse"]["totalCount"]:
                     break
                 page += 1
-        t2 = time.perf_counter()
-    return t1 - t0, t2 - t1
+        t2, c2 = time.perf_counter(), time.process_time()
+    return t1 - t0, t2 - t1, c1 - c0, c2 - c1
+
+
+#: ``--gc``: what settles the heap before each timed loop (``runtime``: alimcast run's own settings).
+GC_MODES = {"runtime": GcSettings(), "default": GcSettings(freeze=False, young_threshold=700)}
+gc_mode = "runtime"
+gc_settings = GC_MODES[gc_mode]
+
+
+def settle() -> str:
+    """The heap settled as ``alimcast run`` settles it after start-up (or CPython's defaults and a collection,
+    with ``--gc default``): called right before the bare loop and right before the dispatcher."""
+    line = settle_heap(gc_settings)
+    if not gc_settings.freeze:
+        gc.collect()
+    return line
 
 
 def _server(where: str) -> NhnTestServer | ProviderProcess:
@@ -174,9 +196,9 @@ def _server(where: str) -> NhnTestServer | ProviderProcess:
     return NhnTestServer(templates=dict(TEMPLATES.values()))
 
 
-def one_dispatch_run(people: int, where: str) -> tuple[float, float, float, float]:
-    """(dispatch s, collect s, bare send s, bare poll s) for ``people`` recipients, in one run, the loopback
-    server running ``where`` (both loops against the same kind)."""
+def one_dispatch_run(people: int, where: str) -> tuple[float, ...]:
+    """(dispatch s, collect s, bare send s, bare poll s, then the same four as this process's CPU seconds) for
+    ``people`` recipients, in one run, the loopback server running ``where`` (both loops against the same kind)."""
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp, \
             _server(where) as server, _server(where) as bare_server:
         pipeline = prepared_pipeline(Path(tmp), people, server.base_url)
@@ -185,13 +207,14 @@ def one_dispatch_run(people: int, where: str) -> tuple[float, float, float, floa
         # the same server code, a second instance so each loop starts on an empty message store
         # (its list call scans every stored message)
         bare_provider = NhnProvider({**pipeline.provider.settings, "base_url": bare_server.base_url})
-        bare_send, bare_poll = bare_loop(bare_provider, batches)
+        settle()
+        bare_send, bare_poll, bare_send_cpu, bare_poll_cpu = bare_loop(bare_provider, batches)
         bare_provider.close()
-        gc.collect()
+        settle()
         dispatcher = pipeline.dispatcher
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         report = dispatcher.dispatch_due()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         assert report.accepted == people and not report.errors, (report.accepted, report.errors[:3])
         collected = 0
         while collected < people:
@@ -199,11 +222,11 @@ def one_dispatch_run(people: int, where: str) -> tuple[float, float, float, floa
             if not step.updated:
                 raise AssertionError(f"results stopped at {collected} of {people}")
             collected += step.updated
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         final = statuses(pipeline)
         assert final == {"delivered": people}, final
         pipeline.close()
-    return t1 - t0, t2 - t1, bare_send, bare_poll
+    return t1 - t0, t2 - t1, bare_send, bare_poll, c1 - c0, c2 - c1, bare_send_cpu, bare_poll_cpu
 
 
 def one_outbox_run(people: int) -> float:
@@ -256,18 +279,26 @@ where_text = {"process": "a process of its own", "thread": "this process"}
 def report_dispatch(n: int, runs_wanted: int, where: str) -> None:
     """Dispatch and collect against the bare loop, the loopback server running ``where``; medians printed."""
     runs = [one_dispatch_run(n, where) for _ in range(runs_wanted)]
-    dispatch, collect, bare_send, bare_poll = (statistics.median(r[i] for r in runs) for i in range(4))
+    dispatch, collect, bare_send, bare_poll, *cpu = (statistics.median(r[i] for r in runs) for i in range(8))
     ratio = statistics.median(r[2] / r[0] for r in runs)
     collect_ratio = statistics.median(r[3] / r[1] for r in runs)
+    spread = min(r[2] / r[0] for r in runs), max(r[2] / r[0] for r in runs)
+    collect_spread = min(r[3] / r[1] for r in runs), max(r[3] / r[1] for r in runs)
     print(f"dispatch: {n:,} recipients, batches of 1,000, loopback NHN server in {where_text[where]}, "
           f"no rate limit (median of {runs_wanted} runs, load {os.getloadavg()[0]:.1f})")
+    print(f"  settled before each loop with --gc {gc_mode}: {describe()}")
     print(f"  Dispatcher.dispatch_due          {n / dispatch:9,.0f} recipients/s  ({dispatch:.2f} s)")
     print(f"  bare httpx loop, same batches    {n / bare_send:9,.0f} recipients/s  ({bare_send:.2f} s)")
     print(f"  ratio dispatch / bare loop       {ratio:9.2f}x  (goal >= {GOAL_RATIO}x and >= {FLOOR_PER_S:,}/s: "
-          f"{'met' if ratio >= GOAL_RATIO and n / dispatch >= FLOOR_PER_S else 'NOT met'})")
+          f"{'met' if ratio >= GOAL_RATIO and n / dispatch >= FLOOR_PER_S else 'NOT met'}; "
+          f"runs {spread[0]:.2f}-{spread[1]:.2f}x)")
     print(f"  Dispatcher.collect_results       {n / collect:9,.0f} results/s     ({collect:.2f} s)")
     print(f"  bare httpx loop, same lists      {n / bare_poll:9,.0f} results/s     ({bare_poll:.2f} s)")
-    print(f"  ratio collect / bare loop        {collect_ratio:9.2f}x")
+    print(f"  CPU s of this process            dispatch {cpu[0]:.2f} vs bare {cpu[2]:.2f}; collect {cpu[1]:.2f} vs "
+          f"bare {cpu[3]:.2f}  (a steadier figure than wall time on a loaded machine)")
+    print(f"  ratio collect / bare loop        {collect_ratio:9.2f}x  (goal >= {GOAL_RATIO}x: "
+          f"{'met' if collect_ratio >= GOAL_RATIO else 'NOT met'}; "
+          f"runs {collect_spread[0]:.2f}-{collect_spread[1]:.2f}x)")
 
 
 def main() -> None:
@@ -279,12 +310,21 @@ def main() -> None:
                         help="where the loopback provider runs for the dispatch and collect figures: process "
                              "(its own, as a real provider runs elsewhere), thread (in this process, sharing its "
                              "GIL), or both")
+    parser.add_argument("--gc", choices=sorted(GC_MODES), default="runtime",
+                        help="garbage collector settings before each timed loop: runtime (alimcast run's, "
+                             "alerts/runtime_gc.py) or default (CPython's own)")
+    parser.add_argument("--only-dispatch", action="store_true",
+                        help="print only the dispatch and collect figures (skip poll-to-first-request and outbox)")
     args = parser.parse_args()
+    global gc_mode, gc_settings
+    gc_mode, gc_settings = args.gc, GC_MODES[args.gc]
     logging.disable(logging.WARNING)
     os.environ.update(SECRETS)
 
     for where in args.server.split(","):
         report_dispatch(args.recipients, args.runs, where)
+    if args.only_dispatch:
+        return
     firsts = [one_first_request_run(args.outbox) for _ in range(args.runs)]
     first, match = (statistics.median(r[i] for r in firsts) for i in range(2))
     print(f"poll to first request: one warning reaching {args.outbox:,} people on SQLite (median of {args.runs} runs)")

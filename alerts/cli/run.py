@@ -29,6 +29,7 @@ from alerts.new_alert_watch import WATCH_SECONDS, NewAlertWatcher
 from alerts.pipeline import Pipeline, RunSummary, feed_spec
 from alerts.public.reminders import reminder_interval, reminder_job
 from alerts.run_verdict import exit_if_failed, run_verdict
+from alerts.runtime_gc import GcSettings, HeapKeeper
 from alerts.urlmask import mask_secrets
 from alerts.weather_polling import WeatherPolling
 from alerts.websub import WebSubSettings, WebSubSubscriber
@@ -58,12 +59,17 @@ def run(
     if refusal := demo_refusal(cfg):
         fail(refusal, EXIT_BAD_CONFIG)
     try:
+        heap = HeapKeeper(GcSettings.from_config(cfg.raw))
+    except ValueError as exc:
+        fail(f"config: {exc}", EXIT_BAD_CONFIG)
+    try:
         pipeline = Pipeline(cfg)
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         log.debug("start-up failed", exc_info=True)
         fail(f"cannot start: {exc}")
     try:
         if once:
+            heap.settle()  # the start-up heap (config, engine, metadata) frozen: alerts/runtime_gc.py
             started = utcnow()
             summary = pipeline.run_once()
             collect_until_done(pipeline, summary, results_wait)
@@ -71,16 +77,19 @@ def run(
             print_run_summary(pipeline, summary, started, cfg.path)
             exit_if_failed(run_verdict(summary, pipeline.engine, [f.name for f in cfg.feeds if f.enabled]))
             return
-        _run_forever(pipeline)
+        _run_forever(pipeline, heap)
     finally:
         pipeline.close()
+        heap.restore()
 
 
-def _run_forever(pipeline: Pipeline) -> None:
+def _run_forever(pipeline: Pipeline, heap: HeapKeeper | None = None) -> None:
     cfg = pipeline.config
     specs = [feed_spec(f) for f in cfg.feeds if f.enabled and f.polled]
     pipeline.seed_demo_subscribers()
     pipeline.warm_up()
+    heap = heap or HeapKeeper(GcSettings())
+    heap.settle()  # config loaded, indexes built: that heap is frozen (alerts/runtime_gc.py)
     polling = WeatherPolling(pipeline.engine, pipeline.poll_and_process)
     # one thread per feed (and the housekeeping jobs): a slow feed never delays a fast one
     scheduler = FeedScheduler(specs, polling.poll, max_workers=len(specs) + 4)
@@ -91,6 +100,9 @@ def _run_forever(pipeline: Pipeline) -> None:
     pipeline.dispatch_loop_running = True
     scheduler.add_periodic("dispatch", cfg.dispatch_interval_seconds, pipeline.tick)  # match held, results
     scheduler.add_periodic("reminders", reminder_interval(cfg), reminder_job(pipeline))
+    if heap.settings.freeze and heap.settings.refreeze_minutes:
+        # a frozen cycle that died since is reclaimed at the next settle: memory bounded by one period
+        scheduler.add_periodic("gc-refreeze", min(60.0, heap.settings.refreeze_minutes * 60), heap.refreeze_if_due)
     # alerts stored by another process (a push to `alimcast serve`, a console notice) are matched at once;
     # what the match queues wakes the dispatch loop
     watcher = NewAlertWatcher(pipeline.engine, pipeline.match)

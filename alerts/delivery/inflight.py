@@ -59,6 +59,9 @@ class SendThreads:
                 job()  # a request hands its errors to the dispatcher's _finish
             except Exception:  # noqa: BLE001 - a job's own bug: logged, and the thread serves the next one
                 log.exception("a dispatch thread's job failed")
+            # not kept while waiting for the next job: a finished request's closure holds its whole batch (a
+            # thousand messages and outcomes), which stayed alive up to IDLE_EXIT after the round ended
+            del job
 
 
 class LeaseRenewals:

@@ -69,7 +69,9 @@ class DeliveryResult:
     channel: str | None = None
     result_code: str | None = None
     result_message: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    #: The provider's own record of it, phone numbers masked (for logs and operators; the dispatcher never
+    #: reads it): a read-only view, not necessarily a dict (alerts/delivery/providers/listed_row.py).
+    raw: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ProviderError(Exception):

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import httpx
@@ -52,6 +53,7 @@ from alerts.delivery.providers.base import (
     ProviderError,
     SendOutcome,
 )
+from alerts.delivery.providers.listed_row import ListedRow
 
 log = logging.getLogger(__name__)
 
@@ -241,25 +243,34 @@ class NhnProvider(Provider):
 
     def _outcomes(self, batch: Sequence[OutgoingMessage], message: Mapping[str, Any]) -> list[SendOutcome]:
         request_id = message.get("requestId")
-        by_key = {str(r.get("recipientGroupingKey")): r for r in message.get("sendResults") or []}
-        by_seq = {_int(r.get("recipientSeq")): r for r in message.get("sendResults") or []}
+        listed: list[dict[str, Any]] = message.get("sendResults") or []
+        # NHN answers in the order of the request: the recipient at the same place is checked first (by its
+        # grouping key), and the two look-up tables are built only for an answer in another order
+        by_key: dict[str, dict[str, Any]] | None = None
+        by_seq: dict[int | None, dict[str, Any]] = {}
         outcomes = []
         for seq, m in enumerate(batch, start=1):
-            r = by_key.get(str(m.delivery_id)) or by_seq.get(seq)
+            key = str(m.delivery_id)
+            r = listed[seq - 1] if seq <= len(listed) else None
+            if r is None or r.get("recipientGroupingKey") != key:
+                if by_key is None:
+                    by_key = {str(x.get("recipientGroupingKey")): x for x in listed}
+                    by_seq = {_int(x.get("recipientSeq")): x for x in listed}
+                r = by_key.get(key) or by_seq.get(seq)
             if r is None:
                 # Unknown whether it was accepted: no outcome. The dispatcher keeps the row under this key and
                 # sends it again later, which NHN refuses (-1005) if it had arrived, and we then look it up.
                 log.warning("nhn: delivery %s missing from NHN's answer; will be checked again under its key",
                             m.delivery_id)
                 continue
-            rc = _int(r.get("resultCode"))
+            rc = _seq(r.get("resultCode"))
             if rc == codes.API_SUCCESS:
                 outcomes.append(
                     SendOutcome(
                         m.delivery_id,
                         True,
                         request_id,
-                        _int(r.get("recipientSeq")),
+                        _seq(r.get("recipientSeq")),
                         "0",
                         r.get("resultMessage"),
                     )
@@ -403,11 +414,8 @@ class NhnProvider(Provider):
                 get("resultCode"),
                 get("resultCodeName"),
             )
-        raw = dict(row)
-        raw.pop("content", None)
-        raw["recipientNo"] = mask_phone(get("recipientNo"))
-        raw["category"] = c.category
-        raw["operatorAlert"] = c.operator_alert
+        # the listed row itself, its text hidden and its number masked when read (not a copy per result)
+        raw = ListedRow(row, hidden=_HIDDEN, masked=_MASKED, mask=mask_phone, extra=reading.extra)
         return DeliveryResult(p.delivery_id, c.status, c.channel, reading.result_code, reading.message, raw)
 
     def _list_all(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -536,6 +544,13 @@ class _Reading:
     classification: codes.Classification
     result_code: str | None
     message: str | None
+    #: What a result's ``raw`` adds to the listed row (shared, read-only).
+    extra: Mapping[str, Any]
+
+
+#: A listed row's keys a result's ``raw`` leaves out (the message text) and masks (the number).
+_HIDDEN = frozenset({"content"})
+_MASKED = frozenset({"recipientNo"})
 
 
 @lru_cache(maxsize=1024)
@@ -547,7 +562,8 @@ def _reading(message_status: str | None, result_code: Any, resend_status: str | 
     message = code_name or resend_name
     if c.status == "fallback_sent" and c.channel is None:
         message = f"{message or ''} (fallback type unknown to this process)".strip()
-    return _Reading(c, code, message)
+    extra = MappingProxyType({"category": c.category, "operatorAlert": c.operator_alert})
+    return _Reading(c, code, message, extra)
 
 
 def _seq(value: Any) -> int | None:
