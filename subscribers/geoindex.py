@@ -207,7 +207,11 @@ class _Points:
             idx = self.polygon_candidates(shape)
         if len(idx) == 0:
             return idx
-        lon = wrap_lon(self.lon[idx], shape.centre_lon)
+        lon = self.lon[idx]
+        # into the polygon's frame [centre - 180, centre + 180). One run of ascending rows (no second range past
+        # the antimeridian) spans lon[0] .. lon[-1]: inside the frame already, nothing moves (a pass saved).
+        if not (idx[0] <= idx[-1] and shape.centre_lon - 180.0 <= lon[0] and lon[-1] < shape.centre_lon + 180.0):
+            lon = wrap_lon(lon, shape.centre_lon)
         lat = self.lat[idx]
         if grid is not None:
             return idx[self._grid_hits(shape, lon, lat, idx, grid)]
@@ -243,10 +247,11 @@ class _Points:
         if self.max_radius <= 0:
             return hit
         rad = self.radius[idx]
-        maybe = ~hit & (rad > 0) & (state != INSIDE)
-        surely = maybe & (grid.max_km(cell) <= rad)  # outside, but its disc reaches over the outline
-        hit[surely] = True
-        rest = np.flatnonzero(maybe & ~surely & ((state == EDGE) | (grid.min_km(cell) <= rad)))
+        maybe = np.flatnonzero(~hit & (rad > 0))  # outside (INSIDE cells are hits), with a radius
+        cell, rad_maybe = cell[maybe], rad[maybe]
+        surely = grid.max_km(cell) <= rad_maybe  # outside, but its disc reaches over the outline
+        hit[maybe[surely]] = True
+        rest = maybe[~surely & ((state[maybe] == EDGE) | (grid.min_km(cell) <= rad_maybe))]
         if len(rest) == 0:
             return hit
         if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:

@@ -71,11 +71,13 @@ class PolygonGrid:
 
     def cells_of(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ix, iy, in_grid) of each point; points off the grid must be tested exactly."""
-        ix = np.floor((lon - self.x0) / self.size)
-        iy = np.floor((lat - self.y0) / self.size)
-        in_grid = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
-        ix = np.where(in_grid, ix, 0).astype(np.intp)
-        iy = np.where(in_grid, iy, 0).astype(np.intp)
+        ix = np.floor((lon - self.x0) / self.size).astype(np.intp)
+        iy = np.floor((lat - self.y0) / self.size).astype(np.intp)
+        # one unsigned comparison per axis: a negative cell number reads as a huge one
+        in_grid = (ix.view(np.uintp) < self.nx) & (iy.view(np.uintp) < self.ny)
+        if not in_grid.all():
+            ix = np.where(in_grid, ix, 0)
+            iy = np.where(in_grid, iy, 0)
         return ix, iy, in_grid
 
     def classify(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
