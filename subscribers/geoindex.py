@@ -625,7 +625,11 @@ def _unique(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values; sort-based because numpy 2's hash-based ``np.unique`` is ~10x slower here."""
     if len(values) == 0:
         return values
-    s = np.sort(values)
+    if values.dtype == np.int64 and int(values.min()) >= -(2**31) and int(values.max()) < 2**31:
+        # ids as int32 sort in half the time (tens of thousands of owners: 0.3 ms of a polygon's match)
+        s = np.sort(values.astype(np.int32)).astype(np.int64)
+    else:
+        s = np.sort(values)
     keep = np.empty(len(s), dtype=bool)
     keep[0] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
