@@ -195,3 +195,12 @@ def test_a_bad_polygon_is_named() -> None:
     for bad in ([(35.0, 127.0, 1.0), (35.5, 127.2), (35.1, 127.6)], [(35.0, 127.0), (35.5, 127.2)], ["x", "y", "z"]):
         with pytest.raises(ValueError, match="polygon 0"):
             index.affected(polygons=[bad], at=NOW)
+
+
+def test_unique_ids_in_and_beyond_int32() -> None:
+    """Owner ids that fit int32 are sorted as int32; others (SQLite ids may pass 2**31) as they are."""
+    rng = np.random.default_rng(13)
+    for low, high in ((1, 10**6), (-(2**31), 2**31 - 1), (2**31 - 50, 2**31 + 50), (2**40, 2**40 + 10**6)):
+        values = rng.integers(low, high, 5000, dtype=np.int64, endpoint=True)
+        got = geoindex._unique(values)
+        assert got.dtype == np.int64 and got.tolist() == sorted(set(values.tolist()))
