@@ -121,7 +121,9 @@ class ZoneIndex:
     one int32 array (int64 only if an id does not fit), sliced per leaf zone; and every catalogue group
     and broad bulletin name has its union precomputed the same way, so an alert for a leaf, a group or a
     broad name is answered by returning one read-only slice, without touching millions of ids. Other
-    combinations are covered by as few precomputed sets as possible and merged in one pass.
+    combinations (a bulletin naming several groups) are covered by as few precomputed sets as possible and merged
+    through Roaring bitmaps of the same sets (``subscribers.id_bitmaps``: ~1.5 ms for a million ids at 10,000,000
+    people, where a numpy union took 10-15 ms; about 2 bytes an id more).
     """
 
     def __init__(self, by_zone: dict[str, np.ndarray], built_in_s: float = 0.0) -> None:
