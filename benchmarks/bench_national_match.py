@@ -71,6 +71,8 @@ ZONE_ALERTS = {
 }
 SEA_BOX = [(34.2, 125.9), (34.6, 125.8), (34.75, 126.3), (34.5, 126.55), (34.15, 126.35)]
 SCHEMA_VERSION = 1  # bump when the generated data changes, so cached files are rebuilt
+#: First calls (a new warning: nothing kept) timed per alert; their median is printed.
+FIRST_CALLS = 15
 
 
 # -- data ---------------------------------------------------------------------------------------------------
@@ -238,12 +240,22 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     return statistics.median(times), times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))], result
 
 
-def first_call(fn: Callable[[], Any], forget: Callable[[], Any]) -> float:
-    """ms of one call of ``fn`` right after ``forget()`` dropped what earlier calls kept."""
-    forget()
-    started = time.perf_counter()
-    fn()
-    return (time.perf_counter() - started) * 1000
+def first_calls(fn: Callable[[], Any], forget: Callable[[], Any], times: int = FIRST_CALLS) -> tuple[float, float]:
+    """Median wall-clock ms and median CPU ms (this thread's) of ``times`` calls of ``fn``, each right after
+    ``forget()`` dropped what earlier calls kept (a new warning's first match). On a
+    machine shared with other work the wall clock includes waiting for a core; the CPU time is the call's own."""
+    walls, cpus = [], []
+    for _ in range(times):
+        forget()
+        cpu, started = time.thread_time(), time.perf_counter()
+        fn()
+        walls.append((time.perf_counter() - started) * 1000)
+        cpus.append((time.thread_time() - cpu) * 1000)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" (1/5/15 min, {os.cpu_count()} cores)"
 
 
 def geo_nbytes(index: GeoIndex) -> int:
@@ -298,7 +310,8 @@ def measure(db_path: Path, repeat: int) -> None:
         geo = GeoIndex.from_session(session, buffer_nm=1.0)
         geo_build_s = time.perf_counter() - started
     after_geo = rss_mb()
-    print(f"{people:,} subscribers in {db_path} ({db_path.stat().st_size / 2**30:.1f} GiB)")
+    print(f"{people:,} subscribers in {db_path} ({db_path.stat().st_size / 2**30:.1f} GiB); "
+          f"load average {load_average()}")
     print(f"process RSS before building: {base:,.0f} MB")
     print(f"ZoneIndex (LiveZoneIndex.ensure_built): {zone_build_s:6.1f} s, RSS +{after_zone - base:,.0f} MB, "
           f"id arrays {index.nbytes() / 2**20:,.0f} MB ({index.subscription_count():,} zone rows, "
@@ -311,17 +324,19 @@ def measure(db_path: Path, repeat: int) -> None:
           f"peak RSS of the process while building: {peak_rss_mb():,.0f} MB")
 
     print(f"\nzone alerts: median / p95 of {repeat} calls (ms); SQL: median of 3")
-    print("(live.ids keeps a snapshot's answer per set of zones: 'first' is one call with nothing kept, as the first "
-          "match of a new warning)")
-    print(f"{'alert':<28} {'matched':>10} {'lookup':>15} {'live.ids':>15} {'first':>7} {'SQL':>9} {'ratio':>7}")
+    print(f"(live.ids keeps a snapshot's answer per set of zones: 'first' is the median of {FIRST_CALLS} calls with "
+          "nothing kept, as the first match of a new warning; 'cpu' the same calls' CPU time)")
+    print(f"{'alert':<28} {'matched':>10} {'lookup':>15} {'live.ids':>15} {'first':>7} {'cpu':>6} {'SQL':>9} "
+          f"{'ratio':>7}")
+    live.ids(engine, ["S1251100"])  # the statements' first compilation is not a warning's match
     for label, codes in ZONE_ALERTS.items():
         sql_ms, _, expected = timed(lambda c=codes: matching_ids_sql(engine, c), 3)
         med, p95, got = timed(lambda c=codes: index.lookup(c), repeat)
-        first_ms = first_call(lambda c=codes: live.ids(engine, c), live._lookups.clear)
+        first_ms, first_cpu = first_calls(lambda c=codes: live.ids(engine, c), live._lookups.clear)
         lmed, lp95, lgot = timed(lambda c=codes: live.ids(engine, c), repeat)
         assert np.array_equal(got, expected) and np.array_equal(lgot, expected), label
         print(f"{label:<28} {len(got):>10,} {med:>7.3f} /{p95:>6.3f} {lmed:>7.3f} /{lp95:>6.3f} {first_ms:>7.2f} "
-              f"{sql_ms:>9.0f} {sql_ms / lmed:>6.0f}x")
+              f"{first_cpu:>6.2f} {sql_ms:>9.0f} {sql_ms / lmed:>6.0f}x")
     with Session(engine) as session:
         # a new number each run: the file is reused, and adding a known person again may change nothing
         store.add_subscriber(session, f"0199{time.time_ns() // 1000 % 10**7:07d}", ["S1251100", "L1010200"])
@@ -342,8 +357,8 @@ def measure(db_path: Path, repeat: int) -> None:
     for label, polygon in (("sea area off 전남, 5 vertices", SEA_BOX),
                            (f"전남 coast, {len(coast)} vertices (1 km)", coast),
                            (f"전남 coast, {len(detailed)} vertices (full)", detailed)):
-        firsts = [first_call(lambda p=polygon: geo.affected(polygons=[p], at=now), geoindex._SHAPES.clear)
-                  for _ in range(5)]
+        first_ms, first_cpu = first_calls(lambda p=polygon: geo.affected(polygons=[p], at=now),
+                                          geoindex._SHAPES.clear)
         med, p95, found = timed(lambda p=polygon: geo.affected(polygons=[p], at=now), repeat)
         codes = sorted(found.zone_codes)
         zmed, zp95, by_zone = timed(lambda c=codes: live.ids(engine, c), repeat)
@@ -353,13 +368,14 @@ def measure(db_path: Path, repeat: int) -> None:
         print(f"{label}:")
         print(f"  points + vessels + outlines: {med:8.3f} / {p95:7.3f} ms -> {len(found.subscriber_ids):,} "
               f"subscribers, {len(found.mmsis):,} vessels, zones {codes}")
-        print(f"  the same, first call (shape and grid of the polygon not kept yet): median of 5 "
-              f"{statistics.median(firsts):8.3f} ms")
+        print(f"  the same, first call (shape and grid of the polygon not kept yet): median of {FIRST_CALLS} "
+              f"{first_ms:8.3f} ms (CPU {first_cpu:.3f} ms)")
         print(f"  subscribers of those zones:  {zmed:8.3f} / {zp95:7.3f} ms -> {len(by_zone):,}")
         print(f"  brute force (every point):   {brute_ms:8.1f} ms, same {len(brute):,}: {brute_ms / med:.0f}x slower; "
               f"everyone reached: {len(everyone):,}")
     measure_live_geo(engine, coast, repeat)
     engine.dispose()
+    print(f"load average at the end: {load_average()}")
 
 
 def measure_live_geo(engine: Any, polygon: list[tuple[float, float]], repeat: int) -> None:

@@ -133,7 +133,9 @@ def reaches_km(geom_merc: BaseGeometry, lon: np.ndarray, lat: np.ndarray, radius
     The same distance (planar in Mercator, scaled by ``R·cos(latitude of the point)``) compared the other way
     round: the radius is turned into Mercator units at each point and GEOS answers "within" with the indexed
     facet distance of a prepared geometry. For a detailed outline (thousands of vertices: a province's coast)
-    that is tens of times faster than measuring every point against every segment.
+    that is tens of times faster than measuring every point against every segment. ``geom_merc`` may be the
+    outline alone (``shapely.boundary``, prepared by the caller): for points outside the polygon the answer is the
+    same, and GEOS skips its point-in-polygon test.
     """
     lat = np.asarray(lat, dtype=float)
     if len(lat) == 0:

@@ -35,6 +35,7 @@ from sqlmodel import Session
 
 from subscribers import zones as zone_catalogue
 from subscribers.bulk_read import raw_chunks
+from subscribers.id_bitmaps import FrozenBitMap, bitmap_bytes, bitmap_of, union_ids
 from subscribers.models import Subscriber, Subscription
 from subscribers.preferences import Action, Decision, Preferences, decide
 
@@ -120,7 +121,9 @@ class ZoneIndex:
     one int32 array (int64 only if an id does not fit), sliced per leaf zone; and every catalogue group
     and broad bulletin name has its union precomputed the same way, so an alert for a leaf, a group or a
     broad name is answered by returning one read-only slice, without touching millions of ids. Other
-    combinations are covered by as few precomputed sets as possible and merged in one pass.
+    combinations (a bulletin naming several groups) are covered by as few precomputed sets as possible and merged
+    through Roaring bitmaps of the same sets (``subscribers.id_bitmaps``: ~1.5 ms for a million ids at 10,000,000
+    people, where a numpy union took 10-15 ms; about 2 bytes an id more).
     """
 
     def __init__(self, by_zone: dict[str, np.ndarray], built_in_s: float = 0.0) -> None:
@@ -131,6 +134,11 @@ class ZoneIndex:
         self._leaf_rows = sum(len(a) for a in arrays.values())
         self._by_zone = _pack(arrays, self.id_dtype)
         self._groups = self._precompute_groups()
+        #: the same sets as Roaring bitmaps, for alerts whose answer is a union of several (int32 ids only)
+        self._bitmaps: dict[Any, FrozenBitMap] = {}
+        if self.id_dtype == np.int32:
+            self._bitmaps = {code: bitmap_of(ids) for code, ids in self._by_zone.items()}
+            self._bitmaps.update((leaves, bitmap_of(ids)) for leaves, ids in self._groups)
 
     @classmethod
     def build(cls, target: Session | Engine | Connection, *, statuses: Sequence[str] = ("active",)) -> ZoneIndex:
@@ -167,15 +175,20 @@ class ZoneIndex:
         if not leaves:
             return _EMPTY
         arrays: list[np.ndarray] = []
+        keys: list[Any] = []
         for group_leaves, ids in self._groups:  # largest first: as few arrays as possible
             if group_leaves <= leaves:
                 arrays.append(ids)
+                keys.append(group_leaves)
                 leaves -= group_leaves
                 if not leaves:
                     break
+        keys.extend(sorted(leaves))
         arrays.extend(self._by_zone[z] for z in sorted(leaves))
         if len(arrays) == 1:
             return arrays[0]
+        if self._bitmaps:  # a bulletin of several groups: a new warning's first match waits for this union
+            return union_ids([self._bitmaps[k] for k in keys], self.id_dtype)
         return _union(arrays, self._max_id)
 
     def zone_count(self) -> int:
@@ -185,12 +198,16 @@ class ZoneIndex:
         return self._leaf_rows
 
     def nbytes(self) -> int:
-        """Bytes held in id arrays (leaf slices and precomputed group unions)."""
+        """Bytes held in id arrays (leaf slices and precomputed group unions) and in their bitmaps."""
         seen: dict[int, int] = {}
         for ids in [*self._by_zone.values(), *(ids for _, ids in self._groups)]:
             base = ids.base if ids.base is not None else ids
             seen[id(base)] = base.nbytes
-        return sum(seen.values())
+        return sum(seen.values()) + self.bitmap_nbytes()
+
+    def bitmap_nbytes(self) -> int:
+        """Bytes held in the containers of the Roaring bitmaps."""
+        return sum(bitmap_bytes(b) for b in self._bitmaps.values())
 
     def _precompute_groups(self) -> list[tuple[frozenset[str], np.ndarray]]:
         """The union of every catalogue group and broad name with people in two or more of its leaves."""

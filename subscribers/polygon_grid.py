@@ -71,11 +71,13 @@ class PolygonGrid:
 
     def cells_of(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ix, iy, in_grid) of each point; points off the grid must be tested exactly."""
-        ix = np.floor((lon - self.x0) / self.size)
-        iy = np.floor((lat - self.y0) / self.size)
-        in_grid = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
-        ix = np.where(in_grid, ix, 0).astype(np.intp)
-        iy = np.where(in_grid, iy, 0).astype(np.intp)
+        ix = np.floor((lon - self.x0) / self.size).astype(np.intp)
+        iy = np.floor((lat - self.y0) / self.size).astype(np.intp)
+        # one unsigned comparison per axis: a negative cell number reads as a huge one
+        in_grid = (ix.view(np.uintp) < self.nx) & (iy.view(np.uintp) < self.ny)
+        if not in_grid.all():
+            ix = np.where(in_grid, ix, 0)
+            iy = np.where(in_grid, iy, 0)
         return ix, iy, in_grid
 
     def classify(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,13 +124,21 @@ class PolygonGrid:
             cap = 1
         # float32: a relative rounding of 1e-7, far inside the 0.1 % margins of the conversion to km below
         far = np.float32((w * max(cap - 1, 0)) ** 2)
-        low = np.full((ny, nx), far, dtype=np.float32)
-        shifted = np.empty_like(low)
-        for dx in range(-cap + 1, cap):
-            src = slice(max(dx, 0), nx + min(dx, 0))  # columns x + dx ...
-            dst = slice(max(-dx, 0), nx - max(dx, 0))  # ... seen from column x
-            np.add(low_y[:, src], np.float32((w * max(abs(dx) - 1, 0)) ** 2), out=shifted[:, dst])
-            np.minimum(low[:, dst], shifted[:, dst], out=low[:, dst])
+        low = np.minimum(low_y, far)  # the column itself (dx = 0)
+        pair = np.empty_like(low)
+        for dx in range(1, min(cap, nx)):
+            # columns x - dx and x + dx cost the same: their minimum first, then one addition for both
+            add = np.float32((w * (dx - 1)) ** 2)
+            inner = slice(dx, nx - dx)  # columns with a neighbour on either side
+            if nx > 2 * dx:
+                np.minimum(low_y[:, :nx - 2 * dx], low_y[:, 2 * dx:], out=pair[:, inner])
+            for dst, src in ((slice(0, min(dx, nx - dx)), slice(dx, min(2 * dx, nx))),  # left edge: x + dx only
+                             (slice(max(nx - dx, dx), nx), slice(max(nx - 2 * dx, 0), nx - dx))):  # right: x - dx
+                pair[:, dst] = low_y[:, src]
+            if nx <= 2 * dx:  # columns in the middle of a narrow grid have neither neighbour
+                pair[:, nx - dx:dx] = np.inf
+            pair += add
+            np.minimum(low, pair, out=low)
         gap = np.sqrt(low)
         scale = self.km_per_deg * self.size
         u = 0.5 * math.hypot(w, 1.0) + 0.25

@@ -164,3 +164,43 @@ def test_distance_bounds_hold_for_every_point(seed: int, vertices: int, lat: flo
     assert (d <= grid.max_km(cell) + 1e-9).all()
     decided = (grid.min_km(cell) > reach) | (grid.max_km(cell) < reach)
     assert decided.any()
+
+
+def test_points_and_vessels_share_one_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One grid per polygon and index (built for the larger reach: points up to 12 km, vessels 1 NM) decides both
+    sets, with the answer of testing every point."""
+    rng = np.random.default_rng(12)
+    index = index_around(rng, 35.0, 127.0, 1.3, 8000)
+    ring = star(rng, 35.0, 127.0, 250, 1.0)
+    geoindex._SHAPES.clear()
+    with_grid, without = both_ways(monkeypatch, index, ring, geos=True)
+    assert np.array_equal(with_grid, without) and len(with_grid) > 100
+    (shape,) = geoindex._SHAPES.values()
+    assert len(shape._grids) == 1
+    ((reach, _),) = shape._grids
+    assert reach == index.points.max_radius > index.vessels.max_radius
+
+
+@pytest.mark.parametrize("latlon", [[(35.0, 127.0), (35.5, 127.2), (35.1, 127.6)],
+                                    [[35.0, 127.0], [35.5, 127.2], [35.1, 127.6]],
+                                    np.array([(35.0, 127.0), (35.5, 127.2), (35.1, 127.6)]),
+                                    ((35.0, 127.0), (35.5, 127.2), (35.1, 127.6))])
+def test_polygon_coordinates_read_once_in_any_form(latlon: object) -> None:
+    coords = geoindex._coordinates(latlon)  # type: ignore[arg-type]
+    assert coords.shape == (3, 2) and coords.tolist() == [[35.0, 127.0], [35.5, 127.2], [35.1, 127.6]]
+
+
+def test_a_bad_polygon_is_named() -> None:
+    index = index_around(np.random.default_rng(1), 35.0, 127.0, 1.0, 10)
+    for bad in ([(35.0, 127.0, 1.0), (35.5, 127.2), (35.1, 127.6)], [(35.0, 127.0), (35.5, 127.2)], ["x", "y", "z"]):
+        with pytest.raises(ValueError, match="polygon 0"):
+            index.affected(polygons=[bad], at=NOW)
+
+
+def test_unique_ids_in_and_beyond_int32() -> None:
+    """Owner ids that fit int32 are sorted as int32; others (SQLite ids may pass 2**31) as they are."""
+    rng = np.random.default_rng(13)
+    for low, high in ((1, 10**6), (-(2**31), 2**31 - 1), (2**31 - 50, 2**31 + 50), (2**40, 2**40 + 10**6)):
+        values = rng.integers(low, high, 5000, dtype=np.int64, endpoint=True)
+        got = geoindex._unique(values)
+        assert got.dtype == np.int64 and got.tolist() == sorted(set(values.tolist()))

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from alerts.db import make_engine, upgrade
-from subscribers import live_zone_index, store, zones
+from subscribers import live_zone_index, matching, store, zones
 from subscribers.live_zone_index import LiveZoneIndex
 from subscribers.matching import ZoneIndex, alert_leaves, matching_ids_sql
 
@@ -141,3 +141,22 @@ def test_live_index_patches_a_group_answer_without_rebuilding(pg_or_sqlite: Engi
         changed += not np.array_equal(got, before[tuple(q)])
         assert np.array_equal(live.snapshot.lookup(q), before[tuple(q)])  # the snapshot's arrays are untouched
     assert changed >= 3 and live.builds == 1
+
+
+def test_bulletin_union_through_bitmaps_up_to_the_largest_int32_id() -> None:
+    """A union of several groups goes through the Roaring bitmaps: ids up to 2**31 - 1 come back as they went in,
+    sorted, distinct, read-only int32, equal to the numpy union it replaced."""
+    rng = np.random.default_rng(11)
+    top = 2**31 - 1
+    by_zone = {leaf: np.unique(np.append(rng.integers(top - 5000, top, 300), [1, top]))
+               for leaf in zones.expand("S1251000") + zones.expand("S1231000") + ["S1321100"]}
+    index = ZoneIndex(by_zone)
+    assert index.id_dtype == np.int32 and index._bitmaps
+    codes = ["S1251000", "S1231000", "S1321100"]
+    got = index.lookup(codes)
+    assert got.dtype == np.int32 and not got.flags.writeable
+    assert np.array_equal(got, reference(by_zone, codes))
+    assert got[0] == 1 and got[-1] == top
+    numpy_union = matching._union([by_zone[z].astype(np.int32) for z in alert_leaves(codes)], top)
+    assert np.array_equal(got, numpy_union)
+    assert index.nbytes() > index.bitmap_nbytes() > 0
