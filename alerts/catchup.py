@@ -31,6 +31,7 @@ from alerts.audience import Audience
 from alerts.config import Config
 from alerts.db import session_scope
 from alerts.fanout import FanoutReport, TargetGroup, _queue_groups, _skip_reason, _take_matching_turn
+from alerts.id_arrays import fetch_ids
 from alerts.models import AlertRecord, AlertThread, Delivery
 from feeds.model import Alert
 from subscribers.models import Subscriber, SubscriptionChange
@@ -47,8 +48,8 @@ def catch_up(session: Session, config: Config, audience: Audience, subscriber_id
              now: datetime, zone_name: Callable[[str], str | None]) -> FanoutReport:
     """Queue every live warning these people are in (by zone, point or vessel) and have not had."""
     report = FanoutReport()
-    wanted = set(subscriber_ids)
-    if not wanted:
+    wanted = np.unique(np.fromiter(subscriber_ids, dtype=np.int64, count=len(subscriber_ids)))
+    if not len(wanted):
         return report
     _take_matching_turn(session)  # never beside another worker's matching
     live = session.exec(select(AlertThread, AlertRecord)
@@ -62,9 +63,9 @@ def catch_up(session: Session, config: Config, audience: Audience, subscriber_id
         # the warning's audience a group at a time, kept to the people asked about who have no row for it yet
         # (after a large import most of them were matched with the warning itself): rendering, personal links
         # and inserting rows the outbox's unique key would ignore cost seconds
-        had = set(session.connection().execute(select(Delivery.subscriber_id).where(Delivery.alert_id == record.id))
-                  .scalars())
-        asked = np.fromiter(wanted - had, dtype=np.int64)
+        had = fetch_ids(session.connection(), sa_select(Delivery.__table__.c.subscriber_id)  # type: ignore[attr-defined]
+                        .where(Delivery.__table__.c.alert_id == record.id))  # type: ignore[attr-defined]
+        asked = np.setdiff1d(wanted, had, assume_unique=True)
         if not len(asked):
             continue
         groups = [TargetGroup("alert", g.language, g.decision.until, g.ids)
@@ -117,8 +118,8 @@ def catch_up_new(session: Session, config: Config, audience: Audience, *, now: d
         stmt = stmt.where(changes.c.id > state.top)
     # remembered once this transaction commits: a match that fails reads the same rows again next time
     _remember_after_commit(session, audience, _Seen(mark, since, top, int(count)))
-    ids = [sid for (sid,) in connection.execute(stmt)]
-    if not ids:
+    ids = fetch_ids(connection, stmt)
+    if not len(ids):
         return FanoutReport()
     return catch_up(session, config, audience, ids, now=now, zone_name=zone_name)
 

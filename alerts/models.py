@@ -137,6 +137,8 @@ class Delivery(SQLModel, table=True):
     #: same alert and thread once per row); the fan-out writes the ids it read, and neither is ever deleted.
     alert_id: int = Field(foreign_key="alert.id")
     thread_id: int = Field(foreign_key="alert_thread.id")
+    #: On PostgreSQL checked by set-based triggers instead of the key's per-row check (migration 0022): the same
+    #: guarantee (no row names a missing person; a person named by rows is never deleted), once per statement.
     subscriber_id: int = Field(foreign_key="subscriber.id")
     kind: str = Field(default="alert", max_length=8)
     #: Higher goes first: severity and urgency of the alert, cancels of Extreme warnings too.

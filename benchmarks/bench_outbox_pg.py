@@ -2,25 +2,31 @@
 several workers against one.
 
 1. Outbox write: ``--people`` subscribers in one zone, one warning matched (``Pipeline.match``): rows written
-   per second (goal: 100,000 rows/s). Printed with the number of rows and the seconds.
+   per second (goal: 100,000 rows/s). Printed with the number of rows and the seconds, and beside it the same
+   code's write in the same run on the schema of migration 0021 (the person's foreign key checked row by row),
+   measured first: a reference under the same load (the write is one connection's, so not a worker count).
 2. Claim + mark sent: the same outbox dispatched by the dry-run provider (no network, rate far above what
    the database allows, so the database is what is measured) by 1 process, then by ``--workers`` processes
    at once, each on a fresh copy of the queue: deliveries per second and the ratio against the single worker
    of the same run (goal: 10,000 deliveries/s with 4 workers). The shared send window (one reservation
    transaction per batch) is part of what is measured.
 
-Run: .venv/bin/python benchmarks/bench_outbox_pg.py [--people 100000] [--workers 4]
+Run: .venv/bin/python benchmarks/bench_outbox_pg.py [--people 100000] [--workers 4] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,8 +36,12 @@ from alimcast_testkit import cap_xml, config_text  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 
 from alerts.config import load_config  # noqa: E402
+from alerts.db import make_engine, upgrade  # noqa: E402
 from alerts.pipeline import Pipeline, feed_spec  # noqa: E402
 from subscribers.csv_import import import_csv  # noqa: E402
+
+#: The schema before the person's key was checked per statement (migration 0022): a same-run reference.
+FK_SCHEMA = "0021"
 
 
 def write_config(work: Path, url: str) -> Path:
@@ -42,23 +52,62 @@ def write_config(work: Path, url: str) -> Path:
     return cfg
 
 
-def prepare(work: Path, url: str, people: int) -> tuple[Path, float, int]:
-    """Subscribers imported, the warning ingested; returns (config, seconds to match, rows queued)."""
+def server_cpu(pg: PgServer) -> float:
+    """CPU seconds (user + system) used so far by the server's running processes (Linux /proc; 0 elsewhere):
+    on a busy machine the CPU a write costs says more than its wall time."""
+    try:
+        postmaster = (pg.data / "postmaster.pid").read_text().split()[0]
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if fields[1] == postmaster:
+                    total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+
+
+@dataclass(slots=True)
+class Write:
+    """One outbox write: rows, wall seconds, and the CPU seconds of the client and of the server."""
+
+    rows: int
+    seconds: float
+    client_cpu: float
+    server_cpu: float
+
+    def line(self) -> str:
+        return (f"{self.rows} rows in {self.seconds:.2f} s = {self.rows / self.seconds:,.0f} rows/s "
+                f"(CPU: client {self.client_cpu:.2f} s, server {self.server_cpu:.2f} s)")
+
+
+def prepare(work: Path, url: str, people: int, schema: str = "head", pg: PgServer | None = None) -> tuple[Path, Write]:
+    """Subscribers imported, the warning ingested, matched; returns (config, the write). ``schema``: the
+    migration the database is brought to (an older one for a same-run reference)."""
     cfg = write_config(work, url)
+    if schema != "head":
+        engine = make_engine(url)
+        upgrade(engine, schema)
+        engine.dispose()
     csv = work / "people.csv"
     if not csv.exists():
         with csv.open("w", encoding="utf-8") as out:
             out.write("phone,name,zones,min_severity\n")
             out.writelines(f"0105{i:07d},p{i},S1251100,\n" for i in range(people))
-    pipeline = Pipeline(load_config(cfg))
+    pipeline = Pipeline(load_config(cfg), migrate=schema == "head")
     try:
         import_csv(pipeline.engine, csv)
         (work / "feed.xml").write_bytes(cap_xml("BENCH-1", sent=datetime.now(UTC).replace(microsecond=0),
                                                 zones=["S1251100"]))
         pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+        server = server_cpu(pg) if pg is not None else 0.0
+        client = time.process_time()
         started = time.perf_counter()
         queued = pipeline.match().queued
-        return cfg, time.perf_counter() - started, queued
+        seconds = time.perf_counter() - started
+        return cfg, Write(queued, seconds, time.process_time() - client,
+                          server_cpu(pg) - server if pg is not None else 0.0)
     finally:
         pipeline.close()
         pipeline.engine.dispose()
@@ -96,6 +145,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="outbox writes of each schema (median printed)")
     args = parser.parse_args()
     pg = PgServer()
     if reason := pg.available:
@@ -105,10 +155,26 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            cfg1, match_s, rows = prepare(work, pg.create_database("one"), args.people)
-            print(f"outbox write: {rows} rows in {match_s:.2f} s = {rows / match_s:,.0f} rows/s "
-                  f"(goal 100,000 rows/s; the whole match, audience included)", flush=True)
-            cfg4, _, _ = prepare(work, pg.create_database("many"), args.people)
+            print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+            now: list[Write] = []
+            before: list[Write] = []
+            for i in range(args.repeat):  # interleaved: both see the same load
+                _, ref = prepare(work, pg.create_database(f"fk{i}"), args.people, schema=FK_SCHEMA, pg=pg)
+                cfg1, write = prepare(work, pg.create_database(f"one{i}"), args.people, pg=pg)
+                before.append(ref)
+                now.append(write)
+                print(f"  run {i + 1}: outbox write {write.line()}; schema {FK_SCHEMA}: {ref.line()}", flush=True)
+            mid = median(w.seconds for w in now)
+            ref_mid = median(w.seconds for w in before)
+            rows = now[0].rows
+            print(f"outbox write: {rows} rows, median of {args.repeat}: {mid:.2f} s = {rows / mid:,.0f} rows/s "
+                  f"(goal 100,000 rows/s; the whole match, audience included); server CPU median "
+                  f"{median(w.server_cpu for w in now):.2f} s", flush=True)
+            print(f"  same run, schema {FK_SCHEMA} (the person's key checked per row): median {ref_mid:.2f} s = "
+                  f"{before[0].rows / ref_mid:,.0f} rows/s, server CPU median "
+                  f"{median(w.server_cpu for w in before):.2f} s; now {ref_mid / mid:.2f}x that", flush=True)
+            print(f"load average after the writes: {os.getloadavg()[0]:.2f}", flush=True)
+            cfg4, _ = prepare(work, pg.create_database("many"), args.people)
             sent1, secs1 = drain(cfg1, 1)
             print(f"claim + mark sent, 1 worker: {sent1} in {secs1:.2f} s = {sent1 / secs1:,.0f}/s", flush=True)
             sent4, secs4 = drain(cfg4, args.workers)

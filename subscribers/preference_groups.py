@@ -33,9 +33,12 @@ CHUNK = 250_000
 _GROUP_COLUMNS = "status, min_severity, {categories}, quiet_start_min, quiet_end_min, {hazards}, language"
 _SQLITE = (f"SELECT {_GROUP_COLUMNS.format(categories='categories', hazards='hazards')}, json_group_array(id) "
            "FROM subscriber WHERE id IN (SELECT value FROM json_each(:ids)) GROUP BY 1, 2, 3, 4, 5, 6, 7")
-# JSONB lists compared as their text (JSONB's text is canonical); the ids as one array
+# JSONB lists compared as their text (JSONB's text is canonical); the ids as one array, sent and returned as one
+# text value each (an array literal; the members comma-separated): psycopg adapts a list element by element
+# (77 ms for 100,000 ids, measured) and parses a returned array the same way
 _POSTGRES = (f"SELECT {_GROUP_COLUMNS.format(categories='categories::text', hazards='hazards::text')}, "
-             "array_agg(id) FROM subscriber WHERE id = ANY(:ids) GROUP BY 1, 2, 3, 4, 5, 6, 7")
+             "string_agg(id::text, ',') FROM subscriber WHERE id = ANY(CAST(:ids AS integer[])) "
+             "GROUP BY 1, 2, 3, 4, 5, 6, 7")
 
 
 @dataclass(slots=True)
@@ -75,7 +78,7 @@ def recipient_groups(
         query = text(_POSTGRES if postgres else _SQLITE)
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK].tolist()
-            param = chunk if postgres else orjson.dumps(chunk).decode()
+            param = "{" + ",".join(map(str, chunk)) + "}" if postgres else orjson.dumps(chunk).decode()
             for status, min_severity, cats, quiet_start, quiet_end, hazard_list, language, members in \
                     conn.execute(query, {"ids": param}):
                 prefs = (status, min_severity, _strings(cats), quiet_start, quiet_end, _strings(hazard_list))
@@ -87,8 +90,8 @@ def recipient_groups(
                         severity=severity, urgency=urgency, categories=wanted, hazards=alert_hazards, at=at)
                 if decision.action is Action.SKIP and not include_skipped:
                     continue
-                members = orjson.loads(members) if isinstance(members, str) else members
-                parts.setdefault((decision, language), []).append(np.asarray(members, dtype=np.int64))
+                found = np.array(members.split(","), dtype=np.int64) if postgres else orjson.loads(members)
+                parts.setdefault((decision, language), []).append(np.asarray(found, dtype=np.int64))
     groups = [RecipientGroup(decision, language, np.sort(np.concatenate(arrays)))
               for (decision, language), arrays in parts.items()]
     return sorted(groups, key=lambda g: int(g.ids[0]))
