@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from operator import attrgetter
 from pathlib import Path
@@ -40,8 +40,16 @@ from sqlmodel import Session
 
 from subscribers.bulk_writers import BulkWriter, json_list, writer_for
 from subscribers.chunk_pipeline import ChunkPipeline
-from subscribers.csv_rows import Chunk, ImportReport, Row, RowParser, read_chunks
+from subscribers.csv_rows import (
+    Chunk,
+    ImportReport,
+    Row,
+    RowParser,
+    UnreadableLine,
+    read_chunks,
+)
 from subscribers.models import Subscriber
+from subscribers.parse_process import ParseProcess
 from subscribers.phone import mask
 from subscribers.sqltypes import utcnow
 
@@ -50,6 +58,8 @@ KNOWN_COLUMNS = ("phone", "name", "zones", "min_severity", "language", "categori
                  # written by `subscribers export`, applied after the bulk import by subscribers.roundtrip
                  "points", "vessels", "status")
 CHUNK_ROWS = 20_000
+#: Files with at least this many lines are parsed by a child process (``import_csv(parse_process=...)``).
+PARSE_PROCESS_MIN_ROWS = 50_000
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -69,8 +79,13 @@ def import_csv(
     consent_text: str | None = None,
     consent_at: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    parse_process: bool | None = None,
 ) -> ImportReport:
-    """Import ``path``; raises CsvImportError only when the file as a whole is unusable."""
+    """Import ``path``; raises CsvImportError only when the file as a whole is unusable.
+
+    ``parse_process``: parse in a child process (``subscribers.parse_process``); None: when the file has at
+    least ``PARSE_PROCESS_MIN_ROWS`` lines (below that, starting a process costs more than it saves).
+    """
     source = Path(path)
     if not source.is_file():
         raise CsvImportError(f"{source}: no such file")
@@ -102,17 +117,23 @@ def import_csv(
         # A Session or Connection is the caller's: written inline, in the caller's thread and transaction.
         pipeline: ChunkPipeline[BulkWriter, Chunk] = ChunkPipeline(
             lambda: _import_connection(target), flush, threaded=isinstance(target, Engine))
-        with pipeline:
+        if parse_process is None:
+            parse_process = total >= PARSE_PROCESS_MIN_ROWS
+        # A big file is parsed by a child process (its own core, its own interpreter lock), else right here.
+        chunks: AbstractContextManager[Iterator[Chunk]] = (
+            ParseProcess(source, encoding, chunk_rows) if parse_process
+            else nullcontext(read_chunks(reader, parser, chunk_rows)))
+        with pipeline, chunks as parsed:
             rows_seen = 0
             try:
-                for chunk, part in read_chunks(reader, parser, chunk_rows):
+                for chunk, part in parsed:
                     rows_seen += part.rows
                     pipeline.submit((chunk, part))
-                    if progress and chunk and len(chunk) >= chunk_rows:  # a full chunk (not the last one)
+                    if progress and len(chunk) >= chunk_rows:
                         progress(rows_seen, max(total, rows_seen))
-            except (UnicodeDecodeError, csv.Error) as exc:
+            except UnreadableLine as exc:
                 pipeline.close()
-                raise CsvImportError(f"{source}: line {reader.line_num}: unreadable: {exc}") from None
+                raise CsvImportError(f"{source}: {exc}") from None
             pipeline.close()
     if progress:
         progress(report.rows, report.rows)
