@@ -3,11 +3,13 @@
 Why: a million-row import is about half Python parsing and half database work (our thread encoding the rows and
 the server, or SQLite, storing them). In one process the parser and the thread that feeds the database share the
 interpreter lock: every time the feeding thread came back from the server (a statement's result, a full socket
-during ``COPY``) it waited for the parser to let go of the lock, and the server sat idle meanwhile. A child
-process parses on its own core and hands over finished chunks; this process only writes.
+during ``COPY``) it could wait up to the interpreter's switch interval for the parser to let go of the lock, and
+the server sat idle meanwhile (measured on 200,000 rows: the writer thread blocked 470-610 times beside the
+parser, about 300 times with the parser in a child). A child process parses on its own core and hands over
+finished chunks; this process only writes. Used for PostgreSQL (``csv_import.PARSE_PROCESS_DIALECTS``).
 
-The child is ``python -m subscribers.parse_process PATH ENCODING CHUNK_ROWS`` (the same interpreter and the
-same ``subscribers`` package as the parent), importing only ``subscribers.csv_rows`` (no database code: it starts
+The child runs ``main(PATH, ENCODING, CHUNK_ROWS)`` below in the same interpreter, from the same ``subscribers``
+package as the parent, importing only ``subscribers.csv_rows`` (no database code: it starts
 in a fraction of a second). It writes one pickle per message on its standard output: a chunk (rows as tuples and
 its lines' report), an unreadable line, the end, or its own failure. The parent reads them in order; the pipe's
 buffer keeps the child at most a chunk or two ahead, so memory stays bounded. The child reads only the file it
@@ -30,6 +32,9 @@ from typing import IO, Any
 
 from subscribers.csv_rows import Chunk, ImportReport, Row, RowParser, UnreadableLine, read_chunks
 
+#: The child's program: ``main`` below, imported from the parent's own copy of the package (argv[1]).
+_CHILD = ("import sys; root = sys.argv[1]; sys.path[:0] = [] if root in sys.path else [root]; "
+          "from subscribers.parse_process import main; sys.exit(main(sys.argv[2:]))")
 #: How long the parent waits for a child that said it is done to exit, before ending it.
 _EXIT_WAIT_SECONDS = 10.0
 
@@ -45,13 +50,18 @@ class ParseProcess:
         self._args = [str(path), encoding, str(chunk_rows)]
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @staticmethod
+    def available() -> bool:
+        """False where there is no interpreter to start (an embedded Python): the file is then parsed here."""
+        return bool(sys.executable) and os.path.isfile(sys.executable)
+
     def __enter__(self) -> Iterator[Chunk]:
+        # The child imports the very package this process runs (a checkout, not another installed copy): its
+        # folder goes first on the child's path, unless it is already there (an installed package). -P: not the
+        # current folder, which may hold another checkout.
         package_root = str(Path(__file__).resolve().parents[1])
-        env = dict(os.environ)
-        # the child imports the very package this process runs (a checkout, not another installed copy)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        self._proc = subprocess.Popen([sys.executable, "-m", "subscribers.parse_process", *self._args],
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
+        self._proc = subprocess.Popen([sys.executable, "-P", "-c", _CHILD, package_root, *self._args],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         return self._chunks()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -131,7 +141,4 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["ParseProcess", "serve"]
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+__all__ = ["ParseProcess", "main", "serve"]
