@@ -13,7 +13,11 @@ unchanged) is timed once.
 PostgreSQL is a throwaway server (``tests/pgserver.py``: fsync off, as the test suite runs it).
 
 Run: .venv/bin/python benchmarks/bench_csv_import.py [--rows 1000000] [--runs 3] [--no-sqlite] [--no-postgres]
-     [--workdir DIR]
+     [--workdir DIR] [--parse-here]
+
+The import parses the file in a child process (``subscribers.parse_process``); ``--parse-here`` parses it in the
+importing process instead, for a comparison in the same conditions. "CPU seconds of this process" does not count
+the child's (the parse): that is the point of it.
 """
 
 from __future__ import annotations
@@ -113,7 +117,11 @@ def floor_postgres(engine: Engine, people: list[tuple[Any, ...]], leaves: list[l
         raw.close()
 
 
+#: ``import_csv(parse_process=...)``: None (the default: a child process parses a file this big), False with
+#: ``--parse-here`` (this process parses, beside its writer thread, as before the child process existed).
+PARSE_PROCESS: bool | None = None
 CPU: list[float] = []  # this process's CPU seconds (every thread) of each timed call, in order
+CHILD_CPU: list[float] = []  # the CPU seconds of the import's parser process (a child), of each timed call
 SERVER_CPU: list[float] = []  # the PostgreSQL backends' CPU seconds of each timed call (0 on SQLite)
 
 
@@ -140,10 +148,18 @@ def server_cpu(database: str | None) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's ended children (the import's parser process)."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def timed(fn: Callable[[], object], database: str | None = None) -> float:
     started, cpu, server = time.perf_counter(), time.process_time(), server_cpu(database)
+    children = children_cpu()
     fn()
     CPU.append(time.process_time() - cpu)
+    CHILD_CPU.append(children_cpu() - children)
     SERVER_CPU.append(server_cpu(database) - server)
     return time.perf_counter() - started
 
@@ -157,6 +173,7 @@ def measure(label: str, fresh: Callable[[int], Engine], csv_path: Path, rows: in
             parsed: tuple[list[tuple[Any, ...]], list[list[str]]]) -> None:
     imports, floors = [], []
     import_cpu, floor_cpu, import_server, floor_server = [], [], [], []
+    import_child: list[float] = []
     engine = None
     for run in range(runs):
         engine = fresh(2 * run)
@@ -164,10 +181,11 @@ def measure(label: str, fresh: Callable[[int], Engine], csv_path: Path, rows: in
 
         def one(target: Engine = engine) -> None:
             nonlocal report
-            report = import_csv(target, csv_path)
+            report = import_csv(target, csv_path, parse_process=PARSE_PROCESS)
 
         imports.append(timed(one, database_of(engine)))
         import_cpu.append(CPU[-1])
+        import_child.append(CHILD_CPU[-1])
         import_server.append(SERVER_CPU[-1])
         assert report is not None and report.inserted == rows and report.skipped == 0, report
         print(f"  {label} run {run + 1}: import {imports[-1]:.1f} s", flush=True)
@@ -185,7 +203,7 @@ def measure(label: str, fresh: Callable[[int], Engine], csv_path: Path, rows: in
 
     def reimport() -> None:
         nonlocal again
-        again = import_csv(engine, csv_path)
+        again = import_csv(engine, csv_path, parse_process=PARSE_PROCESS)
 
     reimport_s = timed(reimport, database_of(engine))
     assert again is not None and again.unchanged == rows
@@ -202,6 +220,8 @@ def measure(label: str, fresh: Callable[[int], Engine], csv_path: Path, rows: in
     print(f"{label}:   CPU seconds of this process, median: import {statistics.median(import_cpu):.1f}, "
           f"floor {statistics.median(floor_cpu):.1f}; re-import {CPU[-1]:.1f}; load average now "
           f"{os.getloadavg()[0]:.1f}")
+    print(f"{label}:   CPU seconds of the parser process (a child), median: import "
+          f"{statistics.median(import_child):.1f}; re-import {CHILD_CPU[-1]:.1f}")
     if label == "PostgreSQL":
         print(f"{label}:   server CPU seconds (the database's backends), median: import "
               f"{statistics.median(import_server):.1f}, floor {statistics.median(floor_server):.1f}; "
@@ -215,7 +235,11 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--parse-here", action="store_true",
+                        help="parse in this process, not in a child process (the import before the child process)")
     args = parser.parse_args()
+    global PARSE_PROCESS
+    PARSE_PROCESS = False if args.parse_here else None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_csv_import_"))
     workdir.mkdir(parents=True, exist_ok=True)
     csv_path = workdir / f"subscribers-{args.rows}.csv"

@@ -22,16 +22,19 @@ Why it is written this way:
 - With an Engine each chunk commits on its own (a crash keeps the finished chunks, a re-run completes
   the rest), and is written by a writer thread while the next one is parsed (``subscribers.chunk_pipeline``);
   with a Session everything joins the caller's transaction, written inline.
+- Lines become rows in ``subscribers.csv_rows`` (no database code). A big file (``PARSE_PROCESS_MIN_ROWS``
+  lines and more) bound for PostgreSQL is parsed by a child process (``subscribers.parse_process``): in one
+  process the parser held the interpreter lock the writer thread needed each time it came back from the
+  database, and the database waited meanwhile (a million rows on PostgreSQL: server and parser each about half
+  the wall time, overlapping little).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +42,19 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from subscribers import zones as zone_catalogue
 from subscribers.bulk_writers import BulkWriter, json_list, writer_for
 from subscribers.chunk_pipeline import ChunkPipeline
-from subscribers.models import Subscriber
-from subscribers.phone import PhoneError, mask, normalize
-from subscribers.preferences import (
-    PreferenceError,
-    check_language,
-    check_severity,
-    parse_categories,
-    parse_hazards,
-    parse_quiet_hours,
+from subscribers.csv_rows import (
+    Chunk,
+    ImportReport,
+    Row,
+    RowParser,
+    UnreadableLine,
+    read_chunks,
 )
+from subscribers.models import Subscriber
+from subscribers.parse_process import ParseProcess
+from subscribers.phone import mask
 from subscribers.sqltypes import utcnow
 
 REQUIRED_COLUMNS = ("phone", "zones")
@@ -59,8 +62,12 @@ KNOWN_COLUMNS = ("phone", "name", "zones", "min_severity", "language", "categori
                  # written by `subscribers export`, applied after the bulk import by subscribers.roundtrip
                  "points", "vessels", "status")
 CHUNK_ROWS = 20_000
-MAX_NAME = 100
-MAX_ERRORS_KEPT = 10_000
+#: Files with at least this many lines are parsed by a child process (``import_csv(parse_process=...)``).
+PARSE_PROCESS_MIN_ROWS = 50_000
+#: ... when the database is one of these. PostgreSQL works in its own server process, so the child's core is
+#: gained; SQLite's work is done in this process, and a million rows measured no faster with the child on a
+#: loaded 2-core machine (the pickling between the processes costs about 2.5 CPU seconds), so it is left as it was.
+PARSE_PROCESS_DIALECTS = frozenset({"postgresql"})
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -69,144 +76,6 @@ _SUBSCRIBER = Subscriber.__table__  # type: ignore[attr-defined]
 
 class CsvImportError(ValueError):
     """The file as a whole cannot be imported (missing, unreadable, bad header)."""
-
-
-@dataclass
-class ImportReport:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    #: Lines whose phone already appeared earlier in the same file (merged into that person).
-    merged: int = 0
-    errors: list[str] = field(default_factory=list)
-    rows: int = 0
-
-    def add_error(self, message: str) -> None:
-        self.skipped += 1
-        if len(self.errors) < MAX_ERRORS_KEPT:
-            self.errors.append(message)
-
-    def absorb(self, part: ImportReport) -> None:
-        """Add a later part of the same import (its errors after ours)."""
-        self.inserted += part.inserted
-        self.updated += part.updated
-        self.unchanged += part.unchanged
-        self.merged += part.merged
-        self.rows += part.rows
-        for message in part.errors:
-            self.add_error(message)
-        self.skipped += part.skipped - len(part.errors)
-
-
-@dataclass(slots=True)
-class _Row:
-    line: int
-    phone: str
-    name: str
-    min_severity: str
-    language: str
-    categories: tuple[str, ...]
-    quiet: tuple[int | None, int | None]
-    #: Sorted leaf codes (shared between the rows of one zone text: never mutated, replaced on a merge).
-    zones: tuple[str, ...]
-    hazards: tuple[str, ...]
-
-
-class _Parser:
-    """Row validation with caches: the same zone list or severity text is parsed once per file.
-
-    Rows come from ``csv.reader`` (lists, cells picked by position): ``csv.DictReader`` built a dict per
-    line, a tenth of the import's time at a million rows.
-    """
-
-    def __init__(self, names: list[str]) -> None:
-        #: Which optional columns this file has: absent columns do not overwrite stored values.
-        self.columns = frozenset(names)
-        self.width = len(names)
-        self._at = {name: i for i, name in enumerate(names)}
-        self._zones: dict[str, tuple[str, ...] | str] = {}
-        self._items: dict[str, tuple[str, ...] | str] = {}
-        # Optional columns in _Row's order: (column, parser, value when the file has no such column). For the
-        # columns the file has: (slot, position, cache of cell text -> (valid, value or the error message), parser).
-        optional: tuple[tuple[str, Callable[[str], Any], Any], ...] = (
-            ("min_severity", lambda t: check_severity(t.strip() or None), "Unknown"),
-            ("language", lambda t: check_language(t.strip() or None), "ko"),
-            ("categories", lambda t: tuple(parse_categories(t)), ()),
-            ("quiet_hours", parse_quiet_hours, (None, None)),
-            ("hazards", lambda t: tuple(parse_hazards(t)), ()),
-        )
-        self._defaults = tuple(default for _, _, default in optional)
-        self._present: list[tuple[int, int, dict[str, tuple[bool, Any]], Callable[[str], Any]]] = [
-            (slot, self._at[column], {}, parse) for slot, (column, parse, _) in enumerate(optional)
-            if column in self._at
-        ]
-
-    def cells(self, record: list[str]) -> list[str]:
-        """The row with as many cells as the header (short rows padded with empty cells, as DictReader did)."""
-        return record + [""] * (self.width - len(record)) if len(record) < self.width else record
-
-    def parse(self, line: int, cells: list[str]) -> _Row:
-        at = self._at
-        phone = normalize(cells[at["phone"]])
-        zone_text = cells[at["zones"]]
-        points_at, vessels_at = at.get("points"), at.get("vessels")
-        others = (points_at is not None and cells[points_at].strip()) or \
-            (vessels_at is not None and cells[vessels_at].strip())
-        # a person with only points or vessels has no zones
-        zones = self._zone_list(zone_text) if not others or zone_text.strip() else ()
-        name_at = at.get("name")
-        name = cells[name_at].strip() if name_at is not None else ""
-        if len(name) > MAX_NAME:
-            raise PreferenceError(f"name: longer than {MAX_NAME} characters")
-        values = list(self._defaults)
-        for slot, at_cell, cache, parse in self._present:
-            text = cells[at_cell]
-            found = cache.get(text)
-            if found is None:
-                found = _parse_cell(cache, text, parse)
-            if not found[0]:
-                raise PreferenceError(found[1])
-            values[slot] = found[1]
-        severity, language, categories, quiet, hazards = values
-        return _Row(line, phone, name, severity, language, categories, quiet, zones, hazards)
-
-    def _zone_list(self, text: str) -> tuple[str, ...]:
-        cached = self._zones.get(text)
-        if cached is None:
-            items = text.replace(",", " ").replace(";", " ").split()
-            cached = self._expand(items) if items else "zones: empty"
-            self._zones[text] = cached
-        if isinstance(cached, str):
-            raise zone_catalogue.ZoneError(cached)
-        return cached
-
-    def _expand(self, items: list[str]) -> tuple[str, ...] | str:
-        """``zones.expand_many`` (the union of the items' leaves; the first bad item is the error), with each
-        item expanded once per file: "S1251100 S1252010" pairs are many, their codes are few."""
-        leaves: set[str] = set()
-        for item in items:
-            found = self._items.get(item)
-            if found is None:
-                try:
-                    found = tuple(zone_catalogue.expand(item))
-                except zone_catalogue.ZoneError as exc:
-                    found = str(exc)
-                self._items[item] = found
-            if isinstance(found, str):
-                return found
-            leaves.update(found)
-        return tuple(sorted(leaves))
-
-
-def _parse_cell(cache: dict[str, tuple[bool, Any]], text: str, parse: Callable[[str], Any]) -> tuple[bool, Any]:
-    """Parse a cell text the file had not had yet; a bad one is remembered as its error message."""
-    try:
-        found = (True, parse(text))
-    except PreferenceError as exc:
-        found = (False, str(exc))
-    cache[text] = found
-    return found
 
 
 def import_csv(
@@ -218,8 +87,14 @@ def import_csv(
     consent_text: str | None = None,
     consent_at: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    parse_process: bool | None = None,
 ) -> ImportReport:
-    """Import ``path``; raises CsvImportError only when the file as a whole is unusable."""
+    """Import ``path``; raises CsvImportError only when the file as a whole is unusable.
+
+    ``parse_process``: parse in a child process (``subscribers.parse_process``); None: when the file has at
+    least ``PARSE_PROCESS_MIN_ROWS`` lines (below that, starting a process costs more than it saves) and the
+    database is PostgreSQL (``PARSE_PROCESS_DIALECTS``).
+    """
     source = Path(path)
     if not source.is_file():
         raise CsvImportError(f"{source}: no such file")
@@ -239,10 +114,9 @@ def import_csv(
         reader = csv.reader(handle)
         header = next(reader, None)
         _check_header(source, header)
-        parser = _Parser([(f or "").strip().lower() for f in header or []])  # "Phone " -> "phone"
-        width = parser.width
+        parser = RowParser([(f or "").strip().lower() for f in header or []])  # "Phone " -> "phone"
 
-        def flush(writer: BulkWriter, item: tuple[dict[str, _Row], ImportReport]) -> None:
+        def flush(writer: BulkWriter, item: Chunk) -> None:
             chunk, part = item
             if chunk:
                 _flush(writer, chunk, consent, parser.columns, part)
@@ -250,47 +124,35 @@ def import_csv(
 
         # An Engine: the next chunk is parsed while a writer thread writes this one, on its own connection.
         # A Session or Connection is the caller's: written inline, in the caller's thread and transaction.
-        pipeline: ChunkPipeline[BulkWriter, tuple[dict[str, _Row], ImportReport]] = ChunkPipeline(
+        pipeline: ChunkPipeline[BulkWriter, Chunk] = ChunkPipeline(
             lambda: _import_connection(target), flush, threaded=isinstance(target, Engine))
-        with pipeline:
-            chunk: dict[str, _Row] = {}
-            part = ImportReport()  # this chunk's lines: its parse errors come before its write's errors
+        if parse_process is None:
+            parse_process = total >= PARSE_PROCESS_MIN_ROWS and _dialect(target) in PARSE_PROCESS_DIALECTS
+        parse_process = parse_process and ParseProcess.available()
+        # A big file is parsed by a child process (its own core, its own interpreter lock), else right here.
+        chunks: AbstractContextManager[Iterator[Chunk]] = (
+            ParseProcess(source, encoding, chunk_rows) if parse_process
+            else nullcontext(read_chunks(reader, parser, chunk_rows)))
+        with pipeline, chunks as parsed:
             rows_seen = 0
             try:
-                for record in reader:
-                    if not record:
-                        continue  # a blank line is no row (as csv.DictReader skipped it)
-                    part.rows += 1
-                    line = reader.line_num
-                    if len(record) > width:
-                        part.add_error(f"line {line}: more fields than the header has")
-                        continue
-                    try:
-                        row = parser.parse(line, parser.cells(record))
-                    except (PhoneError, zone_catalogue.ZoneError, PreferenceError) as exc:
-                        part.add_error(f"line {line}: {exc}")
-                        continue
-                    previous = chunk.get(row.phone)
-                    if previous is not None:
-                        if not set(previous.zones) <= set(row.zones):
-                            row.zones = tuple(sorted(set(row.zones) | set(previous.zones)))
-                        part.merged += 1
-                    chunk[row.phone] = row
-                    if len(chunk) >= chunk_rows:
-                        rows_seen += part.rows
-                        pipeline.submit((chunk, part))
-                        chunk, part = {}, ImportReport()
-                        if progress:
-                            progress(rows_seen, max(total, rows_seen))
-            except (UnicodeDecodeError, csv.Error) as exc:
-                pipeline.submit((chunk, part))
+                for chunk, part in parsed:
+                    rows_seen += part.rows
+                    pipeline.submit((chunk, part))
+                    if progress and len(chunk) >= chunk_rows:
+                        progress(rows_seen, max(total, rows_seen))
+            except UnreadableLine as exc:
                 pipeline.close()
-                raise CsvImportError(f"{source}: line {reader.line_num}: unreadable: {exc}") from None
-            pipeline.submit((chunk, part))
+                raise CsvImportError(f"{source}: {exc}") from None
             pipeline.close()
     if progress:
         progress(report.rows, report.rows)
     return report
+
+
+def _dialect(target: Session | Engine | Connection) -> str:
+    bind = target.get_bind() if isinstance(target, Session) else target
+    return str(bind.dialect.name)
 
 
 def _detect_encoding(path: Path) -> str:
@@ -388,15 +250,15 @@ class _JsonTexts:
         return text
 
 
-def _flush(writer: BulkWriter, chunk: dict[str, _Row], consent: dict[str, Any], columns: frozenset[str],
+def _flush(writer: BulkWriter, chunk: dict[str, Row], consent: dict[str, Any], columns: frozenset[str],
            report: ImportReport) -> None:
     s = _SUBSCRIBER.c
     now = utcnow()
     with writer.chunk():
         existing = writer.existing(list(chunk))
 
-        # Sorted by phone: inserts then walk the unique phone index in order (fewer page visits).
-        new_rows = sorted((r for phone, r in chunk.items() if phone not in existing), key=attrgetter("phone"))
+        # in phone order, as read_chunks sorted the chunk (inserts then walk the unique phone index in order)
+        new_rows = [r for phone, r in chunk.items() if phone not in existing]
         zone_pairs: list[tuple[int, str]] = []
         if new_rows:
             as_json = _JsonTexts()
@@ -415,7 +277,7 @@ def _flush(writer: BulkWriter, chunk: dict[str, _Row], consent: dict[str, Any], 
             writer.insert_zones(fresh, new_people=True)
 
         updates: list[dict[str, Any]] = []
-        touched: dict[int, _Row] = {}
+        touched: dict[int, Row] = {}
         for phone, current in existing.items():
             r = chunk[phone]
             if current.status == "unsubscribed":
@@ -458,7 +320,7 @@ def _flush(writer: BulkWriter, chunk: dict[str, _Row], consent: dict[str, Any], 
         report.unchanged += len(touched) - len(changed_ids)
 
 
-def _changed_values(current: Any, r: _Row, has: frozenset[str]) -> dict[str, Any]:
+def _changed_values(current: Any, r: Row, has: frozenset[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "name" in has and r.name and r.name != current.name:
         values["name"] = r.name
