@@ -60,6 +60,7 @@ from alerts.delivery.outbox_rows import (
     rows_by_id,
     warning_states,
 )
+from alerts.delivery.pacing import Pacer
 from alerts.delivery.providers.base import (
     DeliveryResult,
     Fallback,
@@ -183,6 +184,9 @@ class Dispatcher:
         #: Threads kept between batches (alerts/delivery/inflight.py): requests, and their leases' renewal.
         self._senders = SendThreads("dispatch-send")
         self._renewals = LeaseRenewals(self.renew_lease, lambda: RENEW_EVERY)
+        #: Spreads this dispatcher's requests over the second (alerts/delivery/pacing.py): the window never stays
+        #: full for most of a second, so an urgent warning finds room soon.
+        self.pacer = Pacer(self.window.rate)
 
     # -- sending -------------------------------------------------------------------------------
     def dispatch_due(self, *, max_batches: int | None = None) -> DispatchReport:
@@ -199,7 +203,9 @@ class Dispatcher:
         try:
             while max_batches is None or batches < max_batches:
                 # claim only once a whole batch could start: priorities are read at the last moment
-                if not self.window.wait_for_room(self.batch_size, self.stop, lead=self._claim_lead()):
+                lead = self._claim_lead()
+                if not (self.pacer.wait(self.stop, lead=lead)
+                        and self.window.wait_for_room(self.batch_size, self.stop, lead=lead)):
                     break  # stopping: nothing claimed
                 began = time.monotonic()
                 with self.db_lock:
@@ -248,7 +254,7 @@ class Dispatcher:
         When the next batch may start soon (no limit in sight), the work overlaps the wire as before. True when
         the answer came (the caller records it now)."""
         lead = self._claim_lead()
-        if self.window.room_within(self.batch_size, lead + ANSWER_WAIT):
+        if self.pacer.delay(lead + ANSWER_WAIT) <= 0 and self.window.room_within(self.batch_size, lead + ANSWER_WAIT):
             return False
         wait_futures([flight.answer], timeout=ANSWER_WAIT)
         return flight.answer.done()
@@ -489,8 +495,10 @@ class Dispatcher:
             try:
                 with self._renewing(key):
                     try:
+                        self.pacer.wait()  # at most a fraction of this batch's share of a second
                         ticket = self.window.acquire(n)
                         assert ticket is not None
+                        self.pacer.started(n)
                     except BaseException as exc:  # noqa: BLE001 - no request made: raised by _start
                         refused.append(exc)
                         return
