@@ -60,6 +60,7 @@ from alerts.delivery.outbox_rows import (
     rows_by_id,
     warning_states,
 )
+from alerts.delivery.outranked import outranked, put_back
 from alerts.delivery.pacing import Pacer
 from alerts.delivery.providers.base import (
     DeliveryResult,
@@ -482,6 +483,10 @@ class Dispatcher:
             return _InFlight(rows, key, resending, answer)
         if began is not None:
             self._preparations.append(time.monotonic() - began)
+        if not resending and rows and self._give_way(rows, key):
+            report.requests -= 1  # none was made
+            answer.set_exception(_GaveWay(key))
+            return _InFlight(rows, key, resending, answer)
         # The place in the window is taken just before the request starts (at once after wait_for_room, unless
         # another worker or request took the room first: with several workers that wait can be long, so the
         # lease is renewed meanwhile): preparing the request holds no place. It is taken by the thread that
@@ -528,6 +533,8 @@ class Dispatcher:
         stop (the provider refused our configuration, or the outcome is unknown)."""
         try:
             outcomes = flight.answer.result()
+        except _GaveWay:
+            return False  # queued again as it was, never sent: the next claim takes the higher priority first
         except ProviderError as exc:
             with self.db_lock:
                 self._requeue(flight.rows, exc, report, resending=flight.resending)
@@ -543,6 +550,21 @@ class Dispatcher:
         with self.db_lock:
             self._record(flight.rows, outcomes, report)
         return False
+
+    def _give_way(self, rows: list[Any], key: str) -> bool:
+        """Just before a claimed batch's place is taken: when a row of higher priority became due since the claim
+        (a tsunami warning matched during the claim's lead), the batch goes back to the queue as it was, never
+        sent (alerts/delivery/outranked.py), and True is returned. The look takes no lock (a read); only putting
+        back writes."""
+        now = self.clock()
+        with self.engine.connect() as connection:
+            if not outranked(connection, rows[0].id, now):
+                return False
+        with self.db_lock, self.engine.begin() as connection:
+            back = put_back(connection, [r.id for r in rows], key)
+        log.info("batch %s of %d gave way to a warning of higher priority queued since its claim (%d queued again)",
+                 key, len(rows), back)
+        return True
 
     def _renewing(self, key: str) -> AbstractContextManager[None]:
         return self._renewals.holding(key)
@@ -788,6 +810,10 @@ def batch_size_for(configured: int, provider_max: int, capacity: int) -> int:
     """Recipients per request: the configured size, never more than the provider takes, and never more than
     ``BATCH_SECONDS`` of the rate (so never more than one second of it: such a request could never start)."""
     return max(1, min(configured, provider_max, math.floor(capacity * BATCH_SECONDS) or 1))
+
+
+class _GaveWay(Exception):  # noqa: N818 - not an error: a batch that made way, never sent
+    """A claimed batch put back unsent for a warning of higher priority (:meth:`Dispatcher._give_way`)."""
 
 
 @dataclass(slots=True)

@@ -16,10 +16,14 @@ from pathlib import Path
 
 import pytest
 from alimcast_testkit import TEMPLATES, cap_xml, config_text
+from sqlmodel import col, select
 
 from alerts.config import load_config
+from alerts.db import session_scope
+from alerts.delivery.dispatch import DispatchReport
 from alerts.delivery.pacing import PACE, Pacer
 from alerts.delivery.rate import SendWindow, Ticket
+from alerts.models import Delivery
 from alerts.pipeline import Pipeline, feed_spec
 from alerts.testing.nhn_server import NhnTestServer
 from subscribers.csv_import import import_csv
@@ -159,3 +163,48 @@ def test_the_dispatcher_spreads_a_bulk_send_and_keeps_the_limit(tmp_path: Path,
         gaps = [b - a for a, b in zip(window.starts, window.starts[1:], strict=False)]
         assert min(gaps) >= PACE * 0.25
         assert srv.rate_refusals == 0 and srv.max_recipients_per_second() <= rate
+
+
+def test_a_claimed_bulk_batch_gives_way_to_an_urgent_warning_queued_since(db_url: str, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk batch is claimed (its lease and key committed) but its request is not made yet; a tsunami warning
+    is matched meanwhile. The bulk batch goes back to the queue as it was (no request under its key), and the
+    next request is the tsunami's; afterwards every recipient has exactly one message."""
+    with NhnTestServer(templates={code: text for code, text in TEMPLATES.values()}) as srv:
+        monkeypatch.setenv("T_APP_KEY", srv.app_key)
+        monkeypatch.setenv("T_SECRET_KEY", srv.secret_key)
+        monkeypatch.setenv("T_SENDER_KEY", srv.sender_key)
+        feeds = [("bulk", "cap", str(tmp_path / "bulk.xml")), ("urgent", "cap", str(tmp_path / "urgent.xml"))]
+        (tmp_path / "config.toml").write_text(config_text(
+            db_url, feeds, provider="nhn", base_url=srv.base_url), encoding="utf-8")
+        config = load_config(tmp_path / "config.toml")
+        pipeline = Pipeline(config)
+        csv = tmp_path / "people.csv"
+        csv.write_text("phone,name,zones,min_severity\n" + "".join(
+            f"0105{i:07d},p{i},S1251100,\n" for i in range(300)) + "01060000000,t,S1131100,\n", encoding="utf-8")
+        import_csv(pipeline.engine, csv)
+        bulk_spec, urgent_spec = (feed_spec(f) for f in config.feeds)
+        (tmp_path / "bulk.xml").write_bytes(cap_xml("BULK", sent=NOW, zones=["S1251100"]))
+        pipeline.poll(bulk_spec, force=True)
+        assert pipeline.match().queued == 300
+        dispatcher = pipeline.dispatcher
+        claim = dispatcher._claim()  # the dispatcher claimed the next bulk batch, a lead before its place
+        assert len(claim.rows) == 250
+        (tmp_path / "urgent.xml").write_bytes(cap_xml("TSU", sent=NOW, zones=["S1131100"], event="지진해일경보",
+                                                      severity="Extreme", urgency="Immediate"))
+        pipeline.poll(urgent_spec, force=True)
+        assert pipeline.match().queued == 1
+        report = DispatchReport()
+        flight = dispatcher._start(claim.rows, claim.key, False, report)
+        assert dispatcher._finish(flight, report) is False
+        assert srv.send_requests() == [] and report.requests == 0  # no request under the bulk batch's key
+        with session_scope(pipeline.engine) as s:
+            rows = list(s.exec(select(Delivery).where(col(Delivery.id).in_([r.id for r in claim.rows]))))
+        assert {(r.status, r.idempotency_key, r.lease_until, r.attempts) for r in rows} == {("queued", None, None, 0)}
+        sent = pipeline.dispatch()
+        pipeline.close()
+        assert sent.accepted == 301
+        first = srv.send_requests()[0]
+        assert "01060000000" in {str(r["recipientNo"]) for r in first.body["recipientList"]}
+        assert claim.key not in {r.headers["x-nc-api-idempotency-key"] for r in srv.send_requests()}
+        assert len({m.recipient_no for m in srv.messages}) == len(srv.messages) == 301
