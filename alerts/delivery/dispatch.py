@@ -14,7 +14,10 @@ Never lost, never sent twice:
   suppressed, also when they come from the retry queue.
 * Highest priority first: severe and immediate warnings jump the queue. Priorities are read again at every
   claim, and a claim happens only once the rate allows the batch to start, so a warning queued while the
-  dispatcher waited for the rate goes in the very next request.
+  dispatcher waited for the rate goes in the very next request. A claimed batch whose request is ready but not
+  made yet gives way to one of higher priority queued since its claim (alerts/delivery/outranked.py), and the
+  batches are spread over the second (alerts/delivery/pacing.py), so room for an urgent batch comes within about
+  a quarter second, not after a second-long burst.
 * The provider's limit is kept exactly (:mod:`alerts.delivery.rate`): a batch is at most a quarter of a
   second of the rate (``BATCH_SECONDS``), so an urgent batch never waits more than about a quarter second
   for room, and the small latency of small requests keeps the achieved rate close to the configured one.
@@ -552,8 +555,9 @@ class Dispatcher:
         return False
 
     def _give_way(self, rows: list[Any], key: str) -> bool:
-        """Just before a claimed batch's place is taken: when a row of higher priority became due since the claim
-        (a tsunami warning matched during the claim's lead), the batch goes back to the queue as it was, never
+        """Once a claimed batch's request is ready, before it waits for its place: when a row of higher priority
+        became due since the claim (a tsunami warning matched during the claim's lead), the batch goes back to the
+        queue as it was, never
         sent (alerts/delivery/outranked.py), and True is returned. The look takes no lock (a read); only putting
         back writes."""
         now = self.clock()

@@ -3,12 +3,12 @@
 Why: the dispatcher claims a batch a little before the rate lets it start (the claim's lead, the time its
 preparation takes), so that its place is not left empty meanwhile. A tsunami warning matched in that moment
 would otherwise wait for the claimed bulk batch to take the place it was about to get, and then for the next
-place, a pace later (alerts/delivery/pacing.py). Just before the request's place is taken, the dispatcher asks
-whether anything due now outranks the batch; if so the batch goes back to the queue as it was, and the next
-claim (at once) takes the urgent rows first.
+place, a pace later (alerts/delivery/pacing.py). Once the request is ready, before it waits for its place, the
+dispatcher asks whether anything due now outranks the batch; if so the batch goes back to the queue as it was,
+and the next claim (at once) takes the urgent rows first.
 
-Why putting it back is safe: no request was made under the batch's key (the check comes before the place in the
-window is taken, and the request only after that), so its rows are queued again without a key, exactly as
+Why putting it back is safe: no request was made under the batch's key (the check comes before its request thread
+is even started), so its rows are queued again without a key, exactly as
 before the claim, their attempt not counted. The UPDATE names the key, so a row that is no longer this batch's
 (taken over by another worker after a lapsed lease: not possible within a live lease, but checked anyway) is
 left alone.
