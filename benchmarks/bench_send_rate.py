@@ -20,7 +20,7 @@ rate, counted by the server on arrival per rolling second:
    sees it to the provider accepting its first recipient (goal: < 1 s), median and worst.
 
 Run: .venv/bin/python benchmarks/bench_send_rate.py [--rates 500,1000,2000] [--seconds 15] [--runs 1]
-     [--server process,thread] [--urgent-rate 1000] [--trials 5]
+     [--server process,thread] [--urgent-rate 1000,2000] [--trials 5]
 """
 
 from __future__ import annotations
@@ -194,11 +194,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--server", default="process,thread",
                         help="where the loopback provider runs: process, thread, or both (comma-separated)")
-    parser.add_argument("--urgent-rate", type=float, default=1000.0)
+    parser.add_argument("--urgent-rate", default="1000",
+                        help="bulk rates (comma-separated) for the urgent-warning trials; empty: none")
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
     threading.current_thread().name = "bench"
-    for server, rate in ((s, float(r)) for s in args.server.split(",") for r in args.rates.split(",")):
+    for server, rate in ((s, float(r)) for s in args.server.split(",") for r in args.rates.split(",") if r):
         results = [achieved_rate(rate, args.seconds, server) for _ in range(args.runs)]
         measured = statistics.median(r[0] for r in results)
         worst = max(r[1] for r in results)
@@ -215,10 +216,11 @@ def main() -> None:
               f"dispatcher/bare {measured / bare_measured:.3f}; steady pace (slope): dispatcher "
               f"{steady / rate:.3f}x, bare {bare_steady / rate:.3f}x, dispatcher/bare {steady / bare_steady:.3f}; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
-    waits = urgent_waits(args.urgent_rate, args.trials)
-    print(f"Extreme warning during a fan-out at {args.urgent_rate:.0f}/s: poll -> first accepted median "
-          f"{statistics.median(waits):.3f} s, worst {max(waits):.3f} s over {len(waits)} trials "
-          f"({', '.join(f'{w:.3f}' for w in waits)}); load average {os.getloadavg()[0]:.1f}")
+    for urgent_rate in (float(r) for r in args.urgent_rate.split(",") if r):
+        waits = urgent_waits(urgent_rate, args.trials)
+        print(f"Extreme warning during a fan-out at {urgent_rate:.0f}/s: poll -> first accepted median "
+              f"{statistics.median(waits):.3f} s, worst {max(waits):.3f} s over {len(waits)} trials "
+              f"({', '.join(f'{w:.3f}' for w in waits)}); load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":
