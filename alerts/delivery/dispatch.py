@@ -484,12 +484,12 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - as a send that failed before it went: _finish decides
             answer.set_exception(exc)
             return _InFlight(rows, key, resending, answer)
-        if began is not None:
-            self._preparations.append(time.monotonic() - began)
         if not resending and rows and self._give_way(rows, key):
             report.requests -= 1  # none was made
             answer.set_exception(_GaveWay(key))
             return _InFlight(rows, key, resending, answer)
+        if began is not None:  # the look above is part of the preparation the claim's lead must cover
+            self._preparations.append(time.monotonic() - began)
         # The place in the window is taken just before the request starts (at once after wait_for_room, unless
         # another worker or request took the room first: with several workers that wait can be long, so the
         # lease is renewed meanwhile): preparing the request holds no place. It is taken by the thread that
