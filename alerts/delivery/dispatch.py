@@ -191,6 +191,9 @@ class Dispatcher:
         #: Spreads this dispatcher's requests over the second (alerts/delivery/pacing.py): the window never stays
         #: full for most of a second, so an urgent warning finds room soon.
         self.pacer = Pacer(self.window.rate)
+        #: The last batch gave way (:meth:`_give_way`): the next one does not, so giving way can never go round
+        #: in circles (a row that outranks every claim but is never claimed itself would otherwise stop sending).
+        self._gave_way = False
 
     # -- sending -------------------------------------------------------------------------------
     def dispatch_due(self, *, max_batches: int | None = None) -> DispatchReport:
@@ -557,13 +560,16 @@ class Dispatcher:
     def _give_way(self, rows: list[Any], key: str) -> bool:
         """Once a claimed batch's request is ready, before it waits for its place: when a row of higher priority
         became due since the claim (a tsunami warning matched during the claim's lead), the batch goes back to the
-        queue as it was, never
-        sent (alerts/delivery/outranked.py), and True is returned. The look takes no lock (a read); only putting
-        back writes."""
+        queue as it was, never sent (alerts/delivery/outranked.py), and True is returned. The look takes no lock
+        (a read); only putting back writes. The batch after one that gave way never does."""
+        if self._gave_way:
+            self._gave_way = False
+            return False
         now = self.clock()
         with self.engine.connect() as connection:
             if not outranked(connection, rows[0].id, now):
                 return False
+        self._gave_way = True
         with self.db_lock, self.engine.begin() as connection:
             back = put_back(connection, [r.id for r in rows], key)
         log.info("batch %s of %d gave way to a warning of higher priority queued since its claim (%d queued again)",
