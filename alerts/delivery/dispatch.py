@@ -14,7 +14,10 @@ Never lost, never sent twice:
   suppressed, also when they come from the retry queue.
 * Highest priority first: severe and immediate warnings jump the queue. Priorities are read again at every
   claim, and a claim happens only once the rate allows the batch to start, so a warning queued while the
-  dispatcher waited for the rate goes in the very next request.
+  dispatcher waited for the rate goes in the very next request. A claimed batch whose request is ready but not
+  made yet gives way to one of higher priority queued since its claim (alerts/delivery/outranked.py), and the
+  batches are spread over the second (alerts/delivery/pacing.py), so room for an urgent batch comes within about
+  a quarter second, not after a second-long burst.
 * The provider's limit is kept exactly (:mod:`alerts.delivery.rate`): a batch is at most a quarter of a
   second of the rate (``BATCH_SECONDS``), so an urgent batch never waits more than about a quarter second
   for room, and the small latency of small requests keeps the achieved rate close to the configured one.
@@ -60,6 +63,8 @@ from alerts.delivery.outbox_rows import (
     rows_by_id,
     warning_states,
 )
+from alerts.delivery.outranked import outranked, put_back
+from alerts.delivery.pacing import Pacer
 from alerts.delivery.providers.base import (
     DeliveryResult,
     Fallback,
@@ -183,6 +188,12 @@ class Dispatcher:
         #: Threads kept between batches (alerts/delivery/inflight.py): requests, and their leases' renewal.
         self._senders = SendThreads("dispatch-send")
         self._renewals = LeaseRenewals(self.renew_lease, lambda: RENEW_EVERY)
+        #: Spreads this dispatcher's requests over the second (alerts/delivery/pacing.py): the window never stays
+        #: full for most of a second, so an urgent warning finds room soon.
+        self.pacer = Pacer(self.window.rate)
+        #: The last batch gave way (:meth:`_give_way`): the next one does not, so giving way can never go round
+        #: in circles (a row that outranks every claim but is never claimed itself would otherwise stop sending).
+        self._gave_way = False
 
     # -- sending -------------------------------------------------------------------------------
     def dispatch_due(self, *, max_batches: int | None = None) -> DispatchReport:
@@ -199,7 +210,9 @@ class Dispatcher:
         try:
             while max_batches is None or batches < max_batches:
                 # claim only once a whole batch could start: priorities are read at the last moment
-                if not self.window.wait_for_room(self.batch_size, self.stop, lead=self._claim_lead()):
+                lead = self._claim_lead()
+                if not (self.pacer.wait(self.stop, lead=lead)
+                        and self.window.wait_for_room(self.batch_size, self.stop, lead=lead)):
                     break  # stopping: nothing claimed
                 began = time.monotonic()
                 with self.db_lock:
@@ -248,7 +261,7 @@ class Dispatcher:
         When the next batch may start soon (no limit in sight), the work overlaps the wire as before. True when
         the answer came (the caller records it now)."""
         lead = self._claim_lead()
-        if self.window.room_within(self.batch_size, lead + ANSWER_WAIT):
+        if self.pacer.delay(lead + ANSWER_WAIT) <= 0 and self.window.room_within(self.batch_size, lead + ANSWER_WAIT):
             return False
         wait_futures([flight.answer], timeout=ANSWER_WAIT)
         return flight.answer.done()
@@ -474,7 +487,11 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - as a send that failed before it went: _finish decides
             answer.set_exception(exc)
             return _InFlight(rows, key, resending, answer)
-        if began is not None:
+        if not resending and rows and self._give_way(rows, key):
+            report.requests -= 1  # none was made
+            answer.set_exception(_GaveWay(key))
+            return _InFlight(rows, key, resending, answer)
+        if began is not None:  # the look above is part of the preparation the claim's lead must cover
             self._preparations.append(time.monotonic() - began)
         # The place in the window is taken just before the request starts (at once after wait_for_room, unless
         # another worker or request took the room first: with several workers that wait can be long, so the
@@ -489,8 +506,10 @@ class Dispatcher:
             try:
                 with self._renewing(key):
                     try:
+                        self.pacer.wait()  # at most a fraction of this batch's share of a second
                         ticket = self.window.acquire(n)
                         assert ticket is not None
+                        self.pacer.started(n)
                     except BaseException as exc:  # noqa: BLE001 - no request made: raised by _start
                         refused.append(exc)
                         return
@@ -520,6 +539,8 @@ class Dispatcher:
         stop (the provider refused our configuration, or the outcome is unknown)."""
         try:
             outcomes = flight.answer.result()
+        except _GaveWay:
+            return False  # queued again as it was, never sent: the next claim takes the higher priority first
         except ProviderError as exc:
             with self.db_lock:
                 self._requeue(flight.rows, exc, report, resending=flight.resending)
@@ -535,6 +556,25 @@ class Dispatcher:
         with self.db_lock:
             self._record(flight.rows, outcomes, report)
         return False
+
+    def _give_way(self, rows: list[Any], key: str) -> bool:
+        """Once a claimed batch's request is ready, before it waits for its place: when a row of higher priority
+        became due since the claim (a tsunami warning matched during the claim's lead), the batch goes back to the
+        queue as it was, never sent (alerts/delivery/outranked.py), and True is returned. The look takes no lock
+        (a read); only putting back writes. The batch after one that gave way never does."""
+        if self._gave_way:
+            self._gave_way = False
+            return False
+        now = self.clock()
+        with self.engine.connect() as connection:
+            if not outranked(connection, rows[0].id, now):
+                return False
+        self._gave_way = True
+        with self.db_lock, self.engine.begin() as connection:
+            back = put_back(connection, [r.id for r in rows], key)
+        log.info("batch %s of %d gave way to a warning of higher priority queued since its claim (%d queued again)",
+                 key, len(rows), back)
+        return True
 
     def _renewing(self, key: str) -> AbstractContextManager[None]:
         return self._renewals.holding(key)
@@ -780,6 +820,10 @@ def batch_size_for(configured: int, provider_max: int, capacity: int) -> int:
     """Recipients per request: the configured size, never more than the provider takes, and never more than
     ``BATCH_SECONDS`` of the rate (so never more than one second of it: such a request could never start)."""
     return max(1, min(configured, provider_max, math.floor(capacity * BATCH_SECONDS) or 1))
+
+
+class _GaveWay(Exception):  # noqa: N818 - not an error: a batch that made way, never sent
+    """A claimed batch put back unsent for a warning of higher priority (:meth:`Dispatcher._give_way`)."""
 
 
 @dataclass(slots=True)
