@@ -83,7 +83,7 @@ class LiveGeoIndex:
         self.background_rebuild = background_rebuild
         self.hard_max_age_s = hard_max_age_s
         self._state: _Snapshot | None = None
-        self._asked_at = 0.0  # when a rebuild was last started (not asked again for max_age_s)
+        self._asked_at = float("-inf")  # when a rebuild was last started (not asked again for max_age_s); never yet
         self.builds = 0
         self._rebuilding = BackgroundRebuild("geo-index-rebuild")
         #: Called by every build once its watermarks are taken, before it reads (tests hold a build there to ask

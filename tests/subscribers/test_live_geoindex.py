@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from alerts.db import make_engine, upgrade
-from subscribers import store
+from subscribers import live_geoindex, store
 from subscribers.ais import Position
 from subscribers.geoindex import GeoIndex
 from subscribers.live_geoindex import VESSEL_PRUNE_AFTER_S, LiveGeoIndex
@@ -226,6 +227,37 @@ def test_many_moved_boats_are_read_again_all_at_once(engine: Engine) -> None:
         _check(engine, live)
     assert live.builds == 1
     release.set()
+    assert live.wait_for_rebuild(60) and live.builds == 2
+    _check(engine, live)
+
+
+class _JustBooted:
+    """The ``time`` module as the index sees it on a machine booted five seconds ago: ``monotonic()`` counts from
+    boot, so a fresh machine's clock reads a few seconds (wall time unchanged)."""
+
+    def __init__(self) -> None:
+        self._offset = time.monotonic() - 5.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() - self._offset
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+
+def test_the_first_rebuild_is_not_held_back_after_a_boot(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first rebuild may start at once however recently the machine booted: "last asked at 0" held every
+    rebuild back for ``max_age_s`` after a boot (found on a fresh CI machine; a vessel server restarted in a storm)."""
+    monkeypatch.setattr(live_geoindex, "time", _JustBooted())
+    rng = random.Random(15)
+    _seed(engine, rng, 10, 8)
+    live = LiveGeoIndex(max_age_s=1800, reread_vessels_after=2, background_rebuild=True)
+    _check(engine, live)
+    move_boat = _changes(engine, rng)[4]
+    for _ in range(10):
+        move_boat()
+        _check(engine, live)
     assert live.wait_for_rebuild(60) and live.builds == 2
     _check(engine, live)
 
