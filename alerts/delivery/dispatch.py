@@ -238,7 +238,8 @@ class Dispatcher:
                     # a batch taken over from an older, larger claim keeps its key, so it goes as one request
                     log.warning("batch %s of %d recipients exceeds one second of the rate (%d); it keeps its key "
                                 "and goes as one request", claimed.key, len(claimed.rows), self.window.capacity)
-                started = self._start(claimed.rows, claimed.key, resending, report, began=began)
+                started = self._start(claimed.rows, claimed.key, resending, report, began=began,
+                                      leased_until=claimed.lease_until)
                 previous, flight = flight, started
                 quiet = self._quiet_until_answered(started)
                 if previous is not None and self._finish(previous, report):
@@ -300,6 +301,8 @@ class Dispatcher:
         suppressed: int
         #: For a batch whose sender died mid-request: when it was first claimed.
         stale_since: datetime | None = None
+        #: The lease this claim wrote (a batch gives way only while its rows still hold it: _give_way).
+        lease_until: datetime | None = None
 
     def _claim(self) -> Dispatcher._Claim:
         now = self.clock()
@@ -384,7 +387,7 @@ class Dispatcher:
                 set_committed_value(row, "key_used_at", now)  # a new key: the request follows this commit at once
             for name, value in common.items():
                 set_committed_value(row, name, value)
-        return Dispatcher._Claim(list(rows), key, suppressed)
+        return Dispatcher._Claim(list(rows), key, suppressed, lease_until=lease_until)
 
     def _still_live(self, session: Session, rows: Sequence[Any], now: datetime, *,
                     may_have_gone: bool = False, states: States | None = None) -> tuple[list[Any], int]:
@@ -468,14 +471,15 @@ class Dispatcher:
             _update_ids(session.connection(), [r.id for r in rows], {"idempotency_key": key, "key_used_at": now})
 
     def _start(self, rows: list[Any], key: str, resending: bool, report: DispatchReport, *,
-               began: float | None = None) -> _InFlight:
+               began: float | None = None, leased_until: datetime | None = None) -> _InFlight:
         """Start the request of one claimed batch on a thread of its own; :meth:`_finish` records its answer.
 
         The request is built whole (its body encoded) before its place in the window is taken, and its place
         stops counting as in flight when its answer begins to arrive
         (:class:`~alerts.delivery.providers.base.PreparedSend`): the span the rate
         rule charges holds only the wire and the provider. ``began``: when this batch's claim began (the
-        preparation's length sets the next claim's lead)."""
+        preparation's length sets the next claim's lead). ``leased_until``: the lease the claim wrote; without it
+        the batch never gives way."""
         # a fresh claim read the numbers with its rows; a batch taken over from a dead sender looks them up
         unknown = [r.subscriber_id for r in rows if getattr(r, "phone", None) is None]
         phones = self._phones(unknown) if unknown else {}
@@ -487,8 +491,9 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - as a send that failed before it went: _finish decides
             answer.set_exception(exc)
             return _InFlight(rows, key, resending, answer)
-        if not resending and rows and self._give_way(rows, key):
+        if not resending and rows and leased_until is not None and self._give_way(rows, key, leased_until):
             report.requests -= 1  # none was made
+            report.claimed -= len(rows)  # claimed again later: counted then
             answer.set_exception(_GaveWay(key))
             return _InFlight(rows, key, resending, answer)
         if began is not None:  # the look above is part of the preparation the claim's lead must cover
@@ -557,11 +562,13 @@ class Dispatcher:
             self._record(flight.rows, outcomes, report)
         return False
 
-    def _give_way(self, rows: list[Any], key: str) -> bool:
+    def _give_way(self, rows: list[Any], key: str, leased_until: datetime) -> bool:
         """Once a claimed batch's request is ready, before it waits for its place: when a row of higher priority
         became due since the claim (a tsunami warning matched during the claim's lead), the batch goes back to the
         queue as it was, never sent (alerts/delivery/outranked.py), and True is returned. The look takes no lock
-        (a read); only putting back writes. The batch after one that gave way never does."""
+        (a read); only putting back writes. The batch after one that gave way never does. Rows whose lease is no
+        longer the claim's (another worker took the batch over after it lapsed: it sends them under the same key)
+        are not put back, and not sent here either."""
         if self._gave_way:
             self._gave_way = False
             return False
@@ -571,7 +578,7 @@ class Dispatcher:
                 return False
         self._gave_way = True
         with self.db_lock, self.engine.begin() as connection:
-            back = put_back(connection, [r.id for r in rows], key)
+            back = put_back(connection, [r.id for r in rows], key, leased_until)
         log.info("batch %s of %d gave way to a warning of higher priority queued since its claim (%d queued again)",
                  key, len(rows), back)
         return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from alerts.config import load_config
 from alerts.db import session_scope
-from alerts.delivery.dispatch import DispatchReport
+from alerts.delivery.dispatch import LEASE, Dispatcher, DispatchReport
 from alerts.delivery.pacing import PACE, Pacer
 from alerts.delivery.rate import SendWindow, Ticket
 from alerts.models import Delivery
@@ -195,7 +195,7 @@ def test_a_claimed_bulk_batch_gives_way_to_an_urgent_warning_queued_since(db_url
         pipeline.poll(urgent_spec, force=True)
         assert pipeline.match().queued == 1
         report = DispatchReport()
-        flight = dispatcher._start(claim.rows, claim.key, False, report)
+        flight = dispatcher._start(claim.rows, claim.key, False, report, leased_until=claim.lease_until)
         assert dispatcher._finish(flight, report) is False
         assert srv.send_requests() == [] and report.requests == 0  # no request under the bulk batch's key
         with session_scope(pipeline.engine) as s:
@@ -207,4 +207,51 @@ def test_a_claimed_bulk_batch_gives_way_to_an_urgent_warning_queued_since(db_url
         first = srv.send_requests()[0]
         assert "01060000000" in {str(r["recipientNo"]) for r in first.body["recipientList"]}
         assert claim.key not in {r.headers["x-nc-api-idempotency-key"] for r in srv.send_requests()}
+        assert len({m.recipient_no for m in srv.messages}) == len(srv.messages) == 301
+
+
+def test_a_batch_taken_over_after_its_lease_lapsed_is_not_put_back(db_url: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim whose preparation stalled past its lease (a pool wait, a starved CPU) was taken over by another
+    worker, which sends it under the same key. The first worker then sees a tsunami warning queued: it must not
+    put the batch back (it would be claimed again under a fresh key and sent twice). Found by an audit: 250 of 300
+    people had two messages."""
+    with NhnTestServer(templates={code: text for code, text in TEMPLATES.values()}) as srv:
+        monkeypatch.setenv("T_APP_KEY", srv.app_key)
+        monkeypatch.setenv("T_SECRET_KEY", srv.secret_key)
+        monkeypatch.setenv("T_SENDER_KEY", srv.sender_key)
+        feeds = [("bulk", "cap", str(tmp_path / "bulk.xml")), ("urgent", "cap", str(tmp_path / "urgent.xml"))]
+        (tmp_path / "config.toml").write_text(config_text(
+            db_url, feeds, provider="nhn", base_url=srv.base_url), encoding="utf-8")
+        config = load_config(tmp_path / "config.toml")
+        pipeline = Pipeline(config)
+        csv = tmp_path / "people.csv"
+        csv.write_text("phone,name,zones,min_severity\n" + "".join(
+            f"0105{i:07d},p{i},S1251100,\n" for i in range(300)) + "01060000000,t,S1131100,\n", encoding="utf-8")
+        import_csv(pipeline.engine, csv)
+        bulk_spec, urgent_spec = (feed_spec(f) for f in config.feeds)
+        (tmp_path / "bulk.xml").write_bytes(cap_xml("BULK", sent=NOW, zones=["S1251100"]))
+        pipeline.poll(bulk_spec, force=True)
+        assert pipeline.match().queued == 300
+        stalled = pipeline.dispatcher
+        claim = stalled._claim()
+        assert len(claim.rows) == 250
+        later = Dispatcher(pipeline.engine, config, pipeline.provider,
+                           clock=lambda: datetime.now(UTC) + LEASE + timedelta(seconds=4))
+        taken = later._claim()  # the stalled claim's lease has lapsed by this worker's clock: taken over
+        assert taken.stale_since is not None and taken.key == claim.key and len(taken.rows) == 250
+        (tmp_path / "urgent.xml").write_bytes(cap_xml("TSU", sent=NOW, zones=["S1131100"], event="지진해일경보",
+                                                      severity="Extreme", urgency="Immediate"))
+        pipeline.poll(urgent_spec, force=True)
+        assert pipeline.match().queued == 1
+        report = DispatchReport()
+        flight = stalled._start(claim.rows, claim.key, False, report, leased_until=claim.lease_until)
+        stalled._finish(flight, report)  # the batch is sent under its key, or left to the worker that took it
+        with session_scope(pipeline.engine) as s:
+            keys = set(s.exec(select(Delivery.idempotency_key).where(col(Delivery.id).in_([r.id for r in claim.rows]))))
+        assert keys == {claim.key}  # still the claim's key: not queued again for a fresh one
+        later._finish(later._start(taken.rows, taken.key, True, DispatchReport()), DispatchReport())
+        sent = pipeline.dispatch()
+        pipeline.close()
+        assert sent.accepted >= 1
         assert len({m.recipient_no for m in srv.messages}) == len(srv.messages) == 301
