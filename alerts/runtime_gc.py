@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from typing import Any
 log = logging.getLogger("alimcast.runtime")
 
 YOUNG_THRESHOLD = 10_000
+#: ``gc.set_threshold`` takes a C int: a larger value was accepted here and raised OverflowError at start-up.
+MAX_YOUNG_THRESHOLD = 2**31 - 1
 REFREEZE_MINUTES = 60.0
 
 
@@ -63,10 +66,11 @@ class GcSettings:
         if not isinstance(freeze, bool):
             raise ValueError(f"[runtime] gc_freeze: must be true or false, not {freeze!r}")
         young = table.get("gc_young_threshold", YOUNG_THRESHOLD)
-        if isinstance(young, bool) or not isinstance(young, int) or young < 0:
-            raise ValueError(f"[runtime] gc_young_threshold: must be a whole number >= 0, not {young!r}")
+        if isinstance(young, bool) or not isinstance(young, int) or not 0 <= young <= MAX_YOUNG_THRESHOLD:
+            raise ValueError(f"[runtime] gc_young_threshold: must be a whole number from 0 to "
+                             f"{MAX_YOUNG_THRESHOLD}, not {young!r}")
         minutes = table.get("gc_refreeze_minutes", REFREEZE_MINUTES)
-        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes < 0:
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0 <= minutes < math.inf:
             raise ValueError(f"[runtime] gc_refreeze_minutes: must be a number >= 0, not {minutes!r}")
         return cls(freeze=freeze, young_threshold=young, refreeze_minutes=float(minutes))
 

@@ -26,7 +26,7 @@ from alerts.delivery.outbox_rows import OutboxRow
 from alerts.delivery.providers.base import DeliveryResult, OutgoingMessage, PendingDelivery, SendOutcome
 from alerts.models import Delivery
 from alerts.pipeline import Pipeline, feed_spec
-from alerts.runtime_gc import GcSettings, HeapKeeper, describe, settle_heap
+from alerts.runtime_gc import MAX_YOUNG_THRESHOLD, GcSettings, HeapKeeper, describe, settle_heap
 from alerts.testing.nhn_server import NhnTestServer
 from subscribers.store import add_subscriber
 
@@ -51,7 +51,10 @@ def test_settings_default_and_from_config() -> None:
     ({"gc_freeze": "yes"}, "[runtime] gc_freeze"),
     ({"gc_young_threshold": -1}, "[runtime] gc_young_threshold"),
     ({"gc_young_threshold": True}, "[runtime] gc_young_threshold"),
+    ({"gc_young_threshold": 2**31}, "[runtime] gc_young_threshold"),  # gc.set_threshold's C int overflowed
     ({"gc_refreeze_minutes": "hourly"}, "[runtime] gc_refreeze_minutes"),
+    ({"gc_refreeze_minutes": float("nan")}, "[runtime] gc_refreeze_minutes"),  # TOML's nan: every minute
+    ({"gc_refreeze_minutes": float("inf")}, "[runtime] gc_refreeze_minutes"),
 ])
 def test_bad_value_is_one_line_naming_the_key(table: dict[str, object], named: str) -> None:
     with pytest.raises(ValueError, match="^" + named.replace("[", r"\[").replace("]", r"\]")) as info:
@@ -68,6 +71,11 @@ def test_runtime_table_is_registered_with_the_strict_loader(tmp_path: Path) -> N
     cfg.write_text(base + "\n[runtime]\ngc_freez = true\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="gc_freez.*did you mean gc_freeze"):
         load_config(cfg)
+
+
+def test_the_largest_threshold_accepted_is_one_the_collector_takes(restore_gc: None) -> None:
+    settle_heap(GcSettings.from_config({"runtime": {"gc_young_threshold": MAX_YOUNG_THRESHOLD, "gc_freeze": False}}))
+    assert gc.get_threshold()[0] == MAX_YOUNG_THRESHOLD
 
 
 def test_settle_freezes_and_sets_the_young_threshold(restore_gc: None) -> None:
