@@ -53,7 +53,7 @@ from subscribers.csv_rows import (
     read_chunks,
 )
 from subscribers.models import Subscriber
-from subscribers.parse_process import ParseProcess
+from subscribers.parse_process import ParseProcess, ParseProcessError
 from subscribers.phone import mask
 from subscribers.sqltypes import utcnow
 
@@ -144,6 +144,10 @@ def import_csv(
             except UnreadableLine as exc:
                 pipeline.close()
                 raise CsvImportError(f"{source}: {exc}") from None
+            except ParseProcessError as exc:
+                pipeline.close()  # what was parsed before is stored: importing the file again adds the rest
+                raise CsvImportError(f"{source}: {exc}; the rows read before it are stored, import the file "
+                                     f"again to add the rest") from None
             pipeline.close()
     if progress:
         progress(report.rows, report.rows)

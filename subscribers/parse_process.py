@@ -39,6 +39,11 @@ _CHILD = ("import sys; root = sys.argv[1]; sys.path[:0] = [] if root in sys.path
 _EXIT_WAIT_SECONDS = 10.0
 
 
+class ParseProcessError(RuntimeError):
+    """The parser process failed or ended without finishing (killed, out of memory, a message cut short): the
+    import turns it into a one-line ``CsvImportError`` naming the file."""
+
+
 class ParseProcess:
     """``with ParseProcess(path, encoding, chunk_rows) as chunks: for chunk, part in chunks: ...``
 
@@ -83,10 +88,9 @@ class ParseProcess:
         while True:
             try:
                 message = pickle.load(stream)
-            except EOFError:
+            except (EOFError, pickle.UnpicklingError):  # gone, or killed in the middle of a message
                 code = self._proc.wait()
-                raise RuntimeError(f"CSV import: the parser process ended without finishing (exit code {code})") \
-                    from None
+                raise ParseProcessError(f"the parser process ended without finishing (exit code {code})") from None
             kind = message[0]
             if kind == "chunk":
                 _, rows, lines, merged, skipped, errors = message
@@ -97,7 +101,7 @@ class ParseProcess:
             elif kind == "done":
                 return
             else:
-                raise RuntimeError(f"CSV import: the parser process failed: {message[1]}")
+                raise ParseProcessError(f"the parser process failed: {message[1]}")
 
 
 def _send(out: IO[bytes], message: tuple[Any, ...]) -> None:
@@ -141,4 +145,4 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["ParseProcess", "main", "serve"]
+__all__ = ["ParseProcess", "ParseProcessError", "main", "serve"]

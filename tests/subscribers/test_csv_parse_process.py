@@ -5,6 +5,7 @@ the child never outlives the import."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from alerts.db import make_engine, upgrade
 from subscribers.csv_import import PARSE_PROCESS_MIN_ROWS, CsvImportError, ImportReport, import_csv
-from subscribers.parse_process import ParseProcess
+from subscribers.parse_process import ParseProcess, ParseProcessError
 
 #: Every kind of line: errors, a person twice in one chunk and again in a later chunk, blank lines, quoted cells,
 #: short rows, optional columns, group codes and broad names.
@@ -173,6 +174,37 @@ def test_a_write_that_fails_ends_the_child_and_keeps_the_chunks_before_it(tmp_pa
         engine.dispose()
 
 
+def test_a_child_that_dies_is_one_line_naming_the_file_and_keeps_what_came_before(tmp_path: Path) -> None:
+    """A parser child killed mid-file (out of memory, an operator's kill): the CLI and the console catch only
+    CsvImportError, so anything else was a traceback (or HTTP 500). One line naming the file; the chunks stored
+    before it stay, and importing the file again completes it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'killed.db'}")
+    upgrade(engine)
+    path = tmp_path / "people.csv"
+    path.write_text("phone,name,zones,min_severity\n" + "".join(f"0106{i:07d},,S1251100,\n" for i in range(20_000)),
+                    encoding="utf-8")
+
+    def kill_the_child(done: int, total: int) -> None:
+        for pid in _parser_children():
+            os.kill(pid, signal.SIGKILL)
+
+    try:
+        with pytest.raises(CsvImportError) as caught:
+            import_csv(engine, path, chunk_rows=1000, parse_process=True, progress=kill_the_child)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: the parser process ended without finishing") and "\n" not in message
+        assert _parser_children() == []
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM subscriber")).scalar_one()
+        assert 1000 <= stored < 20_000
+        again = import_csv(engine, path, chunk_rows=1000, parse_process=True)
+        assert again.errors == []
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM subscriber")).scalar_one() == 20_000
+    finally:
+        engine.dispose()
+
+
 def test_the_child_is_seen_while_it_runs_and_its_own_failure_is_raised_here(tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_text("phone,zones\n" + "".join(f"0106{i:07d},S1251100\n" for i in range(50)), encoding="utf-8")
@@ -181,7 +213,7 @@ def test_the_child_is_seen_while_it_runs_and_its_own_failure_is_raised_here(tmp_
         assert len(_parser_children()) == 1  # what the test above relies on finds a running child
         assert list(first)[:2] == ["01060000000", "01060000001"] and part.rows == 10
     assert _parser_children() == []
-    with pytest.raises(RuntimeError, match="parser process failed: FileNotFoundError"), \
+    with pytest.raises(ParseProcessError, match="parser process failed: FileNotFoundError"), \
             ParseProcess(tmp_path / "gone.csv", "utf-8-sig", 10) as chunks:
         list(chunks)
     assert _parser_children() == []
