@@ -26,6 +26,7 @@ from alerts.delivery.rate import SendWindow, Ticket
 from alerts.models import Delivery
 from alerts.pipeline import Pipeline, feed_spec
 from alerts.testing.nhn_server import NhnTestServer
+from feeds.poller import FeedSpec
 from subscribers.csv_import import import_csv
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -165,35 +166,47 @@ def test_the_dispatcher_spreads_a_bulk_send_and_keeps_the_limit(tmp_path: Path,
         assert srv.rate_refusals == 0 and srv.max_recipients_per_second() <= rate
 
 
+def _bulk_send_queued(srv: NhnTestServer, db_url: str, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> tuple[Pipeline, FeedSpec]:
+    """A pipeline on ``srv`` with a bulk warning for 300 people queued (two batches: 250 and 50), and one more
+    person in the zone of the tsunami warning :func:`_tsunami_queued` brings; returns it and the urgent feed."""
+    monkeypatch.setenv("T_APP_KEY", srv.app_key)
+    monkeypatch.setenv("T_SECRET_KEY", srv.secret_key)
+    monkeypatch.setenv("T_SENDER_KEY", srv.sender_key)
+    feeds = [("bulk", "cap", str(tmp_path / "bulk.xml")), ("urgent", "cap", str(tmp_path / "urgent.xml"))]
+    (tmp_path / "config.toml").write_text(config_text(
+        db_url, feeds, provider="nhn", base_url=srv.base_url), encoding="utf-8")
+    config = load_config(tmp_path / "config.toml")
+    pipeline = Pipeline(config)
+    csv = tmp_path / "people.csv"
+    csv.write_text("phone,name,zones,min_severity\n" + "".join(
+        f"0105{i:07d},p{i},S1251100,\n" for i in range(300)) + "01060000000,t,S1131100,\n", encoding="utf-8")
+    import_csv(pipeline.engine, csv)
+    bulk_spec, urgent_spec = (feed_spec(f) for f in config.feeds)
+    (tmp_path / "bulk.xml").write_bytes(cap_xml("BULK", sent=NOW, zones=["S1251100"]))
+    pipeline.poll(bulk_spec, force=True)
+    assert pipeline.match().queued == 300
+    return pipeline, urgent_spec
+
+
+def _tsunami_queued(pipeline: Pipeline, urgent_spec: FeedSpec, tmp_path: Path) -> None:
+    (tmp_path / "urgent.xml").write_bytes(cap_xml("TSU", sent=NOW, zones=["S1131100"], event="지진해일경보",
+                                                  severity="Extreme", urgency="Immediate"))
+    pipeline.poll(urgent_spec, force=True)
+    assert pipeline.match().queued == 1
+
+
 def test_a_claimed_bulk_batch_gives_way_to_an_urgent_warning_queued_since(db_url: str, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A bulk batch is claimed (its lease and key committed) but its request is not made yet; a tsunami warning
     is matched meanwhile. The bulk batch goes back to the queue as it was (no request under its key), and the
     next request is the tsunami's; afterwards every recipient has exactly one message."""
     with NhnTestServer(templates={code: text for code, text in TEMPLATES.values()}) as srv:
-        monkeypatch.setenv("T_APP_KEY", srv.app_key)
-        monkeypatch.setenv("T_SECRET_KEY", srv.secret_key)
-        monkeypatch.setenv("T_SENDER_KEY", srv.sender_key)
-        feeds = [("bulk", "cap", str(tmp_path / "bulk.xml")), ("urgent", "cap", str(tmp_path / "urgent.xml"))]
-        (tmp_path / "config.toml").write_text(config_text(
-            db_url, feeds, provider="nhn", base_url=srv.base_url), encoding="utf-8")
-        config = load_config(tmp_path / "config.toml")
-        pipeline = Pipeline(config)
-        csv = tmp_path / "people.csv"
-        csv.write_text("phone,name,zones,min_severity\n" + "".join(
-            f"0105{i:07d},p{i},S1251100,\n" for i in range(300)) + "01060000000,t,S1131100,\n", encoding="utf-8")
-        import_csv(pipeline.engine, csv)
-        bulk_spec, urgent_spec = (feed_spec(f) for f in config.feeds)
-        (tmp_path / "bulk.xml").write_bytes(cap_xml("BULK", sent=NOW, zones=["S1251100"]))
-        pipeline.poll(bulk_spec, force=True)
-        assert pipeline.match().queued == 300
+        pipeline, urgent_spec = _bulk_send_queued(srv, db_url, tmp_path, monkeypatch)
         dispatcher = pipeline.dispatcher
         claim = dispatcher._claim()  # the dispatcher claimed the next bulk batch, a lead before its place
         assert len(claim.rows) == 250
-        (tmp_path / "urgent.xml").write_bytes(cap_xml("TSU", sent=NOW, zones=["S1131100"], event="지진해일경보",
-                                                      severity="Extreme", urgency="Immediate"))
-        pipeline.poll(urgent_spec, force=True)
-        assert pipeline.match().queued == 1
+        _tsunami_queued(pipeline, urgent_spec, tmp_path)
         report = DispatchReport()
         flight = dispatcher._start(claim.rows, claim.key, False, report, leased_until=claim.lease_until)
         assert dispatcher._finish(flight, report) is False
@@ -217,33 +230,15 @@ def test_a_batch_taken_over_after_its_lease_lapsed_is_not_put_back(db_url: str, 
     put the batch back (it would be claimed again under a fresh key and sent twice). Found by an audit: 250 of 300
     people had two messages."""
     with NhnTestServer(templates={code: text for code, text in TEMPLATES.values()}) as srv:
-        monkeypatch.setenv("T_APP_KEY", srv.app_key)
-        monkeypatch.setenv("T_SECRET_KEY", srv.secret_key)
-        monkeypatch.setenv("T_SENDER_KEY", srv.sender_key)
-        feeds = [("bulk", "cap", str(tmp_path / "bulk.xml")), ("urgent", "cap", str(tmp_path / "urgent.xml"))]
-        (tmp_path / "config.toml").write_text(config_text(
-            db_url, feeds, provider="nhn", base_url=srv.base_url), encoding="utf-8")
-        config = load_config(tmp_path / "config.toml")
-        pipeline = Pipeline(config)
-        csv = tmp_path / "people.csv"
-        csv.write_text("phone,name,zones,min_severity\n" + "".join(
-            f"0105{i:07d},p{i},S1251100,\n" for i in range(300)) + "01060000000,t,S1131100,\n", encoding="utf-8")
-        import_csv(pipeline.engine, csv)
-        bulk_spec, urgent_spec = (feed_spec(f) for f in config.feeds)
-        (tmp_path / "bulk.xml").write_bytes(cap_xml("BULK", sent=NOW, zones=["S1251100"]))
-        pipeline.poll(bulk_spec, force=True)
-        assert pipeline.match().queued == 300
+        pipeline, urgent_spec = _bulk_send_queued(srv, db_url, tmp_path, monkeypatch)
         stalled = pipeline.dispatcher
         claim = stalled._claim()
         assert len(claim.rows) == 250
-        later = Dispatcher(pipeline.engine, config, pipeline.provider,
+        later = Dispatcher(pipeline.engine, pipeline.config, pipeline.provider,
                            clock=lambda: datetime.now(UTC) + LEASE + timedelta(seconds=4))
         taken = later._claim()  # the stalled claim's lease has lapsed by this worker's clock: taken over
         assert taken.stale_since is not None and taken.key == claim.key and len(taken.rows) == 250
-        (tmp_path / "urgent.xml").write_bytes(cap_xml("TSU", sent=NOW, zones=["S1131100"], event="지진해일경보",
-                                                      severity="Extreme", urgency="Immediate"))
-        pipeline.poll(urgent_spec, force=True)
-        assert pipeline.match().queued == 1
+        _tsunami_queued(pipeline, urgent_spec, tmp_path)
         report = DispatchReport()
         flight = stalled._start(claim.rows, claim.key, False, report, leased_until=claim.lease_until)
         stalled._finish(flight, report)  # the batch is sent under its key, or left to the worker that took it
