@@ -573,7 +573,11 @@ class Dispatcher:
             self._gave_way = False
             return False
         now = self.clock()
-        with self.engine.connect() as connection:
+        # One read, no transaction of its own: measured on PostgreSQL (benchmarks/bench_outbox_pg.py, one worker),
+        # the look in a transaction (opened by the read, ended by the pool's rollback) made every next claim
+        # 2.7x slower, 67 ms instead of 25, and a single worker's dispatch 40% slower; in autocommit it costs
+        # nothing measurable.
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             if not outranked(connection, rows[0].id, now):
                 return False
         self._gave_way = True
