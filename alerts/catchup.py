@@ -31,9 +31,9 @@ from alerts.audience import Audience
 from alerts.config import Config
 from alerts.db import session_scope
 from alerts.fanout import FanoutReport, TargetGroup, _queue_groups, _skip_reason, _take_matching_turn
-from alerts.id_arrays import fetch_ids
 from alerts.models import AlertRecord, AlertThread, Delivery
 from feeds.model import Alert
+from subscribers.id_arrays import fetch_ids
 from subscribers.models import Subscriber, SubscriptionChange
 from subscribers.sqltypes import utcnow
 

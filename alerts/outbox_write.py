@@ -26,8 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from alerts.db import sqlite_datetime
-from alerts.id_arrays import int_array
 from alerts.message_bodies import message_ids
+from subscribers.id_arrays import int_array
 
 _COLUMNS = ("alert_id, thread_id, subscriber_id, kind, priority, status, message_id, attempts, created_at, "
             "next_attempt_at, reminder_seq")
