@@ -31,6 +31,11 @@ def fetch_ids(connection: Connection, stmt: Select[Any], params: dict[str, Any] 
     inner = stmt.subquery()
     joined = connection.execute(select(func.string_agg(cast(list(inner.c)[0], Text), ",")).select_from(inner),
                                 params).scalar_one()
+    return ids_from_text(joined)
+
+
+def ids_from_text(joined: str | None) -> np.ndarray:
+    """Comma-separated integers (``string_agg``'s output) as an int64 array; None or empty: no ids."""
     if not joined:
         return np.empty(0, dtype=np.int64)
     return np.array(joined.split(","), dtype=np.int64)

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
+from subscribers.id_arrays import ids_from_text, int_array
 from subscribers.matching import _strings, borrow_connection
 from subscribers.preferences import Action, Decision, Preferences, decide
 
@@ -78,7 +79,7 @@ def recipient_groups(
         query = text(_POSTGRES if postgres else _SQLITE)
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK].tolist()
-            param = "{" + ",".join(map(str, chunk)) + "}" if postgres else orjson.dumps(chunk).decode()
+            param = int_array(chunk) if postgres else orjson.dumps(chunk).decode()
             for status, min_severity, cats, quiet_start, quiet_end, hazard_list, language, members in \
                     conn.execute(query, {"ids": param}):
                 prefs = (status, min_severity, _strings(cats), quiet_start, quiet_end, _strings(hazard_list))
@@ -90,7 +91,7 @@ def recipient_groups(
                         severity=severity, urgency=urgency, categories=wanted, hazards=alert_hazards, at=at)
                 if decision.action is Action.SKIP and not include_skipped:
                     continue
-                found = np.array(members.split(","), dtype=np.int64) if postgres else orjson.loads(members)
+                found = ids_from_text(members) if postgres else orjson.loads(members)
                 parts.setdefault((decision, language), []).append(np.asarray(found, dtype=np.int64))
     groups = [RecipientGroup(decision, language, np.sort(np.concatenate(arrays)))
               for (decision, language), arrays in parts.items()]

@@ -83,12 +83,11 @@ def run(
         heap.restore()
 
 
-def _run_forever(pipeline: Pipeline, heap: HeapKeeper | None = None) -> None:
+def _run_forever(pipeline: Pipeline, heap: HeapKeeper) -> None:
     cfg = pipeline.config
     specs = [feed_spec(f) for f in cfg.feeds if f.enabled and f.polled]
     pipeline.seed_demo_subscribers()
     pipeline.warm_up()
-    heap = heap or HeapKeeper(GcSettings())
     heap.settle()  # config loaded, indexes built: that heap is frozen (alerts/runtime_gc.py)
     polling = WeatherPolling(pipeline.engine, pipeline.poll_and_process)
     # one thread per feed (and the housekeeping jobs): a slow feed never delays a fast one
