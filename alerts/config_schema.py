@@ -74,7 +74,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
     "demo": ("allow_real_provider",),
     "demo.subscribers": ("phone", "name", "zones", "min_severity"),
     "metrics": ("port", "host", "token"),
-    "runtime": ("gc_freeze", "gc_young_threshold", "gc_refreeze_minutes"),
+    "runtime": ("gc_freeze", "gc_young_threshold", "gc_refreeze_minutes", "switch_interval_ms"),
 }
 
 

@@ -18,13 +18,14 @@ Prints medians of ``--runs`` repetitions, each on a fresh SQLite file created by
 - the outbox write: ``fan_out_pending`` for one warning reaching ``--outbox`` people (matching, rendering and
   the INSERT ... SELECT of every Delivery row a group at a time, in one transaction; goal < 1 s on SQLite).
 
-- ``--gc``: the garbage collector's settings, ``runtime`` (what ``alimcast run`` sets after start-up:
-  alerts/runtime_gc.py, the start-up heap frozen and a higher young threshold) or ``default`` (CPython's own,
-  nothing frozen). The same function settles the heap right before the bare loop AND right before the
+- ``--runtime``: the interpreter's settings, ``alimcast`` (what ``alimcast run`` sets after start-up: the
+  garbage collector of alerts/runtime_gc.py, the start-up heap frozen and a higher young threshold, and the
+  1 ms thread switch interval of alerts/runtime_switch.py) or ``cpython`` (CPython's own: nothing frozen, a
+  5 ms switch interval). The same function settles them right before the bare loop AND right before the
   dispatcher, in the same process, so the ratio compares like with like; the settings are printed.
 
 Run: .venv/bin/python benchmarks/bench_dispatch.py [--recipients 20000] [--outbox 100000] [--runs 3]
-     [--server process,thread] [--gc runtime|default]
+     [--server process,thread] [--runtime alimcast|cpython]
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from alerts.fanout import fan_out_pending  # noqa: E402
 from alerts.models import Delivery  # noqa: E402
 from alerts.pipeline import Pipeline, feed_spec, zone_name  # noqa: E402
 from alerts.runtime_gc import GcSettings, describe, settle_heap  # noqa: E402
+from alerts.runtime_switch import SwitchInterval  # noqa: E402
 from alerts.testing.nhn_server import NhnTestServer  # noqa: E402
 from subscribers.csv_import import import_csv  # noqa: E402
 
@@ -174,16 +176,19 @@ def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]
     return t1 - t0, t2 - t1, c1 - c0, c2 - c1
 
 
-#: ``--gc``: what settles the heap before each timed loop (``runtime``: alimcast run's own settings).
-GC_MODES = {"runtime": GcSettings(), "default": GcSettings(freeze=False, young_threshold=700)}
-gc_mode = "runtime"
-gc_settings = GC_MODES[gc_mode]
+#: ``--runtime``: what is settled before each timed loop (``alimcast``: alimcast run's own settings; ``cpython``:
+#: CPython's own, its switch interval 5 ms).
+RUNTIMES = {"alimcast": (GcSettings(), SwitchInterval()),
+            "cpython": (GcSettings(freeze=False, young_threshold=700), SwitchInterval(ms=5.0))}
+runtime = "alimcast"
 
 
 def settle() -> str:
-    """The heap settled as ``alimcast run`` settles it after start-up (or CPython's defaults and a collection,
-    with ``--gc default``): called right before the bare loop and right before the dispatcher."""
-    line = settle_heap(gc_settings)
+    """The interpreter settled as ``alimcast run`` settles it after start-up (or CPython's defaults and a
+    collection, with ``--runtime cpython``): called right before the bare loop and right before the dispatcher."""
+    gc_settings, switch = RUNTIMES[runtime]
+    switch.restore()
+    line = f"{settle_heap(gc_settings)}; {switch.apply()}"
     if not gc_settings.freeze:
         gc.collect()
     return line
@@ -286,7 +291,8 @@ def report_dispatch(n: int, runs_wanted: int, where: str) -> None:
     collect_spread = min(r[3] / r[1] for r in runs), max(r[3] / r[1] for r in runs)
     print(f"dispatch: {n:,} recipients, batches of 1,000, loopback NHN server in {where_text[where]}, "
           f"no rate limit (median of {runs_wanted} runs, load {os.getloadavg()[0]:.1f})")
-    print(f"  settled before each loop with --gc {gc_mode}: {describe()}")
+    print(f"  settled before each loop with --runtime {runtime}: {describe()}; thread switch interval "
+          f"{sys.getswitchinterval() * 1000:g} ms")
     print(f"  Dispatcher.dispatch_due          {n / dispatch:9,.0f} recipients/s  ({dispatch:.2f} s)")
     print(f"  bare httpx loop, same batches    {n / bare_send:9,.0f} recipients/s  ({bare_send:.2f} s)")
     print(f"  ratio dispatch / bare loop       {ratio:9.2f}x  (goal >= {GOAL_RATIO}x and >= {FLOOR_PER_S:,}/s: "
@@ -310,14 +316,15 @@ def main() -> None:
                         help="where the loopback provider runs for the dispatch and collect figures: process "
                              "(its own, as a real provider runs elsewhere), thread (in this process, sharing its "
                              "GIL), or both")
-    parser.add_argument("--gc", choices=sorted(GC_MODES), default="runtime",
-                        help="garbage collector settings before each timed loop: runtime (alimcast run's, "
-                             "alerts/runtime_gc.py) or default (CPython's own)")
+    parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="alimcast",
+                        help="the garbage collector and thread switch interval before each timed loop: alimcast "
+                             "(alimcast run's, alerts/runtime_gc.py and alerts/runtime_switch.py) or cpython "
+                             "(CPython's own)")
     parser.add_argument("--only-dispatch", action="store_true",
                         help="print only the dispatch and collect figures (skip poll-to-first-request and outbox)")
     args = parser.parse_args()
-    global gc_mode, gc_settings
-    gc_mode, gc_settings = args.gc, GC_MODES[args.gc]
+    global runtime
+    runtime = args.runtime
     logging.disable(logging.WARNING)
     os.environ.update(SECRETS)
 

@@ -30,6 +30,7 @@ from alerts.pipeline import Pipeline, RunSummary, feed_spec
 from alerts.public.reminders import reminder_interval, reminder_job
 from alerts.run_verdict import exit_if_failed, run_verdict
 from alerts.runtime_gc import GcSettings, HeapKeeper
+from alerts.runtime_switch import SwitchInterval
 from alerts.urlmask import mask_secrets
 from alerts.weather_polling import WeatherPolling
 from alerts.websub import WebSubSettings, WebSubSubscriber
@@ -60,6 +61,7 @@ def run(
         fail(refusal, EXIT_BAD_CONFIG)
     try:
         heap = HeapKeeper(GcSettings.from_config(cfg.raw))
+        switch = SwitchInterval.from_config(cfg.raw)
     except ValueError as exc:
         fail(f"config: {exc}", EXIT_BAD_CONFIG)
     try:
@@ -67,6 +69,7 @@ def run(
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         log.debug("start-up failed", exc_info=True)
         fail(f"cannot start: {exc}")
+    switch.apply()  # threads back from SQLite or a socket wait less for the lock: alerts/runtime_switch.py
     try:
         if once:
             heap.settle()  # the start-up heap (config, engine, metadata) frozen: alerts/runtime_gc.py
@@ -81,6 +84,7 @@ def run(
     finally:
         pipeline.close()
         heap.restore()
+        switch.restore()
 
 
 def _run_forever(pipeline: Pipeline, heap: HeapKeeper) -> None:
