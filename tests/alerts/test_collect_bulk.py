@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlmodel import col, select
 
 import alerts.delivery.dispatch as dispatch
+import alerts.delivery.result_rows as result_rows
 from alerts.config import Prices, load_config
 from alerts.costs import ledger_row, record_costs
 from alerts.db import session_scope, sqlite_datetime
@@ -224,9 +225,13 @@ def build(url: str, folder: Path, script: Script, clock: Callable[[], datetime],
     return Side(pipeline, dispatcher)
 
 
+@pytest.mark.parametrize("same_outcome_statements", [0, 1000], ids=["row-values", "per-outcome"])
 def test_bulk_results_match_the_row_by_row_logic(two_urls: tuple[str, str], tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch, same_outcome_statements: int) -> None:
+    """Both ways SQLite marks a page (each row carrying its values, or a statement per kind of outcome) give the
+    row-by-row result; PostgreSQL has one way."""
     monkeypatch.setattr(dispatch, "RESULTS_PAGE", 5)  # several chunks and pages per collect
+    monkeypatch.setattr(result_rows, "SAME_OUTCOME_STATEMENTS", same_outcome_statements)
     script = Script()
     now = [M1]
     bulk = build(two_urls[0], tmp_path / "bulk", script, lambda: now[0], Dispatcher)
