@@ -16,6 +16,7 @@ alone (``ON CONFLICT DO NOTHING``), so a fan-out that is run again never queues 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,13 +25,18 @@ import numpy as np
 import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from alerts.db import sqlite_datetime
 from alerts.message_bodies import message_ids
 from subscribers.id_arrays import int_array
 
+log = logging.getLogger("alimcast.outbox")
+
 _COLUMNS = ("alert_id, thread_id, subscriber_id, kind, priority, status, message_id, attempts, created_at, "
             "next_attempt_at, reminder_seq")
+#: The key that makes a second row for a person and a version impossible (and ``ON CONFLICT`` skip it).
+UNIQUE_KEY = "uq_delivery_alert_subscriber"
 _CONFLICT = "ON CONFLICT (alert_id, subscriber_id, reminder_seq) DO NOTHING"
 
 
@@ -92,15 +98,33 @@ def _postgres(connection: Connection, groups: list[RowGroup], bodies: list[int],
     keeps their order, and the planner knows it: no sort), each row's group columns read from the groups' small
     arrays by subscript (no join), the count from the driver's row count (no ``RETURNING`` kept per row).
     Measured against the former CTE (a join of the groups, ``RETURNING 1`` and ``count(*)``): about a tenth of
-    the statement's time for 100,000 rows. The two long arrays travel as text (:func:`int_array`)."""
-    sql = text(
-        f"INSERT INTO delivery ({_COLUMNS}) "
-        "SELECT :alert_id, :thread_id, t.sid, (CAST(:kinds AS text[]))[t.gi], :priority, 'queued', "
-        "(CAST(:bodies AS integer[]))[t.gi], 0, :created_at, (CAST(:holds AS timestamptz[]))[t.gi], 0 "
-        "FROM unnest(CAST(:ids AS integer[]), CAST(:groups AS integer[])) WITH ORDINALITY AS t(sid, gi, n) "
-        f"ORDER BY t.n {_CONFLICT}")
-    result = connection.execute(sql, {
+    the statement's time for 100,000 rows. The two long arrays travel as text (:func:`int_array`).
+
+    A version's first write (no row of its alert yet: the usual case) goes without ``ON CONFLICT``, in a
+    savepoint: with it, every row is a speculative insertion into the unique index (PostgreSQL inserts the row,
+    then checks the key, and takes the row back on a conflict), measured at 0.90 s of server time against 0.75 s
+    for 100,000 rows. Should another writer have queued one of these people meanwhile (a vessel's follower
+    brought in by AIS, another worker's match of the same version), the unique key refuses the plain insert (it
+    waits for that writer's transaction first, so it never misses an uncommitted row), the savepoint is rolled
+    back and the rows are written again with ``ON CONFLICT DO NOTHING``: what is stored is the same either way."""
+    sql = (f"INSERT INTO delivery ({_COLUMNS}) "
+           "SELECT :alert_id, :thread_id, t.sid, (CAST(:kinds AS text[]))[t.gi], :priority, 'queued', "
+           "(CAST(:bodies AS integer[]))[t.gi], 0, :created_at, (CAST(:holds AS timestamptz[]))[t.gi], 0 "
+           "FROM unnest(CAST(:ids AS integer[]), CAST(:groups AS integer[])) WITH ORDINALITY AS t(sid, gi, n) "
+           "ORDER BY t.n")
+    params = {
         "kinds": [g.kind for g in groups], "bodies": bodies, "holds": [g.next_attempt_at for g in groups],
         "alert_id": alert_id, "thread_id": thread_id, "priority": priority, "created_at": created_at,
-        "ids": int_array(ids), "groups": int_array(group_of + 1)})
+        "ids": int_array(ids), "groups": int_array(group_of + 1)}
+    first = connection.execute(text("SELECT NOT EXISTS (SELECT 1 FROM delivery WHERE alert_id = :alert_id)"),
+                               {"alert_id": alert_id}).scalar_one()
+    if first:
+        try:
+            with connection.begin_nested():
+                return int(connection.execute(text(sql), params).rowcount)  # type: ignore[attr-defined]
+        except IntegrityError as exc:
+            if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != UNIQUE_KEY:
+                raise
+            log.info("outbox: alert %s gained rows during its write; writing again, leaving those", alert_id)
+    result = connection.execute(text(f"{sql} {_CONFLICT}"), params)
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -4,12 +4,16 @@ queues nobody twice."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from alimcast_testkit import cap_xml
+from sqlalchemy import event
 from sqlmodel import select
 
 from alerts.config import load_config
@@ -63,4 +67,114 @@ def test_group_written_outbox(db_url: str, tmp_path: Path, write_config: Callabl
             alert_id=record.id, thread_id=record.thread_id, priority=1, created_at=NIGHT)  # type: ignore[arg-type]
         assert again == 0
         assert len(session.exec(select(Delivery)).all()) == 60
+    pipeline.close()
+
+
+def _race_setup(pg_url: str, tmp_path: Path, write_config: Callable[..., Path]) -> tuple[Pipeline, list[int]]:
+    """A warning stored and not yet matched, for 40 people in its zone."""
+    feed = tmp_path / "w.xml"
+    pipeline = Pipeline(load_config(write_config(pg_url, [("w", "cap", str(feed))])))
+    with session_scope(pipeline.engine) as session:
+        people = [add_subscriber(session, f"0107{i:07d}", ["L1013710"]) for i in range(40)]
+        session.flush()
+        ids = [p.id for p in people]
+    sent = datetime.now(UTC).replace(microsecond=0)
+    feed.write_bytes(cap_xml("RACE-1", sent=sent, zones=["L1013710"], expires=sent + timedelta(days=1)))
+    pipeline.poll(feed_spec(pipeline.config.feeds[0]), force=True)
+    return pipeline, ids  # type: ignore[return-value]
+
+
+def _other_writer(connection: Any, alert_id: int, thread_id: int, person: int) -> None:
+    """Another writer's row for the person and the version (with a body of its own), not committed here."""
+    body = connection.exec_driver_sql(
+        "INSERT INTO delivery_message (digest, template_code, params, text, fallback_kind) "
+        "VALUES ('race', 'OTHER', '{}', 'other', 'SMS') RETURNING id").scalar_one()
+    connection.exec_driver_sql(
+        "INSERT INTO delivery (alert_id, thread_id, subscriber_id, kind, priority, status, message_id, attempts, "
+        f"created_at, reminder_seq) VALUES ({alert_id}, {thread_id}, {person}, 'alert', 1, 'sent', {body}, 1, "
+        "now(), 0)")
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed-before", "committing-while-waited-for"])
+def test_a_person_queued_by_another_writer_during_the_first_write_is_left_alone(
+        pg_url: str, tmp_path: Path, write_config: Callable[..., Path], committed: bool) -> None:
+    """PostgreSQL writes a version's first outbox without ON CONFLICT (alerts/outbox_write.py). Another writer
+    (here a second connection, as AIS or another worker's match would be) queues one of the people for the same
+    version after the write looked and before its INSERT ran: committed already, or still open while the INSERT
+    waits for it. Either way the key refuses the plain insert, the rows are written again with ON CONFLICT, that
+    person keeps the other writer's row, and everyone else gets exactly one."""
+    pipeline, ids = _race_setup(pg_url, tmp_path, write_config)
+    with session_scope(pipeline.engine) as session:
+        record = session.exec(select(AlertRecord)).one()
+    other = pipeline.engine.connect()
+    fired: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if not statement.startswith("INSERT INTO delivery (") or "ON CONFLICT" in statement or fired:
+            return
+        fired.append("plain")
+        _other_writer(other, record.id, record.thread_id, ids[7])  # type: ignore[arg-type]
+        if committed:
+            other.commit()
+            return
+
+        def commit_once_waited_for() -> None:
+            try:
+                wait_then_commit()
+            except BaseException as exc:  # surfaced by the test, not only printed by the thread
+                fired.append(repr(exc))
+                other.commit()
+
+        def wait_then_commit() -> None:
+            with pipeline.engine.connect() as watch:
+                for _ in range(6000):  # until the INSERT waits on the other transaction (bounded: 60 s)
+                    waiting = watch.exec_driver_sql(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND starts_with(query, 'INSERT INTO delivery (')").scalar_one()
+                    watch.rollback()  # the activity view is a snapshot per transaction: a fresh one each time
+                    if waiting:
+                        break
+                    threading.Event().wait(0.01)
+            other.commit()
+
+        threading.Thread(target=commit_once_waited_for, daemon=True).start()
+
+    event.listen(pipeline.engine, "before_cursor_execute", before)
+    try:
+        report = pipeline.match()
+    finally:
+        event.remove(pipeline.engine, "before_cursor_execute", before)
+        other.close()
+    assert fired == ["plain"]
+    assert report.queued == 39  # the 40th was the other writer's
+    with session_scope(pipeline.engine) as session:
+        rows = session.exec(select(Delivery.subscriber_id, Delivery.status)).all()
+    assert sorted(r[0] for r in rows) == sorted(ids)  # one row each
+    assert dict(rows)[ids[7]] == "sent"  # the other writer's row, left as it was
+    pipeline.close()
+
+
+def test_the_first_write_of_a_version_skips_on_conflict(pg_url: str, tmp_path: Path,
+                                                        write_config: Callable[..., Path]) -> None:
+    """The first write goes without ON CONFLICT; a write for a version that has rows goes with it."""
+    pipeline, ids = _race_setup(pg_url, tmp_path, write_config)
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.startswith("INSERT INTO delivery ("):
+            seen.append("conflict" if "ON CONFLICT" in statement else "plain")
+
+    event.listen(pipeline.engine, "before_cursor_execute", before)
+    try:
+        assert pipeline.match().queued == 40
+        with session_scope(pipeline.engine) as session:
+            record = session.exec(select(AlertRecord)).one()
+            again = insert_groups(session.connection(), [
+                RowGroup(np.array(ids), "alert", "ALIMCAST_ALERT_01", {"hazard": "x"}, "x", "SMS", None)],
+                alert_id=record.id, thread_id=record.thread_id, priority=1,  # type: ignore[arg-type]
+                created_at=datetime.now(UTC))
+    finally:
+        event.remove(pipeline.engine, "before_cursor_execute", before)
+    assert again == 0
+    assert seen == ["plain", "conflict"]
     pipeline.close()
