@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from alerts.db import make_engine, upgrade
-from subscribers import store
+from subscribers import csv_import, store
 from subscribers.bulk_writers import CHANGE_TRIGGER, PostgresBulkWriter
 from subscribers.csv_import import ImportReport, import_csv
 from subscribers.models import Subscriber
@@ -337,3 +337,33 @@ def test_a_reimport_of_an_unchanged_file_writes_nothing(db_url: str, tmp_path: P
         assert written()[1] == before[1]
     finally:
         engine.dispose()
+
+
+def test_a_large_import_on_postgres_ends_with_fresh_statistics(tmp_path: Path, pg_url: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import that wrote ANALYZE_AFTER_ROWS people or more analyzes the people's tables (the planner's row
+    count is the table's, not "never analyzed"); a smaller one leaves them to autovacuum, which is off here for
+    these two tables so only the import can have analyzed them."""
+    monkeypatch.setattr(csv_import, "ANALYZE_AFTER_ROWS", 30)
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        for table in ("subscriber", "subscription"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+
+    def planner_rows() -> dict[str, float]:
+        with engine.connect() as conn:
+            return dict(conn.exec_driver_sql("SELECT relname, reltuples FROM pg_class "
+                                             "WHERE relname IN ('subscriber', 'subscription')").all())
+
+    small = tmp_path / "small.csv"
+    small.write_text("phone,name,zones\n" + "".join(f"0109{i:07d},p{i},S1251100\n" for i in range(29)),
+                     encoding="utf-8")
+    assert import_csv(engine, small).inserted == 29
+    assert planner_rows() == {"subscriber": -1, "subscription": -1}  # never analyzed
+    large = tmp_path / "large.csv"
+    large.write_text("phone,name,zones\n" + "".join(f"0108{i:07d},q{i},S1251100 S1252010\n" for i in range(40)),
+                     encoding="utf-8")
+    assert import_csv(engine, large).inserted == 40
+    assert planner_rows() == {"subscriber": 69, "subscription": 29 + 80}
+    engine.dispose()
