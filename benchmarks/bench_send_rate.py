@@ -20,6 +20,7 @@ rate, counted by the server on arrival per rolling second:
    sees it to the provider accepting its first recipient (goal: < 1 s), median and worst.
 
 Run: .venv/bin/python benchmarks/bench_send_rate.py [--rates 500,1000,2000] [--seconds 15] [--runs 1]
+     [--switch-ms 1]
      [--server process,thread] [--urgent-rate 1000,2000] [--trials 5]
 """
 
@@ -50,6 +51,7 @@ from alerts.delivery.loop import DispatchLoop  # noqa: E402
 from alerts.delivery.providers.base import OutgoingMessage  # noqa: E402
 from alerts.delivery.rate import SendWindow  # noqa: E402
 from alerts.pipeline import Pipeline, feed_spec  # noqa: E402
+from alerts.runtime_switch import SWITCH_INTERVAL_MS, SwitchInterval  # noqa: E402
 from alerts.testing.nhn_server import NhnTestServer  # noqa: E402
 from subscribers.csv_import import import_csv  # noqa: E402
 
@@ -197,8 +199,12 @@ def main() -> None:
     parser.add_argument("--urgent-rate", default="1000",
                         help="bulk rates (comma-separated) for the urgent-warning trials; empty: none")
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--switch-ms", type=float, default=SWITCH_INTERVAL_MS,
+                        help="the thread switch interval, as alimcast run sets it (alerts/runtime_switch.py; "
+                             "0 keeps CPython's 5 ms)")
     args = parser.parse_args()
     threading.current_thread().name = "bench"
+    print(SwitchInterval(ms=args.switch_ms).apply(), flush=True)  # the dispatcher and the bare loop alike
     for server, rate in ((s, float(r)) for s in args.server.split(",") for r in args.rates.split(",") if r):
         results = [achieved_rate(rate, args.seconds, server) for _ in range(args.runs)]
         measured = statistics.median(r[0] for r in results)
