@@ -32,6 +32,7 @@ Why it is written this way:
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -40,6 +41,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from subscribers.bulk_writers import BulkWriter, json_list, writer_for
@@ -62,8 +64,12 @@ KNOWN_COLUMNS = ("phone", "name", "zones", "min_severity", "language", "categori
                  # written by `subscribers export`, applied after the bulk import by subscribers.roundtrip
                  "points", "vessels", "status")
 CHUNK_ROWS = 20_000
+log = logging.getLogger("alimcast.subscribers.csv_import")
+
 #: An import on PostgreSQL that wrote at least this many people ends with ANALYZE (``_analyze_after``).
 ANALYZE_AFTER_ROWS = 10_000
+#: ... and gives up on it (a warning in the log) when a lock keeps it waiting this long.
+ANALYZE_LOCK_TIMEOUT_S = 5.0
 #: Files with at least this many lines are parsed by a child process (``import_csv(parse_process=...)``).
 PARSE_PROCESS_MIN_ROWS = 50_000
 #: ... when the database is one of these. PostgreSQL works in its own server process, so the child's core is
@@ -165,14 +171,21 @@ def _analyze_after(target: Session | Engine | Connection, report: ImportReport) 
     then grouped their preferences with a sort spilled to disk instead of in memory (PostgreSQL's own advice for
     a bulk load: "Populating a Database", run ANALYZE afterwards). ANALYZE reads a fixed sample (30,000 rows by
     default), so it costs a fraction of a second whatever the size. Only for an import on an Engine (the CLI,
-    the console): a Session or Connection is the caller's transaction, theirs to finish."""
+    the console): a Session or Connection is the caller's transaction, theirs to finish. Its lock (SHARE UPDATE
+    EXCLUSIVE) lets inserts, updates and fan-outs go on; it waits only for another ANALYZE, VACUUM or schema
+    change, at most ``ANALYZE_LOCK_TIMEOUT_S``. Whatever goes wrong, the import has succeeded: a warning."""
     if not isinstance(target, Engine) or target.dialect.name != "postgresql":
         return
     if report.inserted + report.updated < ANALYZE_AFTER_ROWS:
         return
-    with target.connect() as conn:
-        conn.exec_driver_sql("ANALYZE subscriber, subscription")
-        conn.commit()
+    try:
+        with target.connect() as conn:
+            # it never waits long for a lock (another ANALYZE or VACUUM, a schema change): the import is done
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(ANALYZE_LOCK_TIMEOUT_S * 1000)}ms'")
+            conn.exec_driver_sql("ANALYZE subscriber, subscription")
+            conn.commit()
+    except SQLAlchemyError as exc:  # the rows are stored: statistics are an optimisation, never the import's failure
+        log.warning("after the import: ANALYZE failed (autovacuum will analyze later): %s", exc)
 
 
 def _dialect(target: Session | Engine | Connection) -> str:

@@ -367,3 +367,27 @@ def test_a_large_import_on_postgres_ends_with_fresh_statistics(tmp_path: Path, p
     assert import_csv(engine, large).inserted == 40
     assert planner_rows() == {"subscriber": 69, "subscription": 29 + 80}
     engine.dispose()
+
+
+def test_an_analyze_kept_waiting_by_a_lock_gives_up_and_the_import_stands(
+        tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Another session holds a lock ANALYZE must wait for (here: its own ANALYZE-class lock on the table): the
+    import's ANALYZE gives up after its timeout with a warning; the rows are stored and the report is whole."""
+    monkeypatch.setattr(csv_import, "ANALYZE_AFTER_ROWS", 10)
+    monkeypatch.setattr(csv_import, "ANALYZE_LOCK_TIMEOUT_S", 0.2)
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    people = tmp_path / "people.csv"
+    people.write_text("phone,name,zones\n" + "".join(f"0107{i:07d},r{i},S1251100\n" for i in range(20)),
+                      encoding="utf-8")
+    with engine.connect() as holder:
+        holder.exec_driver_sql("LOCK TABLE subscription IN SHARE UPDATE EXCLUSIVE MODE")
+        with caplog.at_level("WARNING", logger="alimcast.subscribers.csv_import"):
+            report = import_csv(engine, people)
+        holder.rollback()
+    assert report.inserted == 20 and not report.errors
+    assert "after the import: ANALYZE failed (autovacuum will analyze later)" in caplog.text
+    assert "lock timeout" in caplog.text
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM subscriber").scalar_one() == 20
+    engine.dispose()
