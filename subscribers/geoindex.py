@@ -277,8 +277,11 @@ class _Points:
 class _PolygonShape:
     """One alert polygon: unwrapped lon/lat (for points), split (for zones), Mercator (for distances)."""
 
-    def __init__(self, geom: BaseGeometry) -> None:
+    def __init__(self, geom: BaseGeometry, *, valid: bool = False) -> None:
+        """``valid``: ``geom`` is known to be valid (checked or repaired when it was built), which spares a second
+        check when its Mercator copy is made."""
         self.unwrapped: BaseGeometry = geom
+        self.valid = valid
         minx, _, maxx, _ = geom.bounds
         self.centre_lon = (minx + maxx) / 2.0
         shapely.prepare(self.unwrapped)
@@ -316,7 +319,7 @@ class _PolygonShape:
             if fixed is None:
                 raise ValueError("polygon has no area")
             poly = fixed
-        return cls(poly)
+        return cls(poly, valid=True)
 
     @cached_property
     def split(self) -> BaseGeometry:
@@ -324,7 +327,7 @@ class _PolygonShape:
 
     @cached_property
     def mercator(self) -> BaseGeometry:
-        return mercator(self.unwrapped)
+        return mercator(self.unwrapped, valid=self.valid)
 
     @cached_property
     def segments(self) -> np.ndarray:
