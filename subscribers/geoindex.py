@@ -130,9 +130,14 @@ class ZoneTree:
         return np.asarray([mercator(g) for g in self.geometries], dtype=object)
 
     def intersecting(self, geom: BaseGeometry) -> set[str]:
+        """Codes of the outlines ``geom`` meets. Asked of the outlines, prepared once with the tree, not of ``geom``:
+        the tree's own ``intersects`` prepares the query shape, and a new detailed alert polygon's segment index
+        (0.7 ms for a 3,604-vertex coast) was built for the few outlines near it and never used again."""
         if len(self.codes) == 0:
             return set()
-        return set(self.codes[self.tree.query(geom, predicate="intersects")].tolist())
+        near = self.tree.query(geom)
+        meets = shapely.intersects(self.geometries[near], geom)
+        return set(self.codes[near[meets]].tolist())
 
     def containing(self, lon: np.ndarray, lat: np.ndarray,
                    buffer_km: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -82,6 +82,25 @@ def test_polygon_across_antimeridian() -> None:
     assert got.zone_codes == {"W", "E"}
 
 
+def test_zone_outlines_met_only_at_their_edge_count() -> None:
+    """Outlines are asked (prepared once with the tree) whether they meet the alert shape: sharing an edge, a vertex
+    or a corner counts, an outline in the alert's bounding box but outside it does not, as GEOS answers unprepared."""
+    alert = Polygon([(126.0, 34.0), (127.0, 34.0), (127.0, 35.0)])  # a triangle: its box is twice its area
+    zones = {"EDGE": box(127.0, 34.2, 127.5, 34.4),      # shares part of the east edge
+             "VERTEX": box(127.0, 35.0, 127.3, 35.3),    # touches the top corner only
+             "INSIDE": box(126.8, 34.1, 126.9, 34.2),
+             "AROUND": box(125.0, 33.0, 128.0, 36.0),
+             "INBOX": box(126.05, 34.6, 126.3, 34.9),    # in the bounding box, beyond the hypotenuse
+             "HOLE": box(125.0, 33.0, 128.0, 36.0).difference(box(125.9, 33.9, 127.1, 35.1)),  # alert in its hole
+             "FAR": box(10.0, 10.0, 11.0, 11.0)}
+    index = points_index([], ZoneTree(list(zones), list(zones.values())))
+    expected = {code for code, zone in zones.items() if zone.intersects(alert)}
+    assert expected == {"EDGE", "VERTEX", "INSIDE", "AROUND"}
+    latlon = [(lat, lon) for lon, lat in alert.exterior.coords]
+    assert index.affected(polygons=[latlon], at=NOW).zone_codes == expected
+    assert index.zones.intersecting(alert) == expected
+
+
 # -- kilometres on the ground ------------------------------------------------------------------------------
 
 EDGE_POLY = [(34.0, 126.0), (34.0, 127.0), (36.0, 127.0), (36.0, 126.0)]  # east edge: meridian 127°E
