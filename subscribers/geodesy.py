@@ -168,6 +168,74 @@ def reaches_km(geom_merc: BaseGeometry, lon: np.ndarray, lat: np.ndarray, radius
     return shapely.dwithin(geom_merc, pts, reach)
 
 
+class OutlineReach:
+    """``reaches_km`` for one detailed outline, decided in numpy where that is certain and by GEOS where it is not.
+
+    Why: GEOS's prepared ``dwithin`` costs about 2 µs a point (it builds a facet tree for every point), and a province's
+    coast leaves about 1,500 points near its outline to measure: 3 ms of a 10 ms match. Here the outline's segments
+    are kept in runs of ``RUN`` with each run's box in an STRtree; a point is measured in numpy against the runs whose
+    box its disc reaches, in the same Mercator measure. That distance and GEOS's are both within ~1e-16 (relative to
+    the coordinates subtracted) of the exact one, so where it is more than ``margin`` from the radius it decides what
+    GEOS would; the few points closer to a tie than that (none, for real data) are left to GEOS. The answers are those
+    of ``reaches_km``.
+    """
+
+    #: Consecutive segments per box: fewer boxes to query, more segments measured per box (16 measured best).
+    RUN = 16
+    #: Pairs of a point and a run measured at once (each run is ``RUN`` segments): bounds the temporary arrays.
+    BLOCK = 32_768
+
+    def __init__(self, segments: np.ndarray, outline_merc: BaseGeometry) -> None:
+        """``segments``: ``outline_segments`` of the Mercator geometry; ``outline_merc``: its outline for GEOS."""
+        self.outline = outline_merc
+        n = len(segments)
+        runs = -(-n // self.RUN)
+        padded = np.concatenate([segments, np.repeat(segments[-1:], runs * self.RUN - n, axis=0)]) if n else segments
+        by_run = padded.reshape(runs, self.RUN, 4)
+        #: (4, runs, RUN): ax, ay, bx, by of every segment of a run, gathered per run
+        self._runs = np.ascontiguousarray(by_run.transpose(2, 0, 1))
+        xs, ys = by_run[:, :, 0::2], by_run[:, :, 1::2]
+        self._tree = shapely.STRtree(shapely.box(xs.min(axis=(1, 2)), ys.min(axis=(1, 2)),
+                                                 xs.max(axis=(1, 2)), ys.max(axis=(1, 2))))
+
+    @staticmethod
+    def margin(reach: np.ndarray) -> np.ndarray:
+        """How far (Mercator units) from the reach a distance must be to be decided without GEOS: a billionth of it and
+        1e-12 (6 µm on the ground), a thousand times the rounding of either measure."""
+        return reach * 1e-9 + 1e-12
+
+    def reaches_km(self, lon: np.ndarray, lat: np.ndarray, radius_km: np.ndarray) -> np.ndarray:
+        """``reaches_km(outline, lon, lat, radius_km)``: whether each point's disc reaches the outline."""
+        lon = np.asarray(lon, dtype=float)
+        lat = np.asarray(lat, dtype=float)
+        radius_km = np.asarray(radius_km, dtype=float)
+        if len(lat) == 0:
+            return np.zeros(0, dtype=bool)
+        x, y = np.radians(lon), mercator_y(lat)
+        lat_c = np.clip(lat, -_MAX_MERCATOR_LAT, _MAX_MERCATOR_LAT)
+        reach = radius_km / (EARTH_RADIUS_KM * np.cos(np.radians(lat_c)))
+        margin = self.margin(reach)
+        grow = reach + margin  # a run whose box is farther than this has no segment that could decide
+        pi, ri = self._tree.query(shapely.box(x - grow, y - grow, x + grow, y + grow))
+        best = np.full(len(x), np.inf)  # squared distance to the nearest segment of the runs in reach
+        for start in range(0, len(pi), self.BLOCK):
+            p, r = pi[start:start + self.BLOCK], ri[start:start + self.BLOCK]
+            ax, ay, bx, by = self._runs[:, r]
+            dx, dy = bx - ax, by - ay
+            qx, qy = x[p, None] - ax, y[p, None] - ay  # the point from each segment's start
+            len2 = dx * dx + dy * dy
+            t = (qx * dx + qy * dy) / np.where(len2 > 0, len2, 1.0)
+            np.clip(t, 0.0, 1.0, out=t)
+            ex, ey = qx - t * dx, qy - t * dy
+            np.minimum.at(best, p, (ex * ex + ey * ey).min(axis=1))
+        d = np.sqrt(best)
+        hit = d <= reach - margin
+        unsure = np.flatnonzero(~hit & (d <= reach + margin))
+        if len(unsure):
+            hit[unsure] = reaches_km(self.outline, lon[unsure], lat[unsure], radius_km[unsure])
+        return hit
+
+
 def outline_segments(geom: BaseGeometry) -> np.ndarray:
     """All ring edges of a (multi)polygon as an (n, 4) array ax, ay, bx, by."""
     rings = shapely.get_rings(shapely.get_parts(geom))

@@ -15,7 +15,7 @@ Layout
       shapely object is ever created for the bulk of the data. With many candidates (a province-wide
       warning at national scale) the polygon is first rasterised per alert (``subscribers.polygon_grid``):
       points in cells wholly inside, or provably too far outside for their radius, are decided by their
-      cell; only the rest are tested. Detailed outlines are measured by GEOS (``geodesy.reaches_km``).
+      cell; only the rest are tested. Detailed outlines are measured by ``geodesy.OutlineReach`` (GEOS's answers).
 
 Distances are kilometres on the ground (see ``subscribers.geodesy``): a point with a radius is hit when
 its disc reaches the alert geometry (inside, or within its radius of the outline, measured in a
@@ -49,6 +49,7 @@ from subscribers.geodesy import (
     EARTH_RADIUS_KM,
     KM_PER_DEG_LAT,
     KM_PER_NM,
+    OutlineReach,
     distance_km_to_segments,
     geodesic_circle,
     haversine_km,
@@ -76,6 +77,8 @@ _GRID_MIN_CANDIDATES = 1_000
 _IN_BATCH = 500
 #: Outlines with more segments than this are measured by GEOS (``reaches_km``), shorter ones in numpy.
 _NUMPY_DISTANCE_SEGMENTS = 200
+#: Points to measure against a detailed outline from which its ``OutlineReach`` is built (fewer go to GEOS directly).
+_GEOS_REACH_POINTS = 200
 
 LatLon = tuple[float, float]
 CircleSpec = tuple[float, float, float]
@@ -228,7 +231,7 @@ class _Points:
             if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
                 # A detailed outline (a province's coast): GEOS's indexed distance, point by point. No buffered
                 # prefilter: buffering thousands of vertices costs more than the whole test.
-                hit[rest] = reaches_km(shape.mercator_outline, lon[rest], lat[rest], rad[rest])
+                hit[rest] = shape.reaches_km(lon[rest], lat[rest], rad[rest])
                 return idx[hit]
             if len(rest) * len(shape.segments) > _DIRECT_DISTANCE_WORK:
                 # Many points: keep only those inside the buffered outline first.
@@ -260,7 +263,7 @@ class _Points:
         if len(rest) == 0:
             return hit
         if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
-            hit[rest] = reaches_km(shape.mercator_outline, lon[rest], lat[rest], rad[rest])
+            hit[rest] = shape.reaches_km(lon[rest], lat[rest], rad[rest])
         else:
             d = distance_km_to_segments(shape.segments, lon[rest], lat[rest])
             hit[rest[d <= rad[rest]]] = True
@@ -345,6 +348,17 @@ class _PolygonShape:
         outline = shapely.boundary(self.mercator)
         shapely.prepare(outline)
         return outline
+
+    @cached_property
+    def outline_reach(self) -> OutlineReach:
+        return OutlineReach(self.segments, self.mercator_outline)
+
+    def reaches_km(self, lon: np.ndarray, lat: np.ndarray, radius_km: np.ndarray) -> np.ndarray:
+        """Whether each point's disc reaches the outline (points outside the polygon), for a detailed outline. A few
+        points go to GEOS at once; more are worth the numpy measure's runs of segments (built once per shape)."""
+        if len(lon) < _GEOS_REACH_POINTS and "outline_reach" not in self.__dict__:
+            return reaches_km(self.mercator_outline, lon, lat, radius_km)
+        return self.outline_reach.reaches_km(lon, lat, radius_km)
 
     def grid(self, reach_km: float, candidates: int) -> PolygonGrid:
         """The polygon's grid over its bounding box grown by ``reach_km``, for points reaching at most that far: a

@@ -18,8 +18,10 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
 
 from subscribers import geoindex
+from subscribers.geodesy import EARTH_RADIUS_KM, OutlineReach, mercator, mercator_y, outline_segments, reaches_km
 from subscribers.geoindex import GeoIndex
 from subscribers.geometry import feature_geometry
 from subscribers.polygon_grid import EDGE, INSIDE, OUTSIDE, PolygonGrid
@@ -139,6 +141,51 @@ def test_geos_distance_agrees_with_numpy(seed: int, vertices: int, lat: float) -
     # the index asks only about points outside the polygon (inside, the outline may be far but the area is not)
     clear = (np.abs(d - radius) > 1e-9) & ~shapely.intersects_xy(poly, lon, plat)
     assert np.array_equal(reaches_km(merc, lon, plat, radius)[clear], (d <= radius)[clear])
+
+
+def outline_reach_case(seed: int, vertices: int, lat: float, lon: float) -> tuple[Polygon, BaseGeometry, OutlineReach]:
+    """A ragged star with a hole (longitudes beyond 180 when ``lon`` is near it: an unwrapped alert), its Mercator
+    outline for GEOS, and that outline's OutlineReach."""
+    rng = np.random.default_rng(seed)
+    outer = Polygon([(x, y) for y, x in star(rng, lat, lon, vertices, 0.6)])
+    poly = shapely.make_valid(outer.difference(shapely.Point(lon, lat).buffer(0.1)))
+    merc = mercator(poly)
+    outline = shapely.boundary(merc)
+    shapely.prepare(outline)
+    return poly, outline, OutlineReach(outline_segments(merc), outline)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), vertices=st.integers(3, 700), lat=st.sampled_from([-60.0, 0.0, 37.0, 80.0]),
+       lon=st.sampled_from([20.0, 179.9]), block=st.sampled_from([7, OutlineReach.BLOCK]))
+def test_outline_reach_answers_as_geos(monkeypatch: pytest.MonkeyPatch, seed: int, vertices: int, lat: float,
+                                       lon: float, block: int) -> None:
+    """``OutlineReach`` (numpy where the answer is certain, GEOS where not) says exactly what ``reaches_km`` says, for
+    points anywhere round the outline and radii from a metre to 50 km, a few pairs at a time or many."""
+    monkeypatch.setattr(OutlineReach, "BLOCK", block)
+    rng = np.random.default_rng(seed)
+    poly, outline, reach = outline_reach_case(seed, vertices, lat, lon)
+    near = shapely.get_coordinates(poly)[rng.integers(0, len(shapely.get_coordinates(poly)), 1500)]
+    plon = np.concatenate([rng.uniform(lon - 1.0, lon + 1.0, 1500), near[:, 0] + rng.normal(0, 0.02, 1500)])
+    plat = np.concatenate([rng.uniform(lat - 1.0, lat + 1.0, 1500), near[:, 1] + rng.normal(0, 0.02, 1500)])
+    radius = np.where(rng.random(3000) < 0.1, 0.001, rng.uniform(0.0, 50.0, 3000))
+    got = reach.reaches_km(plon, plat, radius)
+    assert np.array_equal(got, reaches_km(outline, plon, plat, radius))
+    assert 0 < got.sum() < len(got)
+
+
+def test_outline_reach_leaves_ties_to_geos() -> None:
+    """Points whose radius is their distance to the outline (as GEOS measures it, to within rounding) are too close
+    to call in numpy: their answers are GEOS's, as before."""
+    rng = np.random.default_rng(21)
+    poly, outline, reach = outline_reach_case(21, 400, 37.0, 127.0)
+    plon, plat = rng.uniform(126.0, 128.0, 2000), rng.uniform(36.0, 38.0, 2000)
+    d = shapely.distance(outline, shapely.points(np.radians(plon), mercator_y(plat)))
+    scale = EARTH_RADIUS_KM * np.cos(np.radians(plat))
+    for nudge in (1 - 1e-15, 1.0, 1 + 1e-15):
+        radius = d * scale * nudge
+        assert (np.abs(d - radius / scale) <= OutlineReach.margin(radius / scale)).all()  # all in the unsure band
+        assert np.array_equal(reach.reaches_km(plon, plat, radius), reaches_km(outline, plon, plat, radius))
 
 
 @settings(max_examples=30, deadline=None)
