@@ -192,8 +192,12 @@ class OutlineReach:
         runs = -(-n // self.RUN)
         padded = np.concatenate([segments, np.repeat(segments[-1:], runs * self.RUN - n, axis=0)]) if n else segments
         by_run = padded.reshape(runs, self.RUN, 4)
-        #: (4, runs, RUN): ax, ay, bx, by of every segment of a run, gathered per run
-        self._runs = np.ascontiguousarray(by_run.transpose(2, 0, 1))
+        ax, ay, bx, by = by_run.transpose(2, 0, 1)
+        dx, dy = bx - ax, by - ay
+        len2 = dx * dx + dy * dy
+        inv = np.divide(1.0, len2, out=np.zeros_like(len2), where=len2 > 0)  # a repeated vertex: its start is nearest
+        #: (5, runs, RUN): start, direction and 1/length² of every segment of a run, gathered per run
+        self._runs = np.stack([ax, ay, dx, dy, inv])
         xs, ys = by_run[:, :, 0::2], by_run[:, :, 1::2]
         self._tree = shapely.STRtree(shapely.box(xs.min(axis=(1, 2)), ys.min(axis=(1, 2)),
                                                  xs.max(axis=(1, 2)), ys.max(axis=(1, 2))))
@@ -220,14 +224,13 @@ class OutlineReach:
         best = np.full(len(x), np.inf)  # squared distance to the nearest segment of the runs in reach
         for start in range(0, len(pi), self.BLOCK):
             p, r = pi[start:start + self.BLOCK], ri[start:start + self.BLOCK]
-            ax, ay, bx, by = self._runs[:, r]
-            dx, dy = bx - ax, by - ay
+            ax, ay, dx, dy, inv = self._runs[:, r]
             qx, qy = x[p, None] - ax, y[p, None] - ay  # the point from each segment's start
-            len2 = dx * dx + dy * dy
-            t = (qx * dx + qy * dy) / np.where(len2 > 0, len2, 1.0)
+            t = (qx * dx + qy * dy) * inv
             np.clip(t, 0.0, 1.0, out=t)
-            ex, ey = qx - t * dx, qy - t * dy
-            np.minimum.at(best, p, (ex * ex + ey * ey).min(axis=1))
+            qx -= t * dx
+            qy -= t * dy
+            np.minimum.at(best, p, (qx * qx + qy * qy).min(axis=1))
         d = np.sqrt(best)
         hit = d <= reach - margin
         unsure = np.flatnonzero(~hit & (d <= reach + margin))
