@@ -229,8 +229,8 @@ class _Points:
             rad = self.radius[idx]
             rest = np.flatnonzero(~hit & (rad > 0))
             if len(shape.segments) > _NUMPY_DISTANCE_SEGMENTS:
-                # A detailed outline (a province's coast): GEOS's indexed distance, point by point. No buffered
-                # prefilter: buffering thousands of vertices costs more than the whole test.
+                # A detailed outline (a province's coast): measured against the segments near each point (GEOS's
+                # answers, see OutlineReach). No buffered prefilter: buffering thousands of vertices costs more.
                 hit[rest] = shape.reaches_km(lon[rest], lat[rest], rad[rest])
                 return idx[hit]
             if len(rest) * len(shape.segments) > _DIRECT_DISTANCE_WORK:
@@ -251,10 +251,16 @@ class _Points:
         state, cell = grid.classify(lon, lat)
         hit = state == INSIDE
         edge = np.flatnonzero(state == EDGE)
+        if self.max_radius > 0:
+            rad = self.radius[idx]
+            # a disc that surely reaches over the outline is a hit from either side of it: no point-in-polygon test
+            # (every vessel in an EDGE cell of a grid finer than its 1 NM, a quarter of the detailed coast's tests)
+            over = grid.max_km(cell[edge]) <= rad[edge]
+            hit[edge[over]] = True
+            edge = edge[~over]
         hit[edge] = shapely.intersects_xy(shape.unwrapped, lon[edge], lat[edge])
         if self.max_radius <= 0:
             return hit
-        rad = self.radius[idx]
         maybe = np.flatnonzero(~hit & (rad > 0))  # outside (INSIDE cells are hits), with a radius
         cell, rad_maybe = cell[maybe], rad[maybe]
         surely = grid.max_km(cell) <= rad_maybe  # outside, but its disc reaches over the outline

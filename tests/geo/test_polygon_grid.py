@@ -109,6 +109,31 @@ def test_grid_on_the_jeonnam_coast(monkeypatch: pytest.MonkeyPatch, shared_dir: 
     assert np.array_equal(with_grid, without) and len(with_grid) > 1000
 
 
+@pytest.mark.parametrize("geos", [False, True])
+def test_points_on_the_outline_with_and_without_a_reach_over_it(monkeypatch: pytest.MonkeyPatch, geos: bool) -> None:
+    """Points in the cells the outline crosses, inside and outside, with radii below and above their cell's bound
+    (a disc surely over the outline is a hit from either side, without asking which): as testing every point."""
+    rng = np.random.default_rng(14)
+    ring = star(rng, 35.0, 127.0, 300, 1.0)
+    vertices = np.array(ring)[rng.integers(0, len(ring), 6000)]
+    p_lat, p_lon = vertices[:, 0] + rng.normal(0, 0.004, 6000), vertices[:, 1] + rng.normal(0, 0.004, 6000)
+    radius = np.where(rng.random(6000) < 0.3, 0.0, rng.uniform(0.05, 4.0, 6000))
+    index = GeoIndex(point_lat=p_lat, point_lon=p_lon, point_radius_km=radius, point_owner=np.arange(6000),
+                     vessel_mmsi=np.arange(1500), vessel_lat=p_lat[:1500], vessel_lon=p_lon[:1500],
+                     vessel_fix_at=np.full(1500, NOW.timestamp()), vessel_owner=np.arange(6000, 7500), buffer_nm=1.0)
+    geoindex._SHAPES.clear()
+    with_grid, without = both_ways(monkeypatch, index, ring, geos)
+    assert np.array_equal(with_grid, without)
+    (shape,) = geoindex._SHAPES.values()
+    (grid,) = shape._grids.values()
+    state, cell = grid.classify(p_lon, p_lat)
+    on_edge = state == EDGE
+    over = on_edge & (grid.max_km(cell) <= radius)
+    inside = shapely.intersects_xy(shape.unwrapped, p_lon, p_lat)
+    assert on_edge.mean() > 0.5 and (over & inside).any() and (over & ~inside).any()
+    assert np.isin(np.flatnonzero(over), with_grid).all()
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), vertices=st.integers(3, 300))
 def test_cells_called_inside_or_outside_are(seed: int, vertices: int) -> None:
