@@ -220,7 +220,12 @@ class OutlineReach:
         reach = radius_km / (EARTH_RADIUS_KM * np.cos(np.radians(lat_c)))
         margin = self.margin(reach)
         grow = reach + margin  # a run whose box is farther than this has no segment that could decide
-        pi, ri = self._tree.query(shapely.box(x - grow, y - grow, x + grow, y + grow))
+        # the diagonal of each point's box, not the box: the tree compares envelopes only, and a line of two points
+        # costs half a box to make
+        corners = np.empty((len(x), 2, 2))
+        corners[:, 0, 0], corners[:, 0, 1] = x - grow, y - grow
+        corners[:, 1, 0], corners[:, 1, 1] = x + grow, y + grow
+        pi, ri = self._tree.query(shapely.linestrings(corners))
         best = np.full(len(x), np.inf)  # squared distance to the nearest segment of the runs in reach
         for start in range(0, len(pi), self.BLOCK):
             p, r = pi[start:start + self.BLOCK], ri[start:start + self.BLOCK]
