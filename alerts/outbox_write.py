@@ -100,13 +100,14 @@ def _postgres(connection: Connection, groups: list[RowGroup], bodies: list[int],
     Measured against the former CTE (a join of the groups, ``RETURNING 1`` and ``count(*)``): about a tenth of
     the statement's time for 100,000 rows. The two long arrays travel as text (:func:`int_array`).
 
-    A version's first write (no row of its alert yet: the usual case) goes without ``ON CONFLICT``, in a
-    savepoint: with it, every row is a speculative insertion into the unique index (PostgreSQL inserts the row,
-    then checks the key, and takes the row back on a conflict), measured at 0.90 s of server time against 0.75 s
-    for 100,000 rows. Should another writer have queued one of these people meanwhile (a vessel's follower
-    brought in by AIS, another worker's match of the same version), the unique key refuses the plain insert (it
-    waits for that writer's transaction first, so it never misses an uncommitted row), the savepoint is rolled
-    back and the rows are written again with ``ON CONFLICT DO NOTHING``: what is stored is the same either way."""
+    A version's first write for these people (no row of its alert in their range of ids yet: the usual case,
+    also for the rest of a warning whose first batch went ahead) goes without ``ON CONFLICT``, in a savepoint:
+    with it, every row is a speculative insertion into the unique index (PostgreSQL inserts the row, then
+    checks the key, and takes the row back on a conflict), measured at 0.90 s of server time against 0.75 s for
+    100,000 rows. Should another writer have queued one of these people meanwhile (a vessel's follower brought
+    in by AIS, another worker's match of the same version), the unique key refuses the plain insert (it waits
+    for that writer's transaction first, so it never misses an uncommitted row), the savepoint is rolled back
+    and the rows are written again with ``ON CONFLICT DO NOTHING``: what is stored is the same either way."""
     sql = (f"INSERT INTO delivery ({_COLUMNS}) "
            "SELECT :alert_id, :thread_id, t.sid, (CAST(:kinds AS text[]))[t.gi], :priority, 'queued', "
            "(CAST(:bodies AS integer[]))[t.gi], 0, :created_at, (CAST(:holds AS timestamptz[]))[t.gi], 0 "
@@ -116,8 +117,11 @@ def _postgres(connection: Connection, groups: list[RowGroup], bodies: list[int],
         "kinds": [g.kind for g in groups], "bodies": bodies, "holds": [g.next_attempt_at for g in groups],
         "alert_id": alert_id, "thread_id": thread_id, "priority": priority, "created_at": created_at,
         "ids": int_array(ids), "groups": int_array(group_of + 1)}
-    first = connection.execute(text("SELECT NOT EXISTS (SELECT 1 FROM delivery WHERE alert_id = :alert_id)"),
-                               {"alert_id": alert_id}).scalar_one()
+    # only where this write could collide: a big warning's first batch is committed ahead of the rest (the
+    # dispatch loop's early hand-over, alerts/fanout.py), and the rest are other people, so it still goes plain
+    first = connection.execute(text(
+        "SELECT NOT EXISTS (SELECT 1 FROM delivery WHERE alert_id = :alert_id AND subscriber_id BETWEEN :lo AND :hi "
+        "AND reminder_seq = 0)"), {"alert_id": alert_id, "lo": int(ids[0]), "hi": int(ids[-1])}).scalar_one()
     if first:
         try:
             with connection.begin_nested():

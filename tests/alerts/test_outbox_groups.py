@@ -178,3 +178,28 @@ def test_the_first_write_of_a_version_skips_on_conflict(pg_url: str, tmp_path: P
     assert again == 0
     assert seen == ["plain", "conflict"]
     pipeline.close()
+
+
+def test_the_rest_of_a_warning_after_its_first_batch_also_skips_on_conflict(
+        pg_url: str, tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    """With a dispatch loop beside the match (``alimcast run``), a big warning's first batch is committed ahead of
+    the rest (alerts/fanout.py's early hand-over); the rest are other people, so their write goes plain too (the
+    look is limited to the ids being written), and everyone gets exactly one row."""
+    pipeline, ids = _race_setup(pg_url, tmp_path, write_config)
+    pipeline.dispatch_loop_running = True
+    pipeline.dispatcher.batch_size = 10
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.startswith("INSERT INTO delivery ("):
+            seen.append("conflict" if "ON CONFLICT" in statement else "plain")
+
+    event.listen(pipeline.engine, "before_cursor_execute", before)
+    try:
+        assert pipeline.match().queued == 40
+    finally:
+        event.remove(pipeline.engine, "before_cursor_execute", before)
+    assert seen == ["plain", "plain"]  # the first batch, then the rest
+    with session_scope(pipeline.engine) as session:
+        assert sorted(session.exec(select(Delivery.subscriber_id)).all()) == sorted(ids)
+    pipeline.close()
