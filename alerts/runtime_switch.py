@@ -34,6 +34,9 @@ log = logging.getLogger("alimcast.runtime")
 SWITCH_INTERVAL_MS = 1.0
 #: Larger than any sensible interval and far below what ``sys.setswitchinterval`` overflows at.
 MAX_SWITCH_INTERVAL_MS = 1000.0
+#: A microsecond: a smaller value would only make threads switch all the time (and one that underflows to zero
+#: in seconds is refused by ``sys.setswitchinterval``).
+MIN_SWITCH_INTERVAL_MS = 0.001
 
 
 @dataclass(slots=True)
@@ -53,9 +56,9 @@ class SwitchInterval:
             raise ValueError("[runtime]: must be a table")
         ms = table.get("switch_interval_ms", SWITCH_INTERVAL_MS)
         if isinstance(ms, bool) or not isinstance(ms, int | float) or math.isnan(ms) \
-                or not 0 <= ms <= MAX_SWITCH_INTERVAL_MS:
-            raise ValueError(f"[runtime] switch_interval_ms: must be a number from 0 to "
-                             f"{MAX_SWITCH_INTERVAL_MS:g}, not {ms!r}")
+                or not (ms == 0 or MIN_SWITCH_INTERVAL_MS <= ms <= MAX_SWITCH_INTERVAL_MS):
+            raise ValueError(f"[runtime] switch_interval_ms: must be 0 or a number from {MIN_SWITCH_INTERVAL_MS:g} "
+                             f"to {MAX_SWITCH_INTERVAL_MS:g}, not {ms!r}")
         return cls(ms=float(ms))
 
     def apply(self) -> str:

@@ -69,8 +69,8 @@ def run(
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         log.debug("start-up failed", exc_info=True)
         fail(f"cannot start: {exc}")
-    switch.apply()  # threads back from SQLite or a socket wait less for the lock: alerts/runtime_switch.py
     try:
+        switch.apply()  # threads back from SQLite or a socket wait less for the lock: alerts/runtime_switch.py
         if once:
             heap.settle()  # the start-up heap (config, engine, metadata) frozen: alerts/runtime_gc.py
             started = utcnow()
@@ -82,9 +82,11 @@ def run(
             return
         _run_forever(pipeline, heap)
     finally:
-        pipeline.close()
-        heap.restore()
-        switch.restore()
+        try:
+            pipeline.close()
+        finally:  # the process is left as it was found even when closing fails (the database gone)
+            heap.restore()
+            switch.restore()
 
 
 def _run_forever(pipeline: Pipeline, heap: HeapKeeper) -> None:

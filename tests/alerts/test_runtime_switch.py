@@ -33,9 +33,11 @@ def test_the_interval_is_read_from_runtime_with_a_default() -> None:
     assert SwitchInterval.from_config({"runtime": {"switch_interval_ms": 0}}).ms == 0.0
 
 
-@pytest.mark.parametrize("value", [-1, True, "1", math.nan, math.inf, MAX_SWITCH_INTERVAL_MS + 1])
+@pytest.mark.parametrize("value", [-1, True, "1", math.nan, math.inf, MAX_SWITCH_INTERVAL_MS + 1, 1e-322, 0.0009])
 def test_a_bad_interval_is_refused_naming_the_key(value: object) -> None:
-    with pytest.raises(ValueError, match=r"^\[runtime\] switch_interval_ms: must be a number from 0 to 1000, not "):
+    """1e-322 ms passed a plain "from 0" check and underflowed to 0 s, which sys.setswitchinterval refuses."""
+    with pytest.raises(ValueError,
+                       match=r"^\[runtime\] switch_interval_ms: must be 0 or a number from 0.001 to 1000, not "):
         SwitchInterval.from_config({"runtime": {"switch_interval_ms": value}})
 
 
@@ -82,4 +84,4 @@ def test_run_refuses_a_bad_interval_in_one_line(tmp_path: Path) -> None:
                    encoding="utf-8")
     result = CliRunner().invoke(app, ["run", "--once", "--config", str(cfg)])
     assert result.exit_code == 2
-    assert "[runtime] switch_interval_ms: must be a number from 0 to 1000, not -2" in result.output
+    assert "[runtime] switch_interval_ms: must be 0 or a number from 0.001 to 1000, not -2" in result.output
