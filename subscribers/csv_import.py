@@ -172,8 +172,9 @@ def _analyze_after(target: Session | Engine | Connection, report: ImportReport) 
     a bulk load: "Populating a Database", run ANALYZE afterwards). ANALYZE reads a fixed sample (30,000 rows by
     default), so it costs a fraction of a second whatever the size. Only for an import on an Engine (the CLI,
     the console): a Session or Connection is the caller's transaction, theirs to finish. Its lock (SHARE UPDATE
-    EXCLUSIVE) lets inserts, updates and fan-outs go on; it waits only for another ANALYZE, VACUUM or schema
-    change, at most ``ANALYZE_LOCK_TIMEOUT_S``. Whatever goes wrong, the import has succeeded: a warning."""
+    EXCLUSIVE) lets inserts, updates and fan-outs go on; it waits only for another ANALYZE or VACUUM, a schema
+    change, or another import's table lock (subscribers/bulk_writers.py), at most ``ANALYZE_LOCK_TIMEOUT_S``.
+    Whatever goes wrong, the import has succeeded: a warning."""
     if not isinstance(target, Engine) or target.dialect.name != "postgresql":
         return
     if report.inserted + report.updated < ANALYZE_AFTER_ROWS:
