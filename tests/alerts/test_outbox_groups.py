@@ -5,7 +5,8 @@ queues nobody twice."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,10 +155,9 @@ def test_a_person_queued_by_another_writer_during_the_first_write_is_left_alone(
     pipeline.close()
 
 
-def test_the_first_write_of_a_version_skips_on_conflict(pg_url: str, tmp_path: Path,
-                                                        write_config: Callable[..., Path]) -> None:
-    """The first write goes without ON CONFLICT; a write for a version that has rows goes with it."""
-    pipeline, ids = _race_setup(pg_url, tmp_path, write_config)
+@contextmanager
+def outbox_inserts(pipeline: Pipeline) -> Iterator[list[str]]:
+    """The outbox INSERTs made meanwhile, in order: "plain" or "conflict" (with ON CONFLICT)."""
     seen: list[str] = []
 
     def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
@@ -166,6 +166,16 @@ def test_the_first_write_of_a_version_skips_on_conflict(pg_url: str, tmp_path: P
 
     event.listen(pipeline.engine, "before_cursor_execute", before)
     try:
+        yield seen
+    finally:
+        event.remove(pipeline.engine, "before_cursor_execute", before)
+
+
+def test_the_first_write_of_a_version_skips_on_conflict(pg_url: str, tmp_path: Path,
+                                                        write_config: Callable[..., Path]) -> None:
+    """The first write goes without ON CONFLICT; a write for a version that has rows goes with it."""
+    pipeline, ids = _race_setup(pg_url, tmp_path, write_config)
+    with outbox_inserts(pipeline) as seen:
         assert pipeline.match().queued == 40
         with session_scope(pipeline.engine) as session:
             record = session.exec(select(AlertRecord)).one()
@@ -173,8 +183,6 @@ def test_the_first_write_of_a_version_skips_on_conflict(pg_url: str, tmp_path: P
                 RowGroup(np.array(ids), "alert", "ALIMCAST_ALERT_01", {"hazard": "x"}, "x", "SMS", None)],
                 alert_id=record.id, thread_id=record.thread_id, priority=1,  # type: ignore[arg-type]
                 created_at=datetime.now(UTC))
-    finally:
-        event.remove(pipeline.engine, "before_cursor_execute", before)
     assert again == 0
     assert seen == ["plain", "conflict"]
     pipeline.close()
@@ -188,17 +196,8 @@ def test_the_rest_of_a_warning_after_its_first_batch_also_skips_on_conflict(
     pipeline, ids = _race_setup(pg_url, tmp_path, write_config)
     pipeline.dispatch_loop_running = True
     pipeline.dispatcher.batch_size = 10
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if statement.startswith("INSERT INTO delivery ("):
-            seen.append("conflict" if "ON CONFLICT" in statement else "plain")
-
-    event.listen(pipeline.engine, "before_cursor_execute", before)
-    try:
+    with outbox_inserts(pipeline) as seen:
         assert pipeline.match().queued == 40
-    finally:
-        event.remove(pipeline.engine, "before_cursor_execute", before)
     assert seen == ["plain", "plain"]  # the first batch, then the rest
     with session_scope(pipeline.engine) as session:
         assert sorted(session.exec(select(Delivery.subscriber_id)).all()) == sorted(ids)
