@@ -276,3 +276,58 @@ def test_unique_ids_in_and_beyond_int32() -> None:
         values = rng.integers(low, high, 5000, dtype=np.int64, endpoint=True)
         got = geoindex._unique(values)
         assert got.dtype == np.int64 and got.tolist() == sorted(set(values.tolist()))
+
+
+def jeonnam_outline(shared_dir: Path) -> BaseGeometry:
+    """The whole 전라남도 outline: its coast and 34 islands."""
+    sido = shared_dir / "zones" / "kr_sido_2018_kostat_geo_simple.geojson"
+    feature = next(f for f in json.loads(sido.read_text(encoding="utf-8"))["features"]
+                   if f["properties"]["name"] == "전라남도")
+    geom, _ = feature_geometry(feature, 0, "L1050000")
+    return geom
+
+
+def island_index(rng: np.random.Generator, zone: BaseGeometry, code: str = "Z") -> GeoIndex:
+    """Points and vessels over the outline's box (and 0.3° around), the outline stored under ``code``."""
+    x0, y0, x1, y1 = zone.bounds
+    n = 30_000
+    p_rad = np.where(rng.random(n) < 0.4, rng.uniform(0.05, 12.0, n), 0.0)
+    v = n // 4
+    return GeoIndex(zones=geoindex.ZoneTree([code], [zone]),
+                    point_lat=rng.uniform(y0 - 0.3, y1 + 0.3, n), point_lon=rng.uniform(x0 - 0.3, x1 + 0.3, n),
+                    point_radius_km=p_rad, point_owner=np.arange(n), vessel_mmsi=np.arange(v),
+                    vessel_lat=rng.uniform(y0 - 0.3, y1 + 0.3, v), vessel_lon=rng.uniform(x0 - 0.3, x1 + 0.3, v),
+                    vessel_fix_at=np.full(v, NOW.timestamp()), vessel_owner=np.arange(n, n + v), buffer_nm=1.0)
+
+
+def part_by_part(index: GeoIndex, zone: BaseGeometry) -> np.ndarray:
+    """The outline's answer as the union of its parts' answers, each part stored as a zone of its own."""
+    parts = list(shapely.get_parts(zone))
+    single = GeoIndex(zones=geoindex.ZoneTree([f"P{k}" for k in range(len(parts))], parts))
+    single.points, single.vessels = index.points, index.vessels
+    return single.affected_by_zones([f"P{k}" for k in range(len(parts))], at=NOW).subscriber_ids
+
+
+def test_an_outline_with_islands_is_matched_as_one_shape_with_the_answers_of_its_parts(shared_dir: Path) -> None:
+    zone = jeonnam_outline(shared_dir)
+    index = island_index(np.random.default_rng(12), zone)
+    shapes = index.zones.shapes(0)
+    assert len(shapes) < len(shapely.get_parts(zone)) // 4  # the islands share their coast's shape and grid
+    got = index.affected_by_zones(["Z"], at=NOW).subscriber_ids
+    assert np.array_equal(got, part_by_part(index, zone)) and len(got) > 1000
+
+
+def test_parts_far_apart_or_across_the_antimeridian_stay_apart() -> None:
+    near = shapely.MultiPolygon([shapely.box(127.0, 35.0, 127.5, 35.5), shapely.box(127.6, 35.0, 127.7, 35.1)])
+    far = shapely.MultiPolygon([shapely.box(128.0, 36.0, 129.0, 37.0), shapely.box(130.8, 37.4, 131.0, 37.6)])
+    dateline = shapely.MultiPolygon([shapely.box(179.8, -17.0, 180.0, -16.0),
+                                     shapely.box(-180.0, -17.0, -179.8, -16.0)])
+    assert [len(shapely.get_parts(g)) for g in geoindex._zone_clusters(near)] == [2]
+    assert len(geoindex._zone_clusters(far)) == 2  # 울릉도 is 150 km off the coast: one box would hold the sea between
+    assert len(geoindex._zone_clusters(dateline)) == 2
+    rng = np.random.default_rng(13)
+    for zone in (near, far, dateline):
+        index = island_index(rng, zone)
+        got = index.affected_by_zones(["Z"], at=NOW).subscriber_ids
+        assert np.array_equal(got, part_by_part(index, zone)) and len(got) > 10
+
