@@ -113,6 +113,9 @@ class ZoneTree:
 
     def shapes(self, i: int) -> list[_PolygonShape]:
         """The parts of outline ``i`` as alert shapes (built once: their grids are kept with them)."""
+        prepared = self.__dict__.get("_prepared")
+        if prepared is not None:
+            return prepared[i]
         with _SHAPES_LOCK:
             cache: OrderedDict[int, list[_PolygonShape]] = self.__dict__.setdefault("_shapes", OrderedDict())
             shapes = cache.get(i)
@@ -126,6 +129,14 @@ class ZoneTree:
             while len(cache) > _ZONE_SHAPES_KEPT:  # their grids hold up to a few MB each
                 cache.popitem(last=False)
         return shapes
+
+    def prepare(self) -> list[list[_PolygonShape]]:
+        """The shapes of every outline, built now and kept for the tree's life (not evicted as ``shapes`` caches are):
+        the outlines never change between index builds, so ``GeoIndex.prepare_zones`` builds their grids with the
+        index, not on the first zone-coded warning after each build."""
+        prepared = [self.shapes(i) for i in range(len(self.codes))]
+        self.__dict__["_prepared"] = prepared
+        return prepared
 
     @cached_property
     def _mercator(self) -> np.ndarray:
@@ -515,7 +526,7 @@ class GeoIndex:
                 query = query.where(extra)
             rows.update(dict.fromkeys(tuple(r) for r in session.exec(query)))
         ves = list(rows)
-        return cls(
+        index = cls(
             zones=ZoneTree.from_session(session) if vessels_only is None and people is None else None,
             point_lon=pts[0], point_lat=pts[1], point_radius_km=pts[2], point_owner=pts[3].astype(np.int64),
             vessel_mmsi=np.array([r[0] for r in ves], dtype=np.int64),
@@ -525,6 +536,19 @@ class GeoIndex:
             vessel_owner=np.array([r[4] for r in ves], dtype=np.int64),
             buffer_nm=buffer_nm, stale_after=stale_after,
         )
+        if len(index.zones):
+            index.prepare_zones()
+        return index
+
+    def prepare_zones(self) -> None:
+        """Match every zone outline once, so that its shapes, grid and distance runs are built and kept with this index.
+
+        Why: a zone-coded warning after each build (every minute in the background) otherwise paid for them itself (a
+        grid per outline is most of a first match); the outlines never change between builds. The grids are those the
+        warning would build (a function of the outline and of this index's rows), so the answers are the same."""
+        for shapes in self.zones.prepare():
+            for shape in shapes:
+                self._polygon_hits(shape)
 
     def affected(self, polygons: Sequence[Sequence[LatLon]] = (), circles: Sequence[CircleSpec] = (), *,
                  at: datetime | None = None, leave_out: LeaveOut | None = None) -> AffectedSet:

@@ -331,3 +331,16 @@ def test_parts_far_apart_or_across_the_antimeridian_stay_apart() -> None:
         got = index.affected_by_zones(["Z"], at=NOW).subscriber_ids
         assert np.array_equal(got, part_by_part(index, zone)) and len(got) > 10
 
+
+def test_outlines_prepared_with_the_index_answer_as_outlines_prepared_by_the_first_warning(shared_dir: Path) -> None:
+    zone = jeonnam_outline(shared_dir)
+    lazy = island_index(np.random.default_rng(14), zone)
+    prepared = island_index(np.random.default_rng(14), zone)
+    prepared.prepare_zones()
+    shapes = prepared.zones.shapes(0)
+    assert max(shapes, key=lambda s: s.unwrapped.area)._grids  # the coast's grid is built before any warning
+    for _ in range(2):  # the lazy index builds its grids on the first call, then reuses them
+        want = lazy.affected_by_zones(["Z"], at=NOW)
+        got = prepared.affected_by_zones(["Z"], at=NOW)
+        assert np.array_equal(got.subscriber_ids, want.subscriber_ids) and np.array_equal(got.mmsis, want.mmsis)
+    assert prepared.zones.shapes(0) is shapes  # kept, not rebuilt
