@@ -338,6 +338,8 @@ class _PolygonShape:
         shapely.prepare(self.unwrapped)
         self._buffers: dict[tuple[float, float], BaseGeometry] = {}
         self._grids: dict[tuple[float, ...], PolygonGrid] = {}
+        #: the key of a grid built with ``detail`` (with the index, for its rows): not evicted by other indexes' grids
+        self._kept_grid: tuple[float, ...] | None = None
 
     @classmethod
     def from_latlon(cls, latlon: Sequence[LatLon]) -> _PolygonShape:
@@ -403,22 +405,26 @@ class _PolygonShape:
             return reaches_km(self.mercator_outline, lon, lat, radius_km)
         return self.outline_reach.reaches_km(lon, lat, radius_km)
 
-    def grid(self, reach_km: float, candidates: int) -> PolygonGrid:
+    def grid(self, reach_km: float, candidates: int, detail: float = 1.0) -> PolygonGrid:
         """The polygon's grid over its bounding box grown by ``reach_km``, for points reaching at most that far: a
         function of its arguments only, so kept with the shape (an alert is matched again by the fan-out, the
         catch-up, the notices). One grid serves the fixed points and the vessels of an index."""
         (x0, y0, x1, y1), max_abs_lat = _reach_box(self, reach_km)
-        cells = _grid_cells(max(x1 - x0, y1 - y0), reach_km, candidates)
-        key = (reach_km, cells)
+        span = max(x1 - x0, y1 - y0)
+        key = (reach_km, _grid_cells(span, reach_km, candidates))
         grid = self._grids.get(key)
         if grid is None:
+            # kept under the key an alert computes, whatever its detail: any grid gives the same answers
+            cells = _grid_cells(span, reach_km, candidates, detail)
             min_abs = 0.0 if y0 <= 0.0 <= y1 else min(abs(y0), abs(y1))
             grid = PolygonGrid(self.unwrapped, x0, y0, x1, y1, reach_km=reach_km, max_abs_lat=max_abs_lat,
                                min_abs_lat=min_abs, cells=cells)
             with _SHAPES_LOCK:
-                if len(self._grids) >= _GRIDS_PER_SHAPE:
-                    self._grids.pop(next(iter(self._grids)))
+                if len(self._grids) >= _GRIDS_PER_SHAPE:  # the oldest, but never the one built with the index
+                    self._grids.pop(next(k for k in self._grids if k != self._kept_grid))
                 self._grids[key] = grid
+                if detail != 1.0:
+                    self._kept_grid = key
         return grid
 
     def mercator_buffer(self, radius_km: float, max_abs_lat: float) -> BaseGeometry:
@@ -440,6 +446,9 @@ _GRID_CELLS_PER_SQRT_CANDIDATE = 4.0
 _GRID_BUILD_BUDGET = 2.5e6
 #: Zone outlines whose shapes (and grids) are kept per index, most recently asked last.
 _ZONE_SHAPES_KEPT = 32
+#: Zone outlines' grids built with the index (``GeoIndex.prepare_zones``) are this much finer across than those built
+#: by a warning (``_grid_cells``): they cost no warning, and leave fewer points near the outline to test exactly.
+_ZONE_GRID_DETAIL = 3.0
 #: Parts of a zone outline closer than this (degrees, between their boxes) are matched as one shape.
 _CLUSTER_GAP_DEG = 0.25
 #: Grids kept per shape (one per index: its points and vessels share it; a few more across snapshots).
@@ -548,7 +557,7 @@ class GeoIndex:
         warning would build (a function of the outline and of this index's rows), so the answers are the same."""
         for shapes in self.zones.prepare():
             for shape in shapes:
-                self._polygon_hits(shape)
+                self._polygon_hits(shape, grid_detail=_ZONE_GRID_DETAIL)
 
     def affected(self, polygons: Sequence[Sequence[LatLon]] = (), circles: Sequence[CircleSpec] = (), *,
                  at: datetime | None = None, leave_out: LeaveOut | None = None) -> AffectedSet:
@@ -598,7 +607,7 @@ class GeoIndex:
                 vessel_idx.append(vessels)
         return self._collect({str(self.zones.codes[i]) for i in sel}, point_idx, vessel_idx, at, leave_out)
 
-    def _polygon_hits(self, shape: _PolygonShape) -> tuple[np.ndarray, np.ndarray]:
+    def _polygon_hits(self, shape: _PolygonShape, grid_detail: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the fixed points and of the vessels reaching the polygon. With many candidates, both sets are
         decided by one grid of the polygon (built for the larger of their reaches): the grid is most of the cost
         of a new warning's first match, and its distance bounds hold for every radius up to its reach."""
@@ -607,7 +616,7 @@ class GeoIndex:
         total = sum(len(idx) for idx in found)
         grid = None
         if total >= _GRID_MIN_CANDIDATES:
-            grid = shape.grid(max(rows.max_radius for rows in sets), total)
+            grid = shape.grid(max(rows.max_radius for rows in sets), total, grid_detail)
         points, vessels = (rows.polygon_hits(shape, idx, grid) for rows, idx in zip(sets, found, strict=True))
         return points, vessels
 
@@ -657,17 +666,20 @@ def _reach_box(shape: _PolygonShape, reach_km: float) -> tuple[tuple[float, floa
     return (minx - dlon, lat_lo, maxx + dlon, lat_hi), max_abs
 
 
-def _grid_cells(span_deg: float, reach_km: float, candidates: int) -> int:
+def _grid_cells(span_deg: float, reach_km: float, candidates: int, detail: float = 1.0) -> int:
     """Cells across a polygon's grid. Finer grids leave fewer points to measure exactly (the band left is about
     three cells wide), but cost more to build (a pass over the grid per cell of the largest radius): no cell
     smaller than a tenth of that radius, at most four per square root of the candidates, within [32, 384], and
-    the build within ``_GRID_BUILD_BUDGET`` cell passes."""
-    cells = min(384.0, max(32.0, math.sqrt(candidates) * _GRID_CELLS_PER_SQRT_CANDIDATE))
+    the build within ``_GRID_BUILD_BUDGET`` cell passes. ``detail`` scales the cells across (and the budget by its
+    cube: cells² x passes) for grids built with the index rather than by a warning."""
+    cap = 384.0 * detail
+    cells = min(cap, max(32.0, math.sqrt(candidates) * _GRID_CELLS_PER_SQRT_CANDIDATE * detail))
     if reach_km <= 0:
-        return int(min(cells, 256))
+        return int(min(cells, 256 * detail))
     span_km = max(span_deg * KM_PER_DEG_LAT, 1e-6)
-    cells = max(min(cells, span_km / (reach_km / 10.0)), 32.0)
-    while cells > 32 and cells * cells * (2 * reach_km / (span_km / cells) + 5) > _GRID_BUILD_BUDGET:
+    cells = max(min(cells, span_km / (reach_km / (10.0 * detail))), 32.0)
+    budget = _GRID_BUILD_BUDGET * detail ** 3
+    while cells > 32 and cells * cells * (2 * reach_km / (span_km / cells) + 5) > budget:
         cells *= 0.9
     return int(cells)
 

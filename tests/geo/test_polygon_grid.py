@@ -338,9 +338,17 @@ def test_outlines_prepared_with_the_index_answer_as_outlines_prepared_by_the_fir
     prepared = island_index(np.random.default_rng(14), zone)
     prepared.prepare_zones()
     shapes = prepared.zones.shapes(0)
-    assert max(shapes, key=lambda s: s.unwrapped.area)._grids  # the coast's grid is built before any warning
+    coast = max(shapes, key=lambda s: s.unwrapped.area)
+    assert coast._grids  # the coast's grid is built before any warning
+    (grid,) = coast._grids.values()
+    x0, y0, x1, y1 = coast.unwrapped.bounds
+    as_alert = geoindex._grid_cells(max(x1 - x0, y1 - y0), 12.0, len(prepared.points) + len(prepared.vessels))
+    assert max(grid.nx, grid.ny) > 2 * as_alert  # finer than an alert polygon's: built with the index, not by a warning
     for _ in range(2):  # the lazy index builds its grids on the first call, then reuses them
         want = lazy.affected_by_zones(["Z"], at=NOW)
         got = prepared.affected_by_zones(["Z"], at=NOW)
         assert np.array_equal(got.subscriber_ids, want.subscriber_ids) and np.array_equal(got.mmsis, want.mmsis)
     assert prepared.zones.shapes(0) is shapes  # kept, not rebuilt
+    for candidates in (1_000, 2_000, 4_000, 8_000, 16_000):  # other indexes' grids (a snapshot's recheck of changes)
+        coast.grid(12.0, candidates)
+    assert grid in coast._grids.values()  # the index's own is never the one evicted
