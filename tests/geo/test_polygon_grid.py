@@ -172,7 +172,8 @@ def outline_reach_case(seed: int, vertices: int, lat: float, lon: float) -> tupl
     """A ragged star with a hole (longitudes beyond 180 when ``lon`` is near it: an unwrapped alert), its Mercator
     outline for GEOS, and that outline's OutlineReach."""
     rng = np.random.default_rng(seed)
-    outer = Polygon([(x, y) for y, x in star(rng, lat, lon, vertices, 0.6)])
+    # a star of a few vertices can cross itself (GEOS's difference then raises): made valid first
+    outer = shapely.make_valid(Polygon([(x, y) for y, x in star(rng, lat, lon, vertices, 0.6)]))
     poly = shapely.make_valid(outer.difference(shapely.Point(lon, lat).buffer(0.1)))
     merc = mercator(poly)
     outline = shapely.boundary(merc)
