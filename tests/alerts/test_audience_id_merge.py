@@ -1,0 +1,33 @@
+"""_Found.id_array: the sorted distinct union of the audience's id arrays, merged by insertion into the largest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alerts.audience import _Found
+
+
+def _sorted_distinct(rng: np.random.Generator, n: int, high: int) -> np.ndarray:
+    return np.unique(rng.integers(1, high, n)).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_union_of_every_way_of_being_reached(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    high = int(rng.choice([50, 5_000, 10**7]))  # dense (many shared ids) to sparse
+    parts = [_sorted_distinct(rng, int(rng.integers(0, n)), high) for n in rng.choice([1, 10, 3_000, 60_000], 3)]
+    if seed % 3 == 0:
+        parts[0].flags.writeable = False  # the zone index's arrays are read-only
+    aboard = set(rng.integers(1, high, int(rng.integers(0, 20))).tolist()) if seed % 2 else set()
+    got = _Found(ids=parts, at_sea=False, aboard=aboard).id_array()
+    want = np.unique(np.concatenate([*parts, np.fromiter(aboard, dtype=np.int64, count=len(aboard))]))
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+
+
+def test_ids_before_after_and_inside_the_largest_array() -> None:
+    base = np.array([10, 20, 30], dtype=np.int64)
+    got = _Found(ids=[base, np.array([1, 10, 25, 40], dtype=np.int64)], at_sea=False, aboard={5, 30, 50}).id_array()
+    assert got.tolist() == [1, 5, 10, 20, 25, 30, 40, 50]
+    assert _Found(ids=[base, base[:1]], at_sea=False).id_array().tolist() == [10, 20, 30]
+    assert _Found(ids=[], at_sea=False).id_array().tolist() == []
