@@ -22,7 +22,9 @@ Then, in a fresh process (so that its resident memory is the indexes' and nothin
   * polygon alerts (a 60 x 50 km sea area off 전남; the 전라남도 coast simplified to 1 km, ~300 vertices; and
     its full 3,604-vertex outline): median and p95 of
     ``GeoIndex.affected`` (points, vessels, zone outlines), and of the zone subscribers of the outlines it
-    touches, against a brute-force exact numpy/shapely test of every point and vessel (answers asserted equal).
+    touches, against a brute-force exact numpy/shapely test of every point and vessel (answers asserted equal);
+  * zone alerts by stored outline (a leaf sea zone, 전남, all land): ``GeoIndex.affected_by_zones`` and the whole
+    zone-alert audience (zone ids plus those), first call and repeated, against brute force per outline.
 Turning an id array into a list of Python ints is timed apart: it is not matching, and it costs more.
 
 Run: .venv/bin/python benchmarks/bench_national_match.py [--people 10000000] [--point-share 0.1]
@@ -68,6 +70,12 @@ ZONE_ALERTS = {
     "province 경기도 L1010000": ["L1010000"],
     "all land L1000000": ["L1000000"],
     "bulletin: 4 앞바다 + 1 먼바다": ["S1251000", "S1231000", "S1321000", "S1323000", "서해중부먼바다"],
+}
+#: Zone alerts whose audience also takes in the points and vessels inside stored zone outlines (``affected_by_zones``).
+OUTLINE_ALERTS = {
+    "leaf sea S1251100": ["S1251100"],
+    "province 전남 L1050000": ["L1050000"],
+    "all land L1000000": ["L1000000"],
 }
 SEA_BOX = [(34.2, 125.9), (34.6, 125.8), (34.75, 126.3), (34.5, 126.55), (34.15, 126.35)]
 SCHEMA_VERSION = 1  # bump when the generated data changes, so cached files are rebuilt
@@ -265,10 +273,11 @@ def geo_nbytes(index: GeoIndex) -> int:
     return total
 
 
-def brute_force(index: GeoIndex, latlon: list[tuple[float, float]], at: datetime) -> np.ndarray:
-    """Every point and vessel tested against the polygon, exactly as documented, with no index: the baseline.
-    Distances in numpy against every segment; for a detailed outline (that would take minutes) by GEOS."""
-    poly = shapely.Polygon([(lon, lat) for lat, lon in latlon])
+def brute_force(index: GeoIndex, latlon: list[tuple[float, float]] | Any, at: datetime) -> np.ndarray:
+    """Every point and vessel tested against the polygon (a CAP ring of (lat, lon), or a stored outline: a shapely
+    (multi)polygon), exactly as documented, with no index: the baseline. Distances in numpy against every segment;
+    for a detailed outline (that would take minutes) by GEOS."""
+    poly = shapely.Polygon([(lon, lat) for lat, lon in latlon]) if isinstance(latlon, list) else latlon
     shapely.prepare(poly)
     merc = mercator(poly)
     segs = outline_segments(merc)
@@ -373,9 +382,56 @@ def measure(db_path: Path, repeat: int) -> None:
         print(f"  subscribers of those zones:  {zmed:8.3f} / {zp95:7.3f} ms -> {len(by_zone):,}")
         print(f"  brute force (every point):   {brute_ms:8.1f} ms, same {len(brute):,}: {brute_ms / med:.0f}x slower; "
               f"everyone reached: {len(everyone):,}")
+    measure_outline_alerts(engine, live, geo, now, repeat)
     measure_live_geo(engine, coast, repeat)
     engine.dispose()
     print(f"load average at the end: {load_average()}")
+
+
+def measure_outline_alerts(engine: Any, live: Any, geo: GeoIndex, now: datetime, repeat: int) -> None:
+    """Zone alerts whose warned zones have stored outlines: the points and vessels inside them
+    (``GeoIndex.affected_by_zones``, what ``LiveGeoIndex`` asks of its snapshot when nothing changed) and the whole
+    audience as ``Audience._find`` gathers and merges it (the zone index's ids plus those; the benchmark has no vessel
+    position history, and the vessels' owners are among those ids). Asked two
+    ways: with the alert's leaves, as the pipeline does (the province outlines imported here are stored under group
+    codes, which no leaf list names: only the leaf-coded 부산, 대전, 울산 are matched that way), and with the codes of
+    the stored outlines the warned zones cover (the outline's own code: what a leaf outline as detailed as 전남's
+    costs). 'first': nothing kept by earlier alerts (what the index's build prepared stays: a new warning after a
+    build). Answers asserted equal to brute force, outline by outline."""
+    from alerts.audience import _Found
+    from subscribers.matching import alert_leaves
+
+    outlines = {str(c): g for c, g in zip(geo.zones.codes, geo.zones.geometries, strict=True)}
+    print(f"\nzone alerts by stored outline ({len(outlines)} outlines: {', '.join(sorted(outlines))})")
+    print(f"GeoIndex.affected_by_zones: median / p95 of {repeat} calls and first call (median of {FIRST_CALLS}, "
+          "nothing kept by earlier alerts) in ms; 'audience': the zone index's ids plus those, first call")
+
+    def forget() -> None:
+        geo.zones.__dict__.pop("_shapes", None)  # the outlines' shapes kept by earlier alerts
+        live._lookups.clear()
+
+    for label, codes in OUTLINE_ALERTS.items():
+        leaves = alert_leaves(codes)
+        covered = [c for c in outlines if set(alert_leaves([c])) <= set(leaves)]
+        for how, asked in (("as the pipeline asks (leaves)", leaves), ("by the covered outlines' codes", covered)):
+            matched = sorted(set(asked) & set(outlines))
+            first_ms, first_cpu = first_calls(lambda a=asked: geo.affected_by_zones(a, at=now), forget)
+            med, p95, found = timed(lambda a=asked: geo.affected_by_zones(a, at=now), repeat)
+
+            def audience(a: list[str] = asked, c: list[str] = codes) -> np.ndarray:
+                ids = [live.ids(engine, c), geo.affected_by_zones(a, at=now).subscriber_ids]
+                return _Found(ids=ids, at_sea=False).id_array()  # merged as Audience._find's are
+
+            aud_first, _ = first_calls(audience, forget)
+            aud_med, _, everyone = timed(audience, repeat)
+            brute = (np.unique(np.concatenate([brute_force(geo, outlines[c], now) for c in matched]))
+                     if matched else np.empty(0, dtype=np.int64))
+            assert np.array_equal(found.subscriber_ids, brute), (label, how)
+            print(f"{label}, {how}: {len(matched)} outlines {'+'.join(matched) if len(matched) < 4 else ''}")
+            print(f"  by outline: {med:7.3f} / {p95:7.3f} ms, first {first_ms:7.3f} ms (CPU {first_cpu:.3f}) -> "
+                  f"{len(found.subscriber_ids):,} subscribers, {len(found.mmsis):,} vessels; same as brute force")
+            print(f"  audience (zone ids + outlines): {aud_med:7.3f} ms, first {aud_first:7.3f} ms -> "
+                  f"{len(everyone):,}")
 
 
 def measure_live_geo(engine: Any, polygon: list[tuple[float, float]], repeat: int) -> None:
