@@ -333,6 +333,24 @@ def test_parts_far_apart_or_across_the_antimeridian_stay_apart() -> None:
         assert np.array_equal(got, part_by_part(index, zone)) and len(got) > 10
 
 
+def test_many_islets_are_gathered_by_their_neighbours() -> None:
+    """Islets in pairs (0.1 degree apart) a degree from the next pair, listed in shuffled order: each pair is one
+    cluster, whatever the order, and a chain of near parts is one cluster however far its ends are."""
+    rng = np.random.default_rng(15)
+    pairs = []
+    for k in rng.permutation(300):
+        x, y = 120.0 + (k % 30), 20.0 + (k // 30)
+        pairs += [shapely.box(x, y, x + 0.01, y + 0.01), shapely.box(x + 0.1, y, x + 0.11, y + 0.01)]
+    clusters = geoindex._zone_clusters(shapely.MultiPolygon(pairs))
+    assert sorted(len(shapely.get_parts(c)) for c in clusters) == [2] * 300
+    for cluster in clusters:
+        a, b = shapely.get_parts(cluster)
+        assert abs(a.bounds[1] - b.bounds[1]) < 1e-9 and abs(abs(a.bounds[0] - b.bounds[0]) - 0.1) < 1e-9
+    chain = shapely.MultiPolygon([shapely.box(120.0 + 0.2 * k, 30.0, 120.01 + 0.2 * k, 30.01)
+                                  for k in rng.permutation(50)])
+    assert [len(shapely.get_parts(c)) for c in geoindex._zone_clusters(chain)] == [50]
+
+
 def test_outlines_prepared_with_the_index_answer_as_outlines_prepared_by_the_first_warning(shared_dir: Path) -> None:
     zone = jeonnam_outline(shared_dir)
     lazy = island_index(np.random.default_rng(14), zone)
