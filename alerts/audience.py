@@ -40,6 +40,7 @@ from subscribers.models import Subscription
 from subscribers.positions import vessels_in_zones_now
 from subscribers.preference_groups import RecipientGroup, recipient_groups
 from subscribers.preferences import SEND, Action
+from subscribers.sorted_ids import sorted_distinct, sorted_union
 from subscribers.vessels import subscribers_for_vessels
 
 
@@ -204,8 +205,7 @@ class _Found:
         """Everyone found, sorted and distinct (int64), those reached through their vessel included.
 
         The largest array (a province's zone subscribers: a million ids) is not sorted again: the others' ids not in
-        it are inserted where they belong. A province alert's 28,000 people inside the outline took 70 ms to merge
-        into its 1.1 million zone subscribers by one sort, all land's 460 ms; by insertion a few ms."""
+        it are inserted where they belong (:func:`subscribers.sorted_ids.sorted_union`)."""
         parts = [a.astype(np.int64, copy=False) for a in self.ids if len(a)]
         if self.aboard:
             parts.append(np.unique(np.fromiter(self.aboard, dtype=np.int64, count=len(self.aboard))))
@@ -215,32 +215,8 @@ class _Found:
         base = parts.pop()
         if not parts:
             return base
-        rest = parts[0] if len(parts) == 1 else _sorted_distinct(np.concatenate(parts))
-        return _insert_sorted(base, rest)
-
-
-def _sorted_distinct(values: np.ndarray) -> np.ndarray:
-    merged = np.sort(values)
-    keep = np.empty(len(merged), dtype=bool)
-    keep[0] = True
-    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
-    return merged[keep]
-
-
-def _insert_sorted(base: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """The sorted distinct union of two sorted distinct arrays, in one pass over ``base`` (no sort of it)."""
-    pos = np.searchsorted(base, new)
-    fresh = base[np.minimum(pos, len(base) - 1)] != new
-    new, pos = new[fresh], pos[fresh]
-    if len(new) == 0:
-        return base
-    at = pos + np.arange(len(new))  # where each new id lands in the union
-    out = np.empty(len(base) + len(new), dtype=np.int64)
-    from_base = np.ones(len(out), dtype=bool)
-    from_base[at] = False
-    out[at] = new
-    out[from_base] = base
-    return out
+        rest = parts[0] if len(parts) == 1 else sorted_distinct(np.concatenate(parts))
+        return sorted_union(base, rest)
 
 
 def _navigational(alert: Alert) -> bool:

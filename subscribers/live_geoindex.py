@@ -47,6 +47,7 @@ from subscribers.geoindex import (
     LatLon,
     LeaveOut,
 )
+from subscribers.sorted_ids import sorted_distinct
 
 log = logging.getLogger("alimcast.subscribers.live_geoindex")
 
@@ -196,11 +197,7 @@ def _merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Sorted distinct union of two sorted id arrays (sort-based: numpy 2's hashed ``union1d`` is slower here)."""
     if len(b) == 0:
         return a
-    merged = np.sort(np.concatenate([a, b]), kind="stable")
-    keep = np.empty(len(merged), dtype=bool)
-    keep[0] = True
-    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
-    return merged[keep]
+    return sorted_distinct(np.concatenate([a, b]))
 
 
 def _changed_since(conn: Connection, table: str, column: str, mark: int) -> np.ndarray:

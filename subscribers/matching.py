@@ -38,6 +38,7 @@ from subscribers.bulk_read import raw_chunks
 from subscribers.id_bitmaps import FrozenBitMap, bitmap_bytes, bitmap_of, union_ids
 from subscribers.models import Subscriber, Subscription
 from subscribers.preferences import Action, Decision, Preferences, decide
+from subscribers.sorted_ids import sorted_distinct
 
 log = logging.getLogger("alimcast.subscribers.matching")
 
@@ -270,11 +271,7 @@ def _union(arrays: list[np.ndarray], max_id: int) -> np.ndarray:
     total = sum(len(a) for a in arrays)
     dtype = arrays[0].dtype
     if total * 64 < max_id:
-        merged = np.sort(np.concatenate(arrays))
-        keep = np.empty(len(merged), dtype=bool)
-        keep[:1] = True
-        np.not_equal(merged[1:], merged[:-1], out=keep[1:])
-        out = merged[keep]
+        out = sorted_distinct(np.concatenate(arrays))
     else:
         seen = np.zeros(max_id + 1, dtype=bool)
         for array in arrays:
