@@ -50,6 +50,7 @@ from sqlmodel import select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from outbox_batches import same_batches  # noqa: E402
 from provider_process import ProviderProcess  # noqa: E402
 
 from alerts.config import load_config  # noqa: E402
@@ -57,7 +58,6 @@ from alerts.db import session_scope  # noqa: E402
 from alerts.delivery.loop import DispatchLoop  # noqa: E402
 from alerts.delivery.providers.base import OutgoingMessage  # noqa: E402
 from alerts.delivery.providers.nhn import NhnProvider  # noqa: E402
-from alerts.delivery.sms import build_fallback  # noqa: E402
 from alerts.fanout import fan_out_pending  # noqa: E402
 from alerts.models import Delivery  # noqa: E402
 from alerts.pipeline import Pipeline, feed_spec, zone_name  # noqa: E402
@@ -135,18 +135,6 @@ def queued(pipeline: Pipeline) -> int:
 def statuses(pipeline: Pipeline) -> dict[str, int]:
     with session_scope(pipeline.engine) as s:
         return dict(s.exec(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
-
-
-def same_batches(pipeline: Pipeline, batch_size: int) -> list[list[OutgoingMessage]]:
-    """The batches the dispatcher will send (ids, numbers, parameters, fallback), built before it runs."""
-    with session_scope(pipeline.engine) as s:
-        from subscribers.models import Subscriber
-        rows = s.exec(select(Delivery.id, Subscriber.phone, Delivery.template_code, Delivery.params, Delivery.text)
-                      .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                      .where(Delivery.status == "queued").order_by(Delivery.id)).all()
-    messages = [OutgoingMessage(did or 0, phone, code, dict(params), text, build_fallback(text)[0])
-                for did, phone, code, params, text in rows]
-    return [messages[i:i + batch_size] for i in range(0, len(messages), batch_size)]
 
 
 def bare_loop(provider: NhnProvider, batches: Sequence[Sequence[OutgoingMessage]]) -> tuple[float, float, float, float]:
