@@ -9,9 +9,11 @@ rate, counted by the server on arrival per rolling second:
    within 2%), the worst rolling second, the 429s (goal: 0). The median over ``--runs`` is printed. Beside it
    the steady pace (``steady_rate``: the slope of recipients over arrival time), which does not depend on how a
    second's requests are spread within the second.
-   Baseline in the same run: the same recipients posted by a bare loop (the NHN adapter and the same
-   ``SendWindow``, pre-built batches, no outbox): what the rate rule alone allows on this machine, so the
-   gap between the two lines is the dispatcher's own work per batch (claim, record).
+   Baseline in the same run: the same batches posted by a bare loop (the NHN adapter and the same
+   ``SendWindow``; the batches the dispatcher would send, read from the outbox after the same match, so the same
+   request sizes; no claims, no records): what the rate rule alone allows on this machine, so the gap between
+   the two lines is the dispatcher's own work per batch. Beside it the median time a request holds its place
+   in flight (the provider's answer time, which the rule must count: a ceiling of ``1 / (1 + that)``).
    ``--server``: where the loopback provider runs. ``process`` (a process of its own, as a real provider runs
    on other machines: benchmarks/provider_process.py) or ``thread`` (in the sender's process, taking its GIL
    and growing its heap: a floor); both by default, each printed.
@@ -29,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -44,11 +45,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from alimcast_testkit import TEMPLATES, cap_xml, config_text  # noqa: E402
+from outbox_batches import same_batches  # noqa: E402
 from provider_process import ProviderProcess  # noqa: E402
 
 from alerts.config import load_config  # noqa: E402
 from alerts.delivery.loop import DispatchLoop  # noqa: E402
-from alerts.delivery.providers.base import OutgoingMessage  # noqa: E402
 from alerts.delivery.rate import SendWindow  # noqa: E402
 from alerts.pipeline import Pipeline, feed_spec  # noqa: E402
 from alerts.runtime_switch import SWITCH_INTERVAL_MS, SwitchInterval  # noqa: E402
@@ -126,31 +127,39 @@ def steady_rate(arrivals: list[tuple[float, int]]) -> float:
     return statistics.linear_regression(times, before).slope
 
 
-def bare_rate(rate: float, seconds: float, server: str = "process") -> tuple[float, int, int]:
-    """The same fan-out through the adapter and the window only (the request built before its place is taken and
-    counted until its answer begins, as the dispatcher does): no database at all."""
+def bare_rate(rate: float, seconds: float, server: str = "process") -> tuple[float, int, int, float, float]:
+    """The same fan-out through the adapter and the window only: the batches the dispatcher would send (read from
+    the outbox after the same match: the same rendered parameters and SMS/LMS fallback, so the same request sizes
+    and the provider's same answer time), each request built before its place is taken and counted until its
+    answer begins, as the dispatcher does; no claims, no records. Also returned: the median time a request held
+    its place in flight (taken -> answer began), which the rate rule must count: its ceiling is
+    ``rate / (1 + that)`` (alerts/delivery/rate.py)."""
     people = int(rate * seconds)
     with tempfile.TemporaryDirectory() as tmp, provider(server, rate) as srv:
-        pipeline = make_pipeline(Path(tmp), srv, rate)  # for its config and provider only
-        code, text = TEMPLATES["alert"]
-        params = {name: "x" for name in re.findall(r"#\{([^}]+)\}", text)}
-        batch = pipeline.dispatcher.batch_size
+        work = Path(tmp)
+        pipeline = make_pipeline(work, srv, rate)
+        add_people(pipeline, work, "0105", people, "S1251100")
+        queue(pipeline, work, "bulk", "BULK", "S1251100")
+        batches = same_batches(pipeline, pipeline.dispatcher.batch_size)
+        assert sum(len(b) for b in batches) == people
         window = SendWindow(rate)
-        messages = [OutgoingMessage(i, f"0105{i:07d}", code, params, text) for i in range(people)]
-        for start in range(0, people, batch):
-            chunk = messages[start:start + batch]
+        counted: list[float] = []
+        for chunk in batches:
             prepared = pipeline.provider.prepare(chunk, idempotency_key=uuid.uuid4().hex)
             ticket = window.acquire(len(chunk))
             assert ticket is not None
+            taken = time.monotonic()
             try:
                 prepared.send()
             finally:
                 answered = prepared.answered_at
                 window.finish(ticket, ago=0.0 if answered is None else time.monotonic() - answered)
+                counted.append((answered if answered is not None else time.monotonic()) - taken)
         pipeline.close()
         arrivals = sorted(srv.arrivals())
         measured = sum(n for _, n in arrivals) / (arrivals[-1][0] - arrivals[0][0] + 1.0)
-        return measured, srv.max_recipients_per_second(), srv.rate_refusals, steady_rate(arrivals)
+        return (measured, srv.max_recipients_per_second(), srv.rate_refusals, steady_rate(arrivals),
+                statistics.median(counted))
 
 
 def urgent_waits(rate: float, trials: int) -> list[float]:
@@ -214,6 +223,7 @@ def main() -> None:
         bare_measured = statistics.median(r[0] for r in bare)
         steady = statistics.median(r[3] for r in results)
         bare_steady = statistics.median(r[3] for r in bare)
+        in_flight = statistics.median(r[4] for r in bare)
         print(f"[provider in its own {server}] "
               f"rate {rate:>7.0f}/s over {args.seconds:.0f} s: dispatcher {measured:8.1f}/s at the provider "
               f"= {measured / rate:.3f}x configured (worst rolling second {worst}, 429s {refusals}); "
@@ -221,6 +231,8 @@ def main() -> None:
               f"(worst {max(r[1] for r in bare)}, 429s {sum(r[2] for r in bare)}); "
               f"dispatcher/bare {measured / bare_measured:.3f}; steady pace (slope): dispatcher "
               f"{steady / rate:.3f}x, bare {bare_steady / rate:.3f}x, dispatcher/bare {steady / bare_steady:.3f}; "
+              f"a request in flight (taken -> answer began, bare loop) median {in_flight * 1e3:.1f} ms: the rate "
+              f"rule's ceiling 1 / (1 + that) = {1 / (1 + in_flight):.3f}x; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
     for urgent_rate in (float(r) for r in args.urgent_rate.split(",") if r):
         waits = urgent_waits(urgent_rate, args.trials)
