@@ -48,7 +48,8 @@ def catch_up(session: Session, config: Config, audience: Audience, subscriber_id
              now: datetime, zone_name: Callable[[str], str | None]) -> FanoutReport:
     """Queue every live warning these people are in (by zone, point or vessel) and have not had."""
     report = FanoutReport()
-    wanted = np.unique(np.fromiter(subscriber_ids, dtype=np.int64, count=len(subscriber_ids)))
+    wanted = np.unique(subscriber_ids.astype(np.int64, copy=False) if isinstance(subscriber_ids, np.ndarray)
+                       else np.fromiter(subscriber_ids, dtype=np.int64, count=len(subscriber_ids)))
     if not len(wanted):
         return report
     _take_matching_turn(session)  # never beside another worker's matching
@@ -109,7 +110,9 @@ def catch_up_new(session: Session, config: Config, audience: Audience, *, now: d
     # what the window holds now, taken first: rows committing meanwhile are left to the next call
     count, top = connection.execute(sa_select(func.count(), func.max(changes.c.id))
                                     .where(changes.c.changed_at >= since)).one()
-    stmt = sa_select(changes.c.subscriber_id).distinct().where(changes.c.changed_at >= since)
+    # not DISTINCT: catch_up drops repeats itself (np.unique), and PostgreSQL's DISTINCT over an import's 100,000
+    # changes cost more than reading them (47 ms against 19 ms, measured)
+    stmt = sa_select(changes.c.subscriber_id).where(changes.c.changed_at >= since)
     if top is not None:
         stmt = stmt.where(changes.c.id <= top)
     if state is not None and state.top is not None and _nothing_late(connection, state):

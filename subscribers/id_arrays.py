@@ -3,7 +3,10 @@
 Why: a national fan-out moves 100,000-id lists several times (the outbox's ids and groups, the people a catch-up
 asks about, the people who already have a row). psycopg adapts a Python list element by element (77 ms for
 100,000 ints, measured) and a result row by row through SQLAlchemy's result (about 1 us a row); the same ids as
-one array literal or one comma-separated text cost a ``join`` (14 ms) or a numpy parse (a few ms).
+one array literal or one comma-separated text cost far less. Both ways go through C: the text is written by orjson
+(its numpy support: 0.34 ms for 100,000 ids against 13.5 ms for ``",".join(map(str, ...))``) and read by numpy's
+text parser (1.3 ms against 9.7 ms for ``split`` and an array of strings; measured on this machine), and a first
+match after an import moves six such lists.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
@@ -19,8 +23,9 @@ from sqlalchemy.sql import Select
 
 def int_array(ids: np.ndarray | Iterable[int]) -> str:
     """PostgreSQL's text form of an integer array (``{1,2,3}``), for a parameter read as ``CAST(:p AS integer[])``."""
-    values = ids.tolist() if isinstance(ids, np.ndarray) else ids
-    return "{" + ",".join(map(str, values)) + "}"
+    values = np.ascontiguousarray(ids, dtype=np.int64) if isinstance(ids, np.ndarray) else [int(i) for i in ids]
+    # orjson writes ``[1,2,3]``: the same digits between other brackets
+    return "{" + orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode() + "}"
 
 
 def fetch_ids(connection: Connection, stmt: Select[Any], params: dict[str, Any] | None = None) -> np.ndarray:
@@ -35,7 +40,14 @@ def fetch_ids(connection: Connection, stmt: Select[Any], params: dict[str, Any] 
 
 
 def ids_from_text(joined: str | None) -> np.ndarray:
-    """Comma-separated integers (``string_agg``'s output) as an int64 array; None or empty: no ids."""
+    """Comma-separated integers (``string_agg``'s output) as an int64 array; None or empty: no ids. Anything else
+    raises ValueError (numpy's parser stops at what is not an integer: the count is checked too)."""
     if not joined:
         return np.empty(0, dtype=np.int64)
-    return np.array(joined.split(","), dtype=np.int64)
+    try:
+        ids = np.fromstring(joined, dtype=np.int64, sep=",")
+    except ValueError:
+        ids = None
+    if ids is None or len(ids) != joined.count(",") + 1:
+        raise ValueError(f"not a comma-separated list of integers: {joined[:60]!r}")
+    return ids
