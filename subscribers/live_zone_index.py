@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from subscribers.background_rebuild import BackgroundRebuild
 from subscribers.matching import IN_BATCH, ZoneIndex, alert_leaves, borrow_connection
 from subscribers.models import Subscriber, Subscription
+from subscribers.sorted_ids import positions as _positions
 
 log = logging.getLogger("alimcast.subscribers.live_zone_index")
 
@@ -225,20 +226,6 @@ def _patched(found: np.ndarray, drop: np.ndarray, add: np.ndarray) -> np.ndarray
             i += 1
     out[dst:] = found[src:]
     return out
-
-
-def _positions(found: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``np.searchsorted(found, values)`` without a copy of ``found``: numpy searches in a common type, so the
-    change log's int64 ids against an int32 snapshot converted the whole snapshot first (measured: 7 ms per call
-    for the 7,300,000 ids of 'all land', twice per answer, when the search itself takes microseconds). The few
-    values are converted instead, when they fit ``found``'s type."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.intp)
-    if found.dtype != values.dtype and np.can_cast(found.dtype, values.dtype):
-        info = np.iinfo(found.dtype)
-        if info.min <= int(values[0]) and int(values[-1]) <= info.max:  # sorted: the ends bound them all
-            values = values.astype(found.dtype)
-    return np.searchsorted(found, values)
 
 
 #: Bytes of id arrays kept by ``LiveZoneIndex._lookup`` (all land at 10,000,000 people is ~30 MB).

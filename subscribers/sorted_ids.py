@@ -9,29 +9,60 @@ from __future__ import annotations
 import numpy as np
 
 
-def sorted_distinct(values: np.ndarray) -> np.ndarray:
-    """``values`` sorted with repeats dropped (``np.unique`` without its extra passes), in their own dtype."""
-    merged = np.sort(values)
+def sorted_distinct(values: np.ndarray, *, runs: bool = False) -> np.ndarray:
+    """``values`` sorted with repeats dropped (``np.unique`` without its extra passes), in their own dtype.
+
+    ``runs``: ``values`` are a few sorted arrays end to end (the people inside each of several outlines), which
+    numpy's stable sort (timsort) merges as runs: 0.3 ms for 190,000 ids in 15 runs, where its default sort takes
+    11 ms (measured); on ids in no order the default sort is the faster."""
+    merged = np.sort(values, kind="stable" if runs else None)
     keep = np.empty(len(merged), dtype=bool)
     keep[:1] = True
     np.not_equal(merged[1:], merged[:-1], out=keep[1:])
     return merged[keep]
 
 
-def sorted_union(base: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """The sorted distinct union of two sorted distinct int64 arrays, in one pass over ``base`` (no sort of it):
-    ``new``'s ids not in ``base`` are inserted where they belong. A province alert's 28,000 people inside its
-    outline took 70 ms to merge into its 1.1 million zone subscribers by one sort, all land's 460 ms; a few ms so.
-    ``base`` not empty."""
-    pos = np.searchsorted(base, new)
-    fresh = base[np.minimum(pos, len(base) - 1)] != new
-    new, pos = new[fresh], pos[fresh]
+def positions(base: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(base, values)`` (``values`` sorted) without a copy of ``base``.
+
+    Why: numpy searches in a common type, so the int64 ids of an answer against the zone index's int32 ids would
+    convert all of these first (7 ms for the 7,300,000 of 'all land', when the search itself takes microseconds).
+    The few values are converted instead, when they fit ``base``'s type (sorted: their ends bound them all)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.intp)
+    if base.dtype != values.dtype and np.can_cast(base.dtype, values.dtype):
+        info = np.iinfo(base.dtype)
+        if info.min <= int(values[0]) and int(values[-1]) <= info.max:
+            values = values.astype(base.dtype)
+    return np.searchsorted(base, values)
+
+
+def missing_from(base: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The ids of ``values`` (sorted, distinct) that ``base`` (sorted, distinct, any int dtype) does not hold, in
+    ``values``' dtype: a binary search of the few in the many, ``base`` never copied nor converted."""
+    if len(base) == 0 or len(values) == 0:
+        return values
+    pos = positions(base, values)
+    held = base[np.minimum(pos, len(base) - 1)] == values
+    return values[~held]
+
+
+def merge_disjoint(base: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """One sorted int64 array of ``base`` and ``new`` (each sorted and distinct, no id in both), in one pass over
+    ``base``: ``new``'s ids are inserted where they belong, ``base`` read once in its own dtype."""
     if len(new) == 0:
-        return base
-    at = pos + np.arange(len(new))  # where each new id lands in the union
+        return base.astype(np.int64, copy=False)
+    at = positions(base, new) + np.arange(len(new))  # where each new id lands in the union
     out = np.empty(len(base) + len(new), dtype=np.int64)
     from_base = np.ones(len(out), dtype=bool)
     from_base[at] = False
     out[at] = new
     out[from_base] = base
     return out
+
+
+def sorted_union(base: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The sorted distinct union of two sorted distinct int arrays as int64, in one pass over ``base`` (no sort of
+    it): ``new``'s ids not in ``base`` are inserted where they belong. A province alert's 28,000 people inside its
+    outline took 70 ms to merge into its 1.1 million zone subscribers by one sort, all land's 460 ms; a few ms so."""
+    return merge_disjoint(base, missing_from(base, new.astype(np.int64, copy=False)))

@@ -371,3 +371,38 @@ def test_outlines_prepared_with_the_index_answer_as_outlines_prepared_by_the_fir
     for candidates in (1_000, 2_000, 4_000, 8_000, 16_000):  # other indexes' grids (a snapshot's recheck of changes)
         coast.grid(12.0, candidates)
     assert grid in coast._grids.values()  # the index's own is never the one evicted
+
+
+def test_outline_hits_kept_with_the_index_answer_as_found_afresh(shared_dir: Path) -> None:
+    """What ``prepare_zones`` found inside each outline is the answer for every warning after it (the rows never
+    change): the same as an index that looks each time, with people and vessels left out (a snapshot's stale rows)
+    and at a time when some fixes are stale; and not used once the index's rows are swapped for others."""
+    zone = jeonnam_outline(shared_dir)
+    lazy = island_index(np.random.default_rng(16), zone)
+    prepared = island_index(np.random.default_rng(16), zone)
+    prepared.prepare_zones()
+    owners = np.unique(np.concatenate([lazy.points.owner, lazy.vessels.owner]))
+    leave = geoindex.LeaveOut(people=owners[::7], vessels=np.sort(lazy.vessels.mmsi)[::5])
+    for at, leave_out in ((NOW, None), (NOW, leave), (datetime(2026, 5, 2, 12, tzinfo=UTC), None)):
+        want = lazy.affected_by_zones(["Z", "elsewhere"], at=at, leave_out=leave_out)
+        got = prepared.affected_by_zones(["Z", "elsewhere"], at=at, leave_out=leave_out)
+        assert np.array_equal(got.subscriber_ids, want.subscriber_ids) and np.array_equal(got.mmsis, want.mmsis)
+        assert got.zone_codes == want.zone_codes == {"Z"}
+    assert len(lazy.affected_by_zones(["Z"], at=datetime(2026, 5, 2, 12, tzinfo=UTC)).mmsis) == 0  # fixes stale
+    other = island_index(np.random.default_rng(17), zone)
+    prepared.points, prepared.vessels = other.points, other.vessels  # rows swapped in: found afresh
+    got = prepared.affected_by_zones(["Z"], at=NOW)
+    assert np.array_equal(got.subscriber_ids, other.affected_by_zones(["Z"], at=NOW).subscriber_ids)
+
+
+def test_an_outline_is_not_matched_again_by_each_warning(shared_dir: Path) -> None:
+    """The points inside an outline prepared with the index are handed out as kept (read-only), not found again."""
+    zone = jeonnam_outline(shared_dir)
+    full = island_index(np.random.default_rng(18), zone)
+    index = GeoIndex(zones=full.zones, point_lon=full.points.lon, point_lat=full.points.lat,
+                     point_radius_km=full.points.radius, point_owner=full.points.owner)  # no vessels
+    index.prepare_zones()
+    first, again = (index.affected_by_zones(["Z"], at=NOW).subscriber_ids for _ in range(2))
+    assert first is again and not first.flags.writeable and len(first) > 1000
+    assert np.array_equal(first, full.affected_by_zones(["Z"], at=NOW, leave_out=geoindex.LeaveOut(
+        people=np.empty(0, dtype=np.int64), vessels=np.empty(0, dtype=np.int64), every_vessel=True)).subscriber_ids)
