@@ -33,6 +33,7 @@ from alerts.render import split_event
 from feeds.model import Alert
 from subscribers.geo_models import VesselPosition, ZonePolygon
 from subscribers.geoindex import GeoIndex
+from subscribers.id_parts import IdParts
 from subscribers.live_geoindex import LiveGeoIndex
 from subscribers.live_zone_index import LiveZoneIndex
 from subscribers.matching import Recipient, alert_leaves, recipients_for_ids
@@ -40,7 +41,6 @@ from subscribers.models import Subscription
 from subscribers.positions import vessels_in_zones_now
 from subscribers.preference_groups import RecipientGroup, recipient_groups
 from subscribers.preferences import SEND, Action
-from subscribers.sorted_ids import sorted_distinct, sorted_union
 from subscribers.vessels import subscribers_for_vessels
 
 
@@ -137,9 +137,9 @@ class Audience:
         (a catch-up of people added since the warning was matched)."""
         where = self._find(session, alert, value_names, at=at)
         categories = sorted({c for info in alert.infos for c in info.category})
-        ids = where.id_array()
+        ids = where.id_parts()
         if only is not None:
-            ids = ids[np.isin(ids, only)]
+            ids = ids.only(only)
         groups = recipient_groups(session, ids,
                                   severity=alert.max_severity(), urgency=alert.max_urgency(), categories=categories,
                                   hazards=alert_hazards(alert), at=at, include_skipped=True)
@@ -201,22 +201,19 @@ class _Found:
     at_sea: bool
     aboard: set[int] = field(default_factory=set)
 
-    def id_array(self) -> np.ndarray:
-        """Everyone found, sorted and distinct (int64), those reached through their vessel included.
-
-        The largest array (a province's zone subscribers: a million ids) is not sorted again: the others' ids not in
-        it are inserted where they belong (:func:`subscribers.sorted_ids.sorted_union`)."""
-        parts = [a.astype(np.int64, copy=False) for a in self.ids if len(a)]
+    def id_parts(self) -> IdParts:
+        """Everyone found (those reached through their vessel included) as disjoint sorted arrays: the largest (a
+        province's zone subscribers: a million ids, the zone index's own array) untouched, and the others' ids not in
+        it as one more (:meth:`subscribers.id_parts.IdParts.union`). The fan-out reads them a chunk at a time: one
+        merged array would copy the million first."""
+        parts = list(self.ids)
         if self.aboard:
             parts.append(np.unique(np.fromiter(self.aboard, dtype=np.int64, count=len(self.aboard))))
-        if not parts:
-            return np.empty(0, dtype=np.int64)
-        parts.sort(key=len)
-        base = parts.pop()
-        if not parts:
-            return base
-        rest = parts[0] if len(parts) == 1 else sorted_distinct(np.concatenate(parts))
-        return sorted_union(base, rest)
+        return IdParts.union(parts)
+
+    def id_array(self) -> np.ndarray:
+        """Everyone found as one sorted, distinct int64 array (:meth:`id_parts` merged)."""
+        return self.id_parts().merged()
 
 
 def _navigational(alert: Alert) -> bool:

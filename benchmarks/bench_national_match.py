@@ -24,7 +24,8 @@ Then, in a fresh process (so that its resident memory is the indexes' and nothin
     ``GeoIndex.affected`` (points, vessels, zone outlines), and of the zone subscribers of the outlines it
     touches, against a brute-force exact numpy/shapely test of every point and vessel (answers asserted equal);
   * zone alerts by stored outline (a leaf sea zone, 전남, all land): ``GeoIndex.affected_by_zones`` and the whole
-    zone-alert audience (zone ids plus those), first call and repeated, against brute force per outline.
+    zone-alert audience (zone ids plus those, as disjoint parts and as one array), first call and repeated, against
+    brute force per outline (the audience against the zone ids plus brute force).
 Turning an id array into a list of Python ints is timed apart: it is not matching, and it costs more.
 
 Run: .venv/bin/python benchmarks/bench_national_match.py [--people 10000000] [--point-share 0.1]
@@ -391,14 +392,16 @@ def measure(db_path: Path, repeat: int) -> None:
 def measure_outline_alerts(engine: Any, live: Any, geo: GeoIndex, now: datetime, repeat: int) -> None:
     """Zone alerts whose warned zones have stored outlines: the points and vessels inside them
     (``GeoIndex.affected_by_zones``, what ``LiveGeoIndex`` asks of its snapshot when nothing changed) and the whole
-    audience as ``Audience._find`` gathers and merges it (the zone index's ids plus those; the benchmark has no vessel
-    position history, and the vessels' owners are among those ids). Asked two
+    audience as ``Audience._find`` gathers it (the zone index's ids plus those; the benchmark has no vessel
+    position history, and the vessels' owners are among those ids), as the fan-out reads it (disjoint sorted parts,
+    ``_Found.id_parts``) and as one merged array (``_Found.id_array``, the per-person path). Asked two
     ways: with the alert's leaves, as the pipeline does (the province outlines imported here are stored under group
     codes, which no leaf list names: only the leaf-coded 부산, 대전, 울산 are matched that way), and with the codes of
     the stored outlines the warned zones cover (the outline's own code: what a leaf outline as detailed as 전남's
     costs). 'first': nothing kept by earlier alerts (what the index's build prepared stays: a new warning after a
     build). Answers asserted equal to brute force, outline by outline."""
     from alerts.audience import _Found
+    from subscribers.id_parts import IdParts
     from subscribers.matching import alert_leaves
 
     outlines = {str(c): g for c, g in zip(geo.zones.codes, geo.zones.geometries, strict=True)}
@@ -418,20 +421,29 @@ def measure_outline_alerts(engine: Any, live: Any, geo: GeoIndex, now: datetime,
             first_ms, first_cpu = first_calls(lambda a=asked: geo.affected_by_zones(a, at=now), forget)
             med, p95, found = timed(lambda a=asked: geo.affected_by_zones(a, at=now), repeat)
 
-            def audience(a: list[str] = asked, c: list[str] = codes) -> np.ndarray:
+            def audience(a: list[str] = asked, c: list[str] = codes) -> IdParts:
                 ids = [live.ids(engine, c), geo.affected_by_zones(a, at=now).subscriber_ids]
-                return _Found(ids=ids, at_sea=False).id_array()  # merged as Audience._find's are
+                return _Found(ids=ids, at_sea=False).id_parts()  # as Audience.recipient_groups reads them
+
+            def merged(a: list[str] = asked, c: list[str] = codes) -> np.ndarray:
+                ids = [live.ids(engine, c), geo.affected_by_zones(a, at=now).subscriber_ids]
+                return _Found(ids=ids, at_sea=False).id_array()  # one array, as Audience.recipients reads them
 
             aud_first, _ = first_calls(audience, forget)
-            aud_med, _, everyone = timed(audience, repeat)
+            aud_med, _, parts = timed(audience, repeat)
+            one_first, _ = first_calls(merged, forget)
             brute = (np.unique(np.concatenate([brute_force(geo, outlines[c], now) for c in matched]))
                      if matched else np.empty(0, dtype=np.int64))
             assert np.array_equal(found.subscriber_ids, brute), (label, how)
+            everyone = np.union1d(live.ids(engine, codes), brute)
+            assert np.array_equal(parts.merged(), everyone) and np.array_equal(merged(), everyone), (label, how)
+            assert sum(len(p) for p in parts.parts) == len(everyone), (label, how)  # disjoint parts
             print(f"{label}, {how}: {len(matched)} outlines {'+'.join(matched) if len(matched) < 4 else ''}")
             print(f"  by outline: {med:7.3f} / {p95:7.3f} ms, first {first_ms:7.3f} ms (CPU {first_cpu:.3f}) -> "
                   f"{len(found.subscriber_ids):,} subscribers, {len(found.mmsis):,} vessels; same as brute force")
             print(f"  audience (zone ids + outlines): {aud_med:7.3f} ms, first {aud_first:7.3f} ms -> "
-                  f"{len(everyone):,}")
+                  f"{len(everyone):,} in {len(parts.parts)} disjoint sorted parts; as one merged array: first "
+                  f"{one_first:7.3f} ms; same as zone ids + brute force")
 
 
 def measure_live_geo(engine: Any, polygon: list[tuple[float, float]], repeat: int) -> None:

@@ -25,8 +25,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from subscribers.id_arrays import ids_from_text, int_array
+from subscribers.id_parts import IdParts
 from subscribers.matching import _strings, borrow_connection
 from subscribers.preferences import Action, Decision, Preferences, decide
+from subscribers.sorted_ids import sorted_distinct
 
 #: Ids bound per statement: one JSON array (SQLite) or one array (PostgreSQL) of this many.
 CHUNK = 250_000
@@ -55,7 +57,7 @@ class RecipientGroup:
 
 def recipient_groups(
     session: Session | Engine | Connection,
-    subscriber_ids: Iterable[int] | np.ndarray,
+    subscriber_ids: Iterable[int] | np.ndarray | IdParts,
     *,
     severity: str,
     urgency: str,
@@ -67,9 +69,13 @@ def recipient_groups(
     """These people's decisions for one alert, a group per (decision, language), ordered by their first id.
 
     Ids that no longer exist are left out; non-active people are SKIP (left out unless ``include_skipped``).
+    ``IdParts`` (an alert's audience) are read as they are, part by part: sorted and disjoint already, so not sorted
+    again. Other ids are sorted once, not by ``np.unique``: numpy 2's (hash-based) took 660 ms for the 1.1 million
+    sorted ids of a 전남 zone alert at 10,000,000 people, a hundred times the match (6.2 s for all land; measured).
     """
-    ids = np.unique(np.fromiter(subscriber_ids, dtype=np.int64) if not isinstance(subscriber_ids, np.ndarray)
-                    else subscriber_ids.astype(np.int64, copy=False))
+    ids = subscriber_ids if isinstance(subscriber_ids, IdParts) else IdParts((sorted_distinct(
+        np.fromiter(subscriber_ids, dtype=np.int64) if not isinstance(subscriber_ids, np.ndarray)
+        else subscriber_ids.astype(np.int64, copy=False)),))
     if len(ids) == 0:
         return []
     wanted = list(categories)
@@ -79,8 +85,8 @@ def recipient_groups(
     with borrow_connection(session) as conn:
         postgres = conn.dialect.name == "postgresql"
         query = text(_POSTGRES if postgres else _SQLITE)
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start:start + CHUNK].tolist()
+        for part in ids.chunks(CHUNK):
+            chunk = part.tolist()
             param = int_array(chunk) if postgres else orjson.dumps(chunk).decode()
             for status, min_severity, cats, quiet_start, quiet_end, hazard_list, language, members in \
                     conn.execute(query, {"ids": param}):

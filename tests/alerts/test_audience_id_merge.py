@@ -31,3 +31,17 @@ def test_ids_before_after_and_inside_the_largest_array() -> None:
     assert got.tolist() == [1, 5, 10, 20, 25, 30, 40, 50]
     assert _Found(ids=[base, base[:1]], at_sea=False).id_array().tolist() == [10, 20, 30]
     assert _Found(ids=[], at_sea=False).id_array().tolist() == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_parts_the_fan_out_reads_are_the_merged_ids(seed: int) -> None:
+    """_Found.id_parts (what recipient_groups reads): the same people as id_array, the largest array untouched."""
+    rng = np.random.default_rng(seed)
+    zone_ids = np.unique(rng.integers(1, 10**6, 50_000)).astype(np.int32)  # as the zone index hands them out
+    zone_ids.flags.writeable = False
+    others = [_sorted_distinct(rng, int(n), 10**6) for n in rng.integers(0, 3_000, 2)]
+    aboard = set(rng.integers(1, 10**6, 5).tolist()) if seed % 2 else set()
+    found = _Found(ids=[zone_ids, *others], at_sea=False, aboard=aboard)
+    parts = found.id_parts()
+    assert parts.parts[0] is zone_ids
+    assert len(parts) == len(found.id_array()) and np.array_equal(parts.merged(), found.id_array())

@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from sqlmodel import Session
 
 from alerts.db import make_engine, upgrade
@@ -64,4 +65,29 @@ def test_no_ids_no_groups(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine)
     assert recipient_groups(engine, [], severity="Severe", urgency="Expected", at=NIGHT) == []
+    engine.dispose()
+
+
+def test_disjoint_parts_are_grouped_as_the_same_ids_in_one_array(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An audience's IdParts (the zone index's int32 array and the outline's ids it lacks) are read part by part,
+    a chunk at a time, and give the groups of the same ids as one array."""
+    from subscribers import preference_groups
+    from subscribers.id_parts import IdParts
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    rng = random.Random(20261205)
+    with Session(engine) as session:
+        ids = sorted(_people(session, rng, 120))
+        zone_ids = np.array(ids[::2], dtype=np.int32)
+        outline = np.array(sorted(ids[1::3] + ids[::6] + [10**6]), dtype=np.int64)  # some in both; one unknown
+        parts = IdParts.union([zone_ids, outline])
+        assert len(parts.parts) == 2
+        rules = {"severity": "Moderate", "urgency": "Expected", "categories": ["Met"], "hazards": ["풍랑"],
+                 "at": NIGHT, "include_skipped": True}
+        monkeypatch.setattr(preference_groups, "CHUNK", 7)  # several chunks per part
+        by_parts = recipient_groups(session, parts, **rules)
+        whole = recipient_groups(session, parts.merged(), **rules)
+        assert [(g.decision, g.language, g.ids.tolist()) for g in by_parts] == \
+               [(g.decision, g.language, g.ids.tolist()) for g in whole]
     engine.dispose()
