@@ -567,7 +567,8 @@ class GeoIndex:
         return index
 
     def prepare_zones(self) -> None:
-        """Match every zone outline once, so that its shapes, grid and distance runs are built and kept with this index.
+        """Match every zone outline once, so that its shapes, grid and distance runs are built and kept with this index,
+        and so are its hits (``_KeptHits``: what ``affected_by_zones`` answers from while the rows are these).
 
         Why: a zone-coded warning after each build (every minute in the background) otherwise paid for them itself (a
         grid per outline is most of a first match); the outlines never change between builds. The grids are those the
