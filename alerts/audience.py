@@ -42,6 +42,7 @@ from subscribers.positions import vessels_in_zones_now
 from subscribers.preference_groups import RecipientGroup, recipient_groups
 from subscribers.preferences import SEND, Action
 from subscribers.vessels import subscribers_for_vessels
+from subscribers.zone_answer import ZoneAnswer
 
 
 class Audience:
@@ -93,7 +94,8 @@ class Audience:
 
     def _find(self, session: Session, alert: Alert, value_names: Sequence[str], *, at: datetime) -> _Found:
         codes = alert.zone_codes(tuple(value_names))
-        found = _Found(ids=[self.zones.ids(session, codes)] if codes else [],
+        zone = self.zones.answer(session, codes) if codes else None
+        found = _Found(ids=[zone.ids] if zone is not None else [], zone=zone,
                        at_sea=any(code.startswith("S") for code in codes) or _navigational(alert))
         ids, aboard = found.ids, found.aboard
         polygons, circles = _shapes(alert)
@@ -200,6 +202,9 @@ class _Found:
     ids: list[np.ndarray]
     at_sea: bool
     aboard: set[int] = field(default_factory=set)
+    #: the warned zones' subscribers as the zone index answered them (``ids`` holds its ``ids``): tells the others'
+    #: ids not among them without a binary search in a million
+    zone: ZoneAnswer | None = None
 
     def id_parts(self) -> IdParts:
         """Everyone found (those reached through their vessel included) as disjoint sorted arrays: the largest (a
@@ -209,7 +214,7 @@ class _Found:
         parts = list(self.ids)
         if self.aboard:
             parts.append(np.unique(np.fromiter(self.aboard, dtype=np.int64, count=len(self.aboard))))
-        return IdParts.union(parts)
+        return IdParts.union(parts, known=(self.zone.ids, self.zone.lacking) if self.zone is not None else None)
 
     def id_array(self) -> np.ndarray:
         """Everyone found as one sorted, distinct int64 array (:meth:`id_parts` merged)."""

@@ -422,12 +422,14 @@ def measure_outline_alerts(engine: Any, live: Any, geo: GeoIndex, now: datetime,
             med, p95, found = timed(lambda a=asked: geo.affected_by_zones(a, at=now), repeat)
 
             def audience(a: list[str] = asked, c: list[str] = codes) -> IdParts:
-                ids = [live.ids(engine, c), geo.affected_by_zones(a, at=now).subscriber_ids]
-                return _Found(ids=ids, at_sea=False).id_parts()  # as Audience.recipient_groups reads them
+                zone = live.answer(engine, c)
+                ids = [zone.ids, geo.affected_by_zones(a, at=now).subscriber_ids]
+                return _Found(ids=ids, at_sea=False, zone=zone).id_parts()  # as Audience.recipient_groups reads them
 
             def merged(a: list[str] = asked, c: list[str] = codes) -> np.ndarray:
-                ids = [live.ids(engine, c), geo.affected_by_zones(a, at=now).subscriber_ids]
-                return _Found(ids=ids, at_sea=False).id_array()  # one array, as Audience.recipients reads them
+                zone = live.answer(engine, c)
+                ids = [zone.ids, geo.affected_by_zones(a, at=now).subscriber_ids]
+                return _Found(ids=ids, at_sea=False, zone=zone).id_array()  # one array, as Audience.recipients does
 
             aud_first, _ = first_calls(audience, forget)
             aud_med, _, parts = timed(audience, repeat)

@@ -46,3 +46,11 @@ def bitmap_bytes(bitmap: FrozenBitMap) -> int:
     stats = bitmap.get_statistics()
     return int(stats["n_bytes_array_containers"] + stats["n_bytes_run_containers"]
                + stats["n_bytes_bitset_containers"])
+
+
+def ids_not_in(bitmap: FrozenBitMap, values: np.ndarray) -> np.ndarray:
+    """The ids of ``values`` (sorted, distinct, every one in [0, MAX_ID]) that ``bitmap`` does not hold, as sorted
+    int64: one difference of bitmaps, container by container. Why: 187,000 ids inside all land's outlines looked up
+    one by one (binary search) in all land's 7.3 million zone subscribers took 13 ms at 10,000,000 people; so 1.5."""
+    missing = bitmap_of(values) - bitmap
+    return np.frombuffer(missing.to_array(), dtype=np.uint32).astype(np.int64)

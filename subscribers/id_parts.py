@@ -9,12 +9,15 @@ merge is a binary search of the few in the many; whoever needs one array still g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from subscribers.sorted_ids import merge_disjoint, missing_from, sorted_distinct
+
+#: A sorted distinct array, and what gives the ids of other sorted distinct ids it does not hold.
+Known = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +27,11 @@ class IdParts:
     parts: tuple[np.ndarray, ...]
 
     @classmethod
-    def union(cls, arrays: list[np.ndarray]) -> IdParts:
-        """The union of sorted distinct arrays: the largest as it is, the others' ids it lacks as one more part."""
+    def union(cls, arrays: list[np.ndarray], *, known: Known | None = None) -> IdParts:
+        """The union of sorted distinct arrays: the largest as it is, the others' ids it lacks as one more part.
+
+        ``known``: an array of ``arrays`` and what finds the ids it lacks faster than a binary search in it (a zone
+        index answer's ``lacking``), used when that array is the largest."""
         arrays = sorted((a for a in arrays if len(a)), key=len)
         if not arrays:
             return cls(())
@@ -34,7 +40,7 @@ class IdParts:
             return cls((base,))
         rest = (arrays[0] if len(arrays) == 1
                 else sorted_distinct(np.concatenate([a.astype(np.int64, copy=False) for a in arrays]), runs=True))
-        fresh = missing_from(base, rest)
+        fresh = known[1](rest) if known is not None and known[0] is base else missing_from(base, rest)
         return cls((base, fresh) if len(fresh) else (base,))
 
     def __len__(self) -> int:

@@ -192,6 +192,16 @@ class ZoneIndex:
             return union_ids([self._bitmaps[k] for k in keys], self.id_dtype)
         return _union(arrays, self._max_id)
 
+    def bitmap(self, zone_codes: Iterable[str]) -> FrozenBitMap | None:
+        """The bitmap holding exactly ``lookup(zone_codes)``'s ids when that answer is one kept set (a leaf, a
+        group or broad name), for a membership test that never reads the ids one by one; None otherwise."""
+        leaves = frozenset(z for z in alert_leaves(zone_codes) if z in self._by_zone)
+        if not leaves or not self._bitmaps:
+            return None
+        if len(leaves) == 1:
+            return self._bitmaps.get(next(iter(leaves)))
+        return self._bitmaps.get(leaves)
+
     def zone_count(self) -> int:
         return len(self._by_zone)
 

@@ -45,3 +45,22 @@ def test_the_parts_the_fan_out_reads_are_the_merged_ids(seed: int) -> None:
     parts = found.id_parts()
     assert parts.parts[0] is zone_ids
     assert len(parts) == len(found.id_array()) and np.array_equal(parts.merged(), found.id_array())
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_zone_answer_tells_the_new_ids_apart_as_a_search_would(seed: int) -> None:
+    """With the zone index's answer (its snapshot's bitmap and the people changed since), the parts are the same."""
+    from subscribers.id_bitmaps import bitmap_of
+    from subscribers.zone_answer import ZoneAnswer
+
+    rng = np.random.default_rng(seed)
+    snapshot = np.unique(rng.integers(1, 10**5, 20_000)).astype(np.int32)
+    changed = np.unique(rng.integers(1, 10**5, int(rng.integers(0, 300))))
+    rechecked = changed[rng.random(len(changed)) < 0.5]  # of the changed people, those in the answer now
+    ids = np.union1d(np.setdiff1d(snapshot, changed), rechecked).astype(np.int32)
+    zone = ZoneAnswer(ids, bitmap_of(snapshot), changed, rechecked)
+    others = [_sorted_distinct(rng, 3_000, 10**5), np.union1d(changed[::2], [10**6])]
+    got = _Found(ids=[ids, *others], at_sea=False, zone=zone).id_parts()
+    want = _Found(ids=[ids, *others], at_sea=False).id_parts()
+    assert got.parts[0] is ids and len(got.parts) == len(want.parts)
+    assert all(np.array_equal(a, b) for a, b in zip(got.parts, want.parts, strict=True))

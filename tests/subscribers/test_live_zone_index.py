@@ -114,7 +114,7 @@ def test_equals_sql_through_every_kind_of_change(engine: Engine, tmp_path: Path)
 
     changes: list[Callable[[], None]] = [add_person, add_zone, pause_or_resume, unsubscribe, import_rows,
                                          drop_subscription, rezone, move, delete_person]
-    stale_answers = 0
+    stale_answers = by_bitmap = 0
     for step in range(60):
         changes[step % len(changes)]()
         for codes in _queries(rng):
@@ -122,8 +122,15 @@ def test_equals_sql_through_every_kind_of_change(engine: Engine, tmp_path: Path)
             assert np.array_equal(live.ids(engine, codes), expected), (step, changes[step % len(changes)].__name__)
             assert live.snapshot is not None
             stale_answers += not np.array_equal(live.snapshot.lookup(codes), expected)
+            # the ids of others (an outline's people: some changed since the snapshot) not among them
+            answer = live.answer(engine, codes)
+            others = np.unique(np.array(rng.sample(range(1, 160), 80), dtype=np.int64))
+            assert np.array_equal(answer.ids, expected)
+            assert np.array_equal(answer.lacking(others), np.setdiff1d(others, expected)), step
+            by_bitmap += answer.bitmap is not None
     assert live.builds == 1  # every answer above came from the first snapshot plus the change log
     assert stale_answers > 50  # ... which alone would have been wrong: the log did the work
+    assert by_bitmap > 200  # groups and single leaves: told apart by the snapshot's bitmap and the recheck
 
 
 def test_a_change_committed_while_the_index_is_built_is_not_missed(engine: Engine) -> None:

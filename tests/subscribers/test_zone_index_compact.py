@@ -160,3 +160,21 @@ def test_bulletin_union_through_bitmaps_up_to_the_largest_int32_id() -> None:
     numpy_union = matching._union([by_zone[z].astype(np.int32) for z in alert_leaves(codes)], top)
     assert np.array_equal(got, numpy_union)
     assert index.nbytes() > index.bitmap_nbytes() > 0
+
+
+def test_a_kept_bitmap_holds_exactly_the_lookup() -> None:
+    """ZoneIndex.bitmap: for a leaf or a group, the bitmap of exactly lookup's ids; none for other unions."""
+    from subscribers.matching import ZoneIndex
+
+    rng = np.random.default_rng(3)
+    leaves = [z.code for z in zones.list_zones() if zones.is_leaf(z.code) and z.code.startswith("S125")]
+    index = ZoneIndex({code: np.unique(rng.integers(1, 5000, 300)) for code in leaves})
+    for codes in ([leaves[0]], ["S1251000"], ["S1250000"]):
+        assert index.bitmap(codes) is not None, codes
+    unions = [[a, b] for a in leaves for b in leaves if a < b] + [[a, "S1252000"] for a in leaves]
+    for codes in [*unions, [leaves[0]], ["S1251000"], ["S1250000"]]:
+        bitmap = index.bitmap(codes)
+        if bitmap is not None:
+            assert np.array_equal(np.array(bitmap.to_array()), index.lookup(codes)), codes
+    assert sum(index.bitmap(codes) is None for codes in unions) > len(unions) // 2  # most unions: no one bitmap
+    assert index.bitmap(["L1000000"]) is None  # nobody there
