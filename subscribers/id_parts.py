@@ -4,7 +4,8 @@ Why: a province's zone alert reaches a million zone subscribers (the zone index'
 tens of thousands more inside its stored outline. Merging them into one array copies the million (2.7 ms at
 10,000,000 people for 전남, 23-45 ms for all land, most of the match), and the consumer then only reads them a
 chunk at a time. Kept apart (the large array as the index gave it, the others' ids not in it as a second), the
-merge is a binary search of the few in the many; whoever needs one array still gets it (:meth:`IdParts.merged`).
+merge is a binary search of the few in the many, or a difference of bitmaps when the zone index's answer can tell
+(``subscribers.zone_answer``); whoever needs one array still gets it (:meth:`IdParts.merged`).
 """
 
 from __future__ import annotations
