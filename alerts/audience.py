@@ -41,6 +41,7 @@ from subscribers.models import Subscription
 from subscribers.positions import vessels_in_zones_now
 from subscribers.preference_groups import RecipientGroup, recipient_groups
 from subscribers.preferences import SEND, Action
+from subscribers.sorted_ids import sorted_distinct
 from subscribers.vessels import subscribers_for_vessels
 from subscribers.zone_answer import ZoneAnswer
 
@@ -213,7 +214,7 @@ class _Found:
         merged array would copy the million first."""
         parts = list(self.ids)
         if self.aboard:
-            parts.append(np.unique(np.fromiter(self.aboard, dtype=np.int64, count=len(self.aboard))))
+            parts.append(sorted_distinct(np.fromiter(self.aboard, dtype=np.int64, count=len(self.aboard))))
         return IdParts.union(parts, known=(self.zone.ids, self.zone.lacking) if self.zone is not None else None)
 
     def id_array(self) -> np.ndarray:

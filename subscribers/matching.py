@@ -281,7 +281,7 @@ def _union(arrays: list[np.ndarray], max_id: int) -> np.ndarray:
     total = sum(len(a) for a in arrays)
     dtype = arrays[0].dtype
     if total * 64 < max_id:
-        out = sorted_distinct(np.concatenate(arrays))
+        out = sorted_distinct(np.concatenate(arrays), runs=True)  # each array sorted: merged as runs
     else:
         seen = np.zeros(max_id + 1, dtype=bool)
         for array in arrays:
