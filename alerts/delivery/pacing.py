@@ -11,11 +11,12 @@ The rule: the requests of this dispatcher keep to a schedule of one share of a s
 of ``n``) apart, and a request that started late lets the next catch up, but never closer than ``PACE`` of a share
 after it (:meth:`Pacer.started`). The window alone still decides whether a request may start (its rule, counted on the
 provider's side, is untouched); pacing only delays, so it can never make us exceed the rate. At the window's own
-pace (a batch every ``n / rate`` seconds plus a quarter of the latency) pacing does not hold anything back, so a
+pace (a batch every ``n / rate`` seconds plus that share of the latency) pacing does not hold anything back, so a
 long fan-out loses nothing; it only keeps the batches of one second from bunching up, and, once spread, they stay
-spread (each takes the place the batch a second before it frees): with four batches a second the window stays
-full for about a quarter of a second at a time. Disturbances may shift them, but never closer than ``PACE`` of a
-share: at worst (0.8) the window stays full for about 0.4 s (one second minus three paces), not 0.95 s.
+spread (each takes the place the batch a second before it frees): with eight batches a second (``BATCH_SECONDS``
+in alerts/delivery/dispatch.py) the window stays full for about an eighth of a second at a time. Disturbances
+may shift them, but never closer than ``PACE`` of a share: at worst (0.8) the window stays full for about 0.3 s
+(one second minus seven paces), not 0.95 s.
 
 Why a schedule with catch-up, not a plain minimum gap: with a gap of exactly a share, a batch whose start ran
 late (a match holding the database, a garbage collection, a thread woken late) would push every following batch

@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from alerts.config import load_config
 from alerts.db import session_scope
-from alerts.delivery.dispatch import batch_size_for
+from alerts.delivery.dispatch import ANSWER_WAIT, batch_size_for
 from alerts.delivery.rate import SendWindow
 from alerts.models import Delivery
 from alerts.pipeline import Pipeline, feed_spec
@@ -97,7 +97,7 @@ def test_a_starting_process_does_not_assume_the_previous_one_was_idle(tmp_path: 
     with limited_server(rate) as srv:
         first = pipeline_for(tmp_path, srv, rate)
         queue_people(first, tmp_path, 2 * rate, "BOTH")
-        step = first.dispatcher.dispatch_due(max_batches=4)  # four quarter-second batches: one whole second
+        step = first.dispatcher.dispatch_due(max_batches=8)  # eight eighth-second batches: one whole second
         assert step.accepted == rate
         first.close()
         second = pipeline_for(tmp_path, srv, rate)
@@ -114,10 +114,33 @@ def test_a_fractional_rate_sends_one_at_a_time(tmp_path: Path, nhn_keys: None) -
     assert batch_size_for(1000, 1000, window.capacity) == 1
 
 
-def test_batches_are_a_quarter_second_of_the_rate() -> None:
-    assert batch_size_for(1000, 1000, 1000) == 250
+def test_batches_are_an_eighth_of_a_second_of_the_rate() -> None:
+    assert batch_size_for(1000, 1000, 1000) == 125
     assert batch_size_for(100, 1000, 1000) == 100
     assert batch_size_for(1000, 1000, 3) == 1
+
+
+def test_the_wait_for_an_answer_follows_the_provider_s_answer_times(tmp_path: Path, nhn_keys: None) -> None:
+    """While the rate holds its next batch back anyway, the dispatcher waits for a request's answer before its
+    next claim (Dispatcher._quiet_until_answered). How long it waits follows how long recent requests held their
+    place, from taking it to their answer's first bytes: twice the longest, within ANSWER_WAIT. Answers held
+    30 ms by the provider give a wait of at least 60 ms; answers held 300 ms give ANSWER_WAIT, no more."""
+    rate = 400  # batches of 50
+    with limited_server(rate) as srv:
+        pipeline = pipeline_for(tmp_path, srv, rate)
+        dispatcher = pipeline.dispatcher
+        assert dispatcher._answer_wait() == ANSWER_WAIT  # nothing measured yet
+        queue_people(pipeline, tmp_path, 200, "SLOW")
+        srv.delay_next(4, 0.03)
+        assert dispatcher.dispatch_due(max_batches=4).accepted == 200
+        assert len(dispatcher._flights) == 4 and min(dispatcher._flights) >= 0.03
+        assert 0.06 <= dispatcher._answer_wait() <= ANSWER_WAIT
+        queue_people(pipeline, tmp_path, 100, "SLOWER", first=200)
+        srv.delay_next(2, 0.3)
+        assert dispatcher.dispatch_due(max_batches=2).accepted == 100
+        assert max(dispatcher._flights) >= 0.3 and dispatcher._answer_wait() == ANSWER_WAIT
+        assert srv.rate_refusals == 0 and srv.max_recipients_per_second() <= rate
+        pipeline.close()
 
 
 def test_the_window_rule_holds_for_any_arrival_instant() -> None:

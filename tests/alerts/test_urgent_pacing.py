@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from alerts.config import load_config
 from alerts.db import session_scope
-from alerts.delivery.dispatch import LEASE, Dispatcher, DispatchReport
+from alerts.delivery.dispatch import BATCH_SECONDS, LEASE, Dispatcher, DispatchReport
 from alerts.delivery.pacing import PACE, Pacer
 from alerts.delivery.rate import SendWindow, Ticket
 from alerts.models import Delivery
@@ -132,9 +132,9 @@ class StartTimes(SendWindow):
 
 def test_the_dispatcher_spreads_a_bulk_send_and_keeps_the_limit(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fan-out of 1,500 at 1,000/s (six batches of 250) against a provider limited to 1,000/s: every batch
-    starts at least PACE of a quarter second after the one before (so no four of them bunch up), and the
-    provider refuses nothing and never sees more than the rate in a second."""
+    """A fan-out of 1,500 at 1,000/s (twelve batches of an eighth of a second, 125) against a provider limited
+    to 1,000/s: every batch starts at least PACE of an eighth of a second after the one before (so no eight of
+    them bunch up), and the provider refuses nothing and never sees more than the rate in a second."""
     rate, people = 1000, 1500
     with NhnTestServer(templates={code: text for code, text in TEMPLATES.values()},
                        account_limit_per_second=rate) as srv:
@@ -160,15 +160,15 @@ def test_the_dispatcher_spreads_a_bulk_send_and_keeps_the_limit(tmp_path: Path,
         assert pipeline.match().queued == people
         report = pipeline.dispatch()
         pipeline.close()
-        assert report.accepted == people and report.requests == 6
+        assert report.accepted == people and report.requests == people // int(rate * BATCH_SECONDS) == 12
         gaps = [b - a for a, b in zip(window.starts, window.starts[1:], strict=False)]
-        assert min(gaps) >= PACE * 0.25
+        assert min(gaps) >= PACE * BATCH_SECONDS
         assert srv.rate_refusals == 0 and srv.max_recipients_per_second() <= rate
 
 
 def _bulk_send_queued(srv: NhnTestServer, db_url: str, tmp_path: Path,
                       monkeypatch: pytest.MonkeyPatch) -> tuple[Pipeline, FeedSpec]:
-    """A pipeline on ``srv`` with a bulk warning for 300 people queued (two batches: 250 and 50), and one more
+    """A pipeline on ``srv`` with a bulk warning for 300 people queued (three batches: 125, 125 and 50), and one more
     person in the zone of the tsunami warning :func:`_tsunami_queued` brings; returns it and the urgent feed."""
     monkeypatch.setenv("T_APP_KEY", srv.app_key)
     monkeypatch.setenv("T_SECRET_KEY", srv.secret_key)
@@ -205,7 +205,7 @@ def test_a_claimed_bulk_batch_gives_way_to_an_urgent_warning_queued_since(db_url
         pipeline, urgent_spec = _bulk_send_queued(srv, db_url, tmp_path, monkeypatch)
         dispatcher = pipeline.dispatcher
         claim = dispatcher._claim()  # the dispatcher claimed the next bulk batch, a lead before its place
-        assert len(claim.rows) == 250
+        assert len(claim.rows) == 125
         _tsunami_queued(pipeline, urgent_spec, tmp_path)
         report = DispatchReport()
         flight = dispatcher._start(claim.rows, claim.key, False, report, leased_until=claim.lease_until)
@@ -227,17 +227,17 @@ def test_a_batch_taken_over_after_its_lease_lapsed_is_not_put_back(db_url: str, 
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A claim whose preparation stalled past its lease (a pool wait, a starved CPU) was taken over by another
     worker, which sends it under the same key. The first worker then sees a tsunami warning queued: it must not
-    put the batch back (it would be claimed again under a fresh key and sent twice). Found by an audit: 250 of 300
-    people had two messages."""
+    put the batch back (it would be claimed again under a fresh key and sent twice). Found by an audit (with
+    quarter-second batches): 250 of 300 people had two messages."""
     with NhnTestServer(templates={code: text for code, text in TEMPLATES.values()}) as srv:
         pipeline, urgent_spec = _bulk_send_queued(srv, db_url, tmp_path, monkeypatch)
         stalled = pipeline.dispatcher
         claim = stalled._claim()
-        assert len(claim.rows) == 250
+        assert len(claim.rows) == 125
         later = Dispatcher(pipeline.engine, pipeline.config, pipeline.provider,
                            clock=lambda: datetime.now(UTC) + LEASE + timedelta(seconds=4))
         taken = later._claim()  # the stalled claim's lease has lapsed by this worker's clock: taken over
-        assert taken.stale_since is not None and taken.key == claim.key and len(taken.rows) == 250
+        assert taken.stale_since is not None and taken.key == claim.key and len(taken.rows) == 125
         _tsunami_queued(pipeline, urgent_spec, tmp_path)
         report = DispatchReport()
         flight = stalled._start(claim.rows, claim.key, False, report, leased_until=claim.lease_until)
