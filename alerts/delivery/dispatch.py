@@ -212,6 +212,7 @@ class Dispatcher:
         batches = 0
         self._seed_window()
         self._stale_check_at = None  # every round's first claim looks for batches whose sender died
+        self.pacer.afresh()  # the last round ended with nothing to send: a new spread over the second
         flight: _InFlight | None = None
         try:
             while max_batches is None or batches < max_batches:

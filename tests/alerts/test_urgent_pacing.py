@@ -57,13 +57,41 @@ def test_a_late_request_lets_the_next_catch_up_but_not_closer_than_the_pace() ->
     assert clock[0] + pacer.delay() == pytest.approx(0.6 + PACE * 0.25)
 
 
-def test_after_a_pause_the_schedule_starts_afresh() -> None:
+def test_late_starts_are_caught_up_until_the_batches_are_back_on_schedule() -> None:
+    """A stall shifts the place its batch takes in the window for good (the place is taken again a second after
+    it); the batches after it catch up, PACE of a share apart, until they are back on the schedule, so each of
+    their places shifts less. Found with a probe of the window at 2,000/s: after a 0.1 s stall the schedule
+    restarted from the late start, and the next seven batches' places stayed empty 80 ms each."""
+    clock = [0.0]
+    pacer = Pacer(1000, clock=lambda: clock[0])
+    pacer.started(250)  # the schedule: 0.25, 0.5, 0.75, 1.0, ...
+    clock[0] = 0.45  # 200 ms late: the next may come PACE of a share later (0.65), not on schedule (0.5)
+    pacer.started(250)
+    assert clock[0] + pacer.delay() == pytest.approx(0.45 + PACE * 0.25)
+    clock[0] = 0.65  # still 150 ms behind: catches up another fifth of a share
+    pacer.started(250)
+    assert clock[0] + pacer.delay() == pytest.approx(0.85)
+    clock[0] = 0.85
+    pacer.started(250)
+    assert clock[0] + pacer.delay() == pytest.approx(1.05)
+    clock[0] = 1.05  # caught up: 1.25 is both the schedule and PACE of a share later
+    pacer.started(250)
+    assert clock[0] + pacer.delay() == pytest.approx(1.25)
+    clock[0] = 1.25
+    pacer.started(250)  # on schedule from now on: a whole share apart
+    assert clock[0] + pacer.delay() == pytest.approx(1.5)
+
+
+def test_a_round_with_nothing_to_send_starts_the_schedule_afresh() -> None:
     clock = [0.0]
     pacer = Pacer(2000, clock=lambda: clock[0])
     pacer.started(500)
     clock[0] = 30.0  # idle since: no credit was saved up, the next batch is a whole share later
+    pacer.afresh()
     assert pacer.delay() == 0.0
     pacer.started(500)
+    assert pacer.delay() == pytest.approx(0.25)
+    pacer.afresh()  # a new round at once: the earliest start is kept
     assert pacer.delay() == pytest.approx(0.25)
 
 
