@@ -849,9 +849,19 @@ def poll_chunks(pending: Sequence[PendingDelivery], size: int) -> list[list[Pend
 
 
 def batch_size_for(configured: int, provider_max: int, capacity: int) -> int:
-    """Recipients per request: the configured size, never more than the provider takes, and never more than
-    ``BATCH_SECONDS`` of the rate (so never more than one second of it: such a request could never start)."""
-    return max(1, min(configured, provider_max, math.floor(capacity * BATCH_SECONDS) or 1))
+    """Recipients per request: never more than the configured size, what the provider takes, or
+    ``BATCH_SECONDS`` of the rate (so never more than one second of it: such a request could never start); of
+    the sizes that allow, the one whose whole requests fill a second of the rate best (the fewest requests
+    among those).
+
+    Why not simply the largest size allowed: a second of the rate holds only whole requests, so what they
+    leave over is never sent. At 500/s an eighth of a second is 62 recipients, and eight requests of 62 fill
+    496 of the 500 (0.8% of the rate lost for good); ten of 50 fill it. At the shipped 100/s: 96 against 100.
+    Sizes down to half the largest are considered (at most twice the requests)."""
+    largest = max(1, min(configured, provider_max, math.floor(capacity * BATCH_SECONDS) or 1))
+    fewest = capacity // (largest + 1) + 1  # the fewest requests a second of sizes up to ``largest``
+    requests = min(range(fewest, 2 * fewest + 1), key=lambda k: (capacity - k * (capacity // k), k))
+    return max(1, capacity // requests)
 
 
 class _GaveWay(Exception):  # noqa: N818 - not an error: a batch that made way, never sent

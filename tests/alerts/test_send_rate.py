@@ -9,6 +9,7 @@ another one sent a full second.
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,8 +117,30 @@ def test_a_fractional_rate_sends_one_at_a_time(tmp_path: Path, nhn_keys: None) -
 
 def test_batches_are_an_eighth_of_a_second_of_the_rate() -> None:
     assert batch_size_for(1000, 1000, 1000) == 125
+    assert batch_size_for(1000, 1000, 2000) == 250
     assert batch_size_for(100, 1000, 1000) == 100
     assert batch_size_for(1000, 1000, 3) == 1
+
+
+@pytest.mark.parametrize(("capacity", "size"), [(500, 50), (100, 10), (300, 30), (997, 83)])
+def test_a_second_of_the_rate_is_filled_by_whole_requests(capacity: int, size: int) -> None:
+    """An eighth of 500/s is 62 recipients, and eight requests of 62 fill only 496 of a second's 500: the rest
+    of every second would go unused. Ten requests of 50 fill it."""
+    assert batch_size_for(1000, 1000, capacity) == size
+
+
+def test_batch_sizes_stay_within_every_limit_and_fill_the_second() -> None:
+    for capacity in range(1, 5001):
+        for configured in (1000, 300, 7):
+            size = batch_size_for(configured, 1000, capacity)
+            largest = max(1, min(configured, int(capacity * 0.125) or 1))
+            # at most twice the fewest requests a second: never smaller than a second split in that many
+            assert largest >= size >= capacity // (2 * math.ceil(capacity / largest)) and size >= 1
+            filled = (capacity // size) * size
+            # whole requests fill the second at least as well as requests of the largest size would
+            assert filled >= (capacity // largest) * largest
+            if capacity % 100 == 0 and configured == 1000:
+                assert filled == capacity  # round rates are filled exactly
 
 
 def test_the_wait_for_an_answer_follows_the_provider_s_answer_times(tmp_path: Path, nhn_keys: None) -> None:
