@@ -14,6 +14,8 @@ rate, counted by the server on arrival per rolling second:
    request sizes; no claims, no records): what the rate rule alone allows on this machine, so the gap between
    the two lines is the dispatcher's own work per batch. Beside it the median time a request holds its place
    in flight (the provider's answer time, which the rule must count: a ceiling of ``1 / (1 + that)``).
+   Both loops (and the dispatch loop of 2.) run with the garbage collector settled as ``alimcast run`` settles
+   it after start-up (alerts/runtime_gc.py: the heap frozen, young collections rarer), right before each.
    ``--server``: where the loopback provider runs. ``process`` (a process of its own, as a real provider runs
    on other machines: benchmarks/provider_process.py) or ``thread`` (in the sender's process, taking its GIL
    and growing its heap: a floor); both by default, each printed.
@@ -52,6 +54,7 @@ from alerts.config import load_config  # noqa: E402
 from alerts.delivery.loop import DispatchLoop  # noqa: E402
 from alerts.delivery.rate import SendWindow  # noqa: E402
 from alerts.pipeline import Pipeline, feed_spec  # noqa: E402
+from alerts.runtime_gc import GcSettings, settle_heap  # noqa: E402
 from alerts.runtime_switch import SWITCH_INTERVAL_MS, SwitchInterval  # noqa: E402
 from alerts.testing.nhn_server import NhnTestServer  # noqa: E402
 from subscribers.csv_import import import_csv  # noqa: E402
@@ -98,6 +101,7 @@ def achieved_rate(rate: float, seconds: float, server: str = "process") -> tuple
         pipeline = make_pipeline(work, srv, rate)
         add_people(pipeline, work, "0105", people, "S1251100")
         queue(pipeline, work, "bulk", "BULK", "S1251100")
+        settle_heap(GcSettings())  # as alimcast run after start-up; the bare loop alike
         report = pipeline.dispatch()
         pipeline.close()
         arrivals = sorted(srv.arrivals())
@@ -144,6 +148,7 @@ def bare_rate(rate: float, seconds: float, server: str = "process") -> tuple[flo
         assert sum(len(b) for b in batches) == people
         window = SendWindow(rate)
         counted: list[float] = []
+        settle_heap(GcSettings())
         for chunk in batches:
             prepared = pipeline.provider.prepare(chunk, idempotency_key=uuid.uuid4().hex)
             ticket = window.acquire(len(chunk))
@@ -172,6 +177,7 @@ def urgent_waits(rate: float, trials: int) -> list[float]:
         queue(pipeline, work, "bulk", "BULK", "S1251100")
         loop = DispatchLoop(pipeline.dispatcher, pipeline.dispatch, pipeline.wake)
         pipeline.dispatch_loop_running = True
+        settle_heap(GcSettings())
         loop.start()
         waits: list[float] = []
         phases = random.Random(7)
