@@ -9,7 +9,6 @@ another one sent a full second.
 
 from __future__ import annotations
 
-import math
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,13 +133,10 @@ def test_batch_sizes_stay_within_every_limit_and_fill_the_second() -> None:
         for configured in (1000, 300, 7):
             size = batch_size_for(configured, 1000, capacity)
             largest = max(1, min(configured, int(capacity * 0.125) or 1))
-            # at most twice the fewest requests a second: never smaller than a second split in that many
-            assert largest >= size >= capacity // (2 * math.ceil(capacity / largest)) and size >= 1
+            assert largest >= size >= max(1, largest // 2)  # never more than about twice the requests
             filled = (capacity // size) * size
-            # whole requests fill the second at least as well as requests of the largest size would
-            assert filled >= (capacity // largest) * largest
-            if capacity % 100 == 0 and configured == 1000:
-                assert filled == capacity  # round rates are filled exactly
+            # whole requests fill the second to within a thousandth, or as well as the largest size would
+            assert filled >= min(capacity - capacity // 1000, (capacity // largest) * largest)
 
 
 def test_the_wait_for_an_answer_follows_the_provider_s_answer_times(tmp_path: Path, nhn_keys: None) -> None:
