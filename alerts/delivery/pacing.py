@@ -76,8 +76,8 @@ class Pacer:
         fan-out), when a late start began the schedule afresh (or moved it to ``PACE`` of a share after the
         late start): stalls of about 0.1 s (an answer the dispatcher waited for, held by the loopback provider's
         garbage collection), a few a minute, each left the next seven batches' places empty for 80 ms, 0.35% of
-        the rate in all. Caught up, each place after the stalled one
-        shifts by a fifth of a share less than the one before."""
+        the rate in all. Caught up, each place after the stalled one shifts by a fifth of a share less than
+        the one before."""
         share = recipients / self.rate
         with self._lock:
             now = self._clock()
