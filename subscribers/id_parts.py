@@ -33,14 +33,11 @@ class IdParts:
 
         ``known``: an array of ``arrays`` and what finds the ids it lacks faster than a binary search in it (a zone
         index answer's ``lacking``), used when that array is the largest."""
-        arrays = sorted((a for a in arrays if len(a)), key=len)
-        if not arrays:
+        base, rest = _largest_and_rest(arrays)
+        if base is None:
             return cls(())
-        base = arrays.pop()
-        if not arrays:
+        if rest is None:
             return cls((base,))
-        rest = (arrays[0] if len(arrays) == 1
-                else sorted_distinct(np.concatenate([a.astype(np.int64, copy=False) for a in arrays]), runs=True))
         fresh = known[1](rest) if known is not None and known[0] is base else missing_from(base, rest)
         return cls((base, fresh) if len(fresh) else (base,))
 
@@ -60,12 +57,23 @@ class IdParts:
 
     def merged(self) -> np.ndarray:
         """All the ids as one sorted int64 array (the largest part is copied once)."""
-        if not self.parts:
+        base, rest = _largest_and_rest(list(self.parts))
+        if base is None:
             return np.empty(0, dtype=np.int64)
-        ordered = sorted(self.parts, key=len)
-        base = ordered.pop()
-        if not ordered:
+        if rest is None:
             return base.astype(np.int64, copy=False)
-        rest = (ordered[0] if len(ordered) == 1
-                else np.sort(np.concatenate(ordered).astype(np.int64, copy=False), kind="stable"))  # sorted runs
         return merge_disjoint(base, rest.astype(np.int64, copy=False))
+
+
+def _largest_and_rest(arrays: list[np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The largest of some sorted distinct arrays as it is, and the others' ids as one sorted distinct array (a
+    lone other as it is; several merged as sorted runs); None for what there is not. Empty arrays are ignored."""
+    ordered = sorted((a for a in arrays if len(a)), key=len)
+    if not ordered:
+        return None, None
+    base = ordered.pop()
+    if not ordered:
+        return base, None
+    if len(ordered) == 1:
+        return base, ordered[0]
+    return base, sorted_distinct(np.concatenate([a.astype(np.int64, copy=False) for a in ordered]), runs=True)

@@ -6,7 +6,19 @@ their people as sorted distinct int arrays, and each wrote the same sort-and-dro
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 import numpy as np
+
+
+def distinct_ids(ids: np.ndarray | Iterable[int]) -> np.ndarray:
+    """Any ids (an array of any int dtype, or an iterable of ints) as a sorted distinct int64 array, by
+    :func:`sorted_distinct`: not ``np.unique``, numpy 2's hash-based one took 30 ms for 100,000 ids where a sort takes
+    4 (and 660 ms for a 1.1 million-id audience)."""
+    if isinstance(ids, np.ndarray):
+        return sorted_distinct(ids.astype(np.int64, copy=False))
+    values = np.fromiter(ids, dtype=np.int64, count=len(ids) if isinstance(ids, Collection) else -1)
+    return sorted_distinct(values)
 
 
 def sorted_distinct(values: np.ndarray, *, runs: bool = False) -> np.ndarray:

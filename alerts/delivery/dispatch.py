@@ -284,8 +284,9 @@ class Dispatcher:
         second plus the lead, so a fixed wait that long was never taken, and the claim ran beside every request.
         Twice the longest recent answer still catches nearly every answer, and bounds the time left idle when
         one is slow (the work then overlaps it)."""
-        longest = max(self._flights, default=ANSWER_WAIT / 2)
-        return min(ANSWER_WAIT, 2 * longest)
+        if not self._flights:
+            return ANSWER_WAIT
+        return min(ANSWER_WAIT, 2 * max(self._flights))
 
     def _claim_lead(self) -> float:
         longest = max(self._preparations, default=0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from subscribers.sorted_ids import merge_disjoint, missing_from, sorted_distinct
+from subscribers.sorted_ids import distinct_ids, merge_disjoint, missing_from, sorted_distinct
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
@@ -14,6 +14,14 @@ def test_sorted_distinct_keeps_the_dtype_and_takes_empty_arrays(dtype: type) -> 
     got = sorted_distinct(values)
     assert got.dtype == dtype and got.tolist() == [1, 3, 5]
     assert sorted_distinct(np.empty(0, dtype=dtype)).tolist() == []
+
+
+def test_distinct_ids_takes_any_ids_as_sorted_int64() -> None:
+    values = [7, 2, 7, 9, 2]
+    for ids in (np.array(values, dtype=np.int32), values, set(values), (v for v in values), np.empty(0, np.int32)):
+        got = distinct_ids(ids)
+        assert got.dtype == np.int64
+        assert got.tolist() == ([] if isinstance(ids, np.ndarray) and not len(ids) else [2, 7, 9])
 
 
 @pytest.mark.parametrize("seed", range(20))
